@@ -1,0 +1,34 @@
+# bread: `make run` runs the whole system locally, `make test` runs every test (against a real Kafka broker).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+KAFKA_LIB := kafka/target/lib
+
+.PHONY: run test setup bench clean
+
+run: setup
+	$(BIN)/bread up
+
+test: setup
+	$(BIN)/pytest
+
+setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bread needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+$(KAFKA_LIB)/.fetched: kafka/pom.xml
+	@command -v java >/dev/null || { echo "bread needs Java 17+ to run Kafka (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "bread needs Maven to fetch Kafka (apt-get install maven)"; exit 1; }
+	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB)
+	touch $@
+
+bench: setup
+	$(BIN)/python bench/e2e.py
+
+clean:
+	rm -rf $(VENV) kafka/target var

@@ -1,0 +1,55 @@
+"""The bakery worker: opens a ticket for every approved payment and records the baker's decisions."""
+from __future__ import annotations
+
+from agents import config
+from agents.bakery.tickets import CONFIRMED, after_event, close_on_refund, open_ticket
+from agents.events import Event, make_event
+from agents.worker import Worker
+
+worker = Worker("bakery")
+tickets = worker.table()
+
+
+def auto_confirm() -> bool:
+    return config.env_bool("BAKERY_AUTO_CONFIRM", False)
+
+
+async def on_pay_approved(event: Event) -> None:
+    key = str(event["orderId"])
+    if tickets.get(key) is not None:
+        return
+    ticket = open_ticket(event["orderId"])
+    correlation = event["correlationId"]
+    await worker.emit(make_event("BakeryTicketOpened", correlation_id=correlation, cause=event,
+                                 orderId=ticket["orderId"], bakeryId=ticket["bakeryId"]))
+    if auto_confirm():
+        await worker.emit(make_event("BakeryConfirmed", correlation_id=correlation, cause=event,
+                                     orderId=ticket["orderId"], bakeryId=ticket["bakeryId"]))
+        ticket = {**ticket, "status": CONFIRMED}
+    tickets[key] = ticket
+
+
+async def on_pay_canceled(event: Event) -> None:
+    key = str(event["orderId"])
+    closed = close_on_refund(tickets.get(key))
+    if closed is None:
+        return
+    await worker.emit(make_event("BakeryTicketClosed", correlation_id=event["correlationId"], cause=event,
+                                 orderId=closed["orderId"], bakeryId=closed["bakeryId"], reason="payment refunded"))
+    tickets[key] = closed
+
+
+async def on_own_event(event: Event) -> None:
+    key = str(event["orderId"])
+    updated = after_event(tickets.get(key), event)
+    if updated is not None:
+        tickets[key] = updated
+
+
+worker.consume({
+    "PayApproved": on_pay_approved,
+    "PayCanceled": on_pay_canceled,
+    "BakeryTicketOpened": on_own_event,
+    "BakeryConfirmed": on_own_event,
+    "BakeryTicketClosed": on_own_event,
+})

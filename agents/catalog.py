@@ -1,0 +1,185 @@
+"""The topic catalogue: topics.yaml loaded once.
+
+Code never names a Kafka topic: it asks the catalogue where an event type goes (`topic_of_event`) and which
+topics a bounded context reads (`topics_consumed_by`). Events are checked against their declared fields here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from agents import config
+
+FIELD_TYPES: dict[str, type] = {"str": str, "int": int}
+CONTEXTS = ("order", "pay", "bakery", "mypage")
+
+
+class CatalogError(ValueError):
+    """topics.yaml itself is inconsistent."""
+
+
+class InvalidEvent(ValueError):
+    """An event does not match its declaration in topics.yaml."""
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    alias: str
+    name: str
+    partitions: int
+    key: str | None
+    cleanup: str
+    retention_ms: int | None
+    producer: str
+    consumers: tuple[str, ...]
+    events: Mapping[str, Mapping[str, type]]
+
+    def config(self) -> dict[str, str]:
+        settings = {"cleanup.policy": self.cleanup}
+        if self.retention_ms is not None:
+            settings["retention.ms"] = str(self.retention_ms)
+        return settings
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    context: str
+    partitions: int
+
+    @property
+    def app_id(self) -> str:
+        return f"bread-{self.context}"
+
+    @property
+    def changelog(self) -> str:
+        """Faust's name for the table's changelog topic: <app id>-<table>-changelog."""
+        return f"{self.app_id}-{self.name}-changelog"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    envelope: Mapping[str, type]
+    topics: Mapping[str, TopicSpec]
+    tables: Mapping[str, TableSpec]
+
+    def topic_of_event(self, event_type: str) -> TopicSpec:
+        for topic in self.topics.values():
+            if event_type in topic.events:
+                return topic
+        raise InvalidEvent(f"event type {event_type!r} is not declared in topics.yaml")
+
+    def topics_consumed_by(self, context: str) -> list[TopicSpec]:
+        return [t for t in self.topics.values() if context in t.consumers]
+
+    def topics_produced_by(self, context: str) -> list[TopicSpec]:
+        return [t for t in self.topics.values() if t.producer == context]
+
+    def table_of(self, context: str) -> TableSpec:
+        for table in self.tables.values():
+            if table.context == context:
+                return table
+        raise CatalogError(f"no table declared for context {context!r}")
+
+    def by_name(self, topic_name: str) -> TopicSpec:
+        for topic in self.topics.values():
+            if topic.name == topic_name:
+                return topic
+        raise InvalidEvent(f"topic {topic_name!r} is not declared in topics.yaml")
+
+    def validate(self, event: Mapping[str, Any], topic_name: str | None = None) -> None:
+        """Raise InvalidEvent naming the problem unless `event` matches its declaration (and its topic)."""
+        if not isinstance(event, Mapping):
+            raise InvalidEvent("an event must be a JSON object")
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            raise InvalidEvent("event has no 'type'")
+        topic = self.topic_of_event(event_type)
+        if topic_name is not None and topic.name != topic_name:
+            raise InvalidEvent(f"{event_type} belongs on {topic.name}, not on {topic_name}")
+        fields = {**self.envelope, **topic.events[event_type]}
+        missing = [name for name in fields if name not in event]
+        if missing:
+            raise InvalidEvent(f"{event_type} lacks {', '.join(missing)}")
+        for name, kind in fields.items():
+            value = event[name]
+            # bool is an int in Python, never in an event.
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise InvalidEvent(f"{event_type}.{name} must be {kind.__name__}, got {value!r}")
+
+
+def _field_types(where: str, fields: Mapping[str, str] | None) -> dict[str, type]:
+    out = {}
+    for name, kind in (fields or {}).items():
+        if kind not in FIELD_TYPES:
+            raise CatalogError(f"{where}.{name}: unknown type {kind!r} (use one of {sorted(FIELD_TYPES)})")
+        out[name] = FIELD_TYPES[kind]
+    return out
+
+
+def parse(document: Mapping[str, Any]) -> Catalog:
+    envelope = _field_types("envelope", document.get("envelope"))
+    topics: dict[str, TopicSpec] = {}
+    seen_events: dict[str, str] = {}
+    for alias, raw in (document.get("topics") or {}).items():
+        for required in ("name", "partitions", "producer", "events"):
+            if required not in raw:
+                raise CatalogError(f"topic {alias!r} lacks {required!r}")
+        contexts = [raw["producer"], *raw.get("consumers", [])]
+        unknown = [c for c in contexts if c not in CONTEXTS]
+        if unknown:
+            raise CatalogError(f"topic {alias!r} names unknown contexts {unknown}")
+        events = {}
+        for event_type, fields in raw["events"].items():
+            if event_type in seen_events:
+                raise CatalogError(f"event {event_type} declared on both {seen_events[event_type]} and {alias}")
+            seen_events[event_type] = alias
+            events[event_type] = _field_types(f"{alias}.{event_type}", fields)
+            if raw.get("key") and raw["key"] not in events[event_type]:
+                raise CatalogError(f"{event_type} lacks its topic's key field {raw['key']!r}")
+        topics[alias] = TopicSpec(
+            alias=alias,
+            name=raw["name"],
+            partitions=int(raw["partitions"]),
+            key=raw.get("key"),
+            cleanup=raw.get("cleanup", "delete"),
+            retention_ms=raw.get("retention_ms"),
+            producer=raw["producer"],
+            consumers=tuple(raw.get("consumers", [])),
+            events=events,
+        )
+    tables = {}
+    for name, raw in (document.get("tables") or {}).items():
+        context = raw["context"]
+        counts = {t.partitions for t in topics.values() if context in t.consumers and t.key}
+        if len(counts) != 1:
+            raise CatalogError(f"table {name!r}: the keyed topics {context} consumes must share one partition count")
+        tables[name] = TableSpec(name=name, context=context, partitions=counts.pop())
+    return Catalog(envelope=envelope, topics=topics, tables=tables)
+
+
+def load(path: Path) -> Catalog:
+    with open(path, encoding="utf-8") as f:
+        return parse(yaml.safe_load(f))
+
+
+@lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    return load(config.topics_file())
+
+
+def markdown_table(cat: Catalog) -> str:
+    """The topics and their events as a Markdown table (the README embeds it; a test keeps them equal)."""
+    lines = ["| topic | key | partitions | producer → consumers | events (fields) |", "|---|---|---|---|---|"]
+    for t in cat.topics.values():
+        events = "<br>".join(f"`{name}` ({', '.join(fields)})" for name, fields in t.events.items())
+        consumers = ", ".join(t.consumers) or "—"
+        lines.append(f"| `{t.name}` | {t.key or '—'} | {t.partitions} | {t.producer} → {consumers} | {events} |")
+    for table in cat.tables.values():
+        lines.append(f"| `{table.changelog}` | orderId | {table.partitions} | {table.context} (Faust table "
+                     f"`{table.name}`, compacted) | changelog |")
+    return "\n".join(lines)

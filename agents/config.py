@@ -1,0 +1,93 @@
+"""Settings from environment variables only (12-factor), each with a default that runs locally."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def kafka_bootstrap() -> str:
+    return env("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{env_int('KAFKA_PORT', 9092)}")
+
+
+def kafka_is_local() -> bool:
+    """True unless the user pointed bread at a Kafka of their own."""
+    return "KAFKA_BOOTSTRAP_SERVERS" not in os.environ
+
+
+def bind_host() -> str:
+    return env("BREAD_BIND", "127.0.0.1")
+
+
+def advertised_host() -> str:
+    """The host other processes use to reach this one (a pod IP or service name on Kubernetes)."""
+    return env("BREAD_ADVERTISED_HOST", "127.0.0.1")
+
+
+def data_dir() -> Path:
+    return Path(env("BREAD_DATA_DIR", str(PROJECT_ROOT / "var")))
+
+
+def topics_file() -> Path:
+    return Path(env("BREAD_TOPICS_FILE", str(PROJECT_ROOT / "topics.yaml")))
+
+
+# Each service's port, as in the seed; the order worker's query port is bread's own.
+PORTS = {
+    "order": ("ORDER_PORT", 8081),
+    "bakery": ("BAKERY_PORT", 8082),
+    "pay": ("PAY_PORT", 8083),
+    "mypage": ("MYPAGE_PORT", 8084),
+    "gateway": ("GATEWAY_PORT", 8088),
+    "order-worker": ("ORDER_WORKER_PORT", 6081),
+}
+
+URL_VARS = {
+    "order": "ORDER_URL",
+    "bakery": "BAKERY_URL",
+    "pay": "PAY_URL",
+    "mypage": "MYPAGE_URL",
+    "order-worker": "ORDER_WORKER_URL",
+}
+
+
+def port(service: str) -> int:
+    var, default = PORTS[service]
+    return env_int(var, default)
+
+
+def service_url(service: str) -> str:
+    """Where another service reaches `service`: its *_URL variable, else this host and its port."""
+    return env(URL_VARS[service], f"http://127.0.0.1:{port(service)}").rstrip("/")

@@ -1,0 +1,7 @@
+"""The Mypage worker: folds every event it consumes into the `mypages` table (RocksDB + changelog)."""
+from agents.mypage.projection import project
+from agents.worker import Worker
+
+worker = Worker("mypage")
+mypages = worker.table()
+worker.fold_into(mypages, project)

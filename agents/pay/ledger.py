@@ -1,0 +1,164 @@
+"""The payment ledger in SQL (SQLite by default) with a transactional outbox.
+
+A payment row and the event announcing it are written in one transaction; the relay publishes the outbox
+to Kafka afterwards. A crash in between loses no event; a retried publish carries the same event id, which
+consumers drop. SQLite calls run on one dedicated thread so the event loop never blocks on disk.
+"""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from agents.events import encode, key_of, make_event
+from agents.pay.payments import APPLY, CANCEL, EVENT_OF_ACTION, PaymentRequest, check_chargeable, refund_for
+
+T = TypeVar("T")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    order_id INTEGER NOT NULL,
+    action TEXT NOT NULL CHECK (action IN ('apply', 'cancel')),
+    amount INTEGER NOT NULL,
+    correlation_id TEXT NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    UNIQUE (order_id, action)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    key BLOB,
+    value BLOB NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (published, id);
+CREATE TABLE IF NOT EXISTS voided_orders (
+    order_id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    voided_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+"""
+
+
+@dataclass(frozen=True)
+class Payment:
+    id: int
+    order_id: int
+    action: str
+    amount: int
+    created: bool  # False when the request repeated one already recorded
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "orderId": self.order_id, "action": self.action, "price": self.amount,
+                "status": "Approved" if self.action == APPLY else "Refunded"}
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+class Ledger:
+    def __init__(self, path: Path, topic_of: Callable[[str], str]) -> None:
+        self._path = path
+        self._topic_of = topic_of
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+        self._db: sqlite3.Connection | None = None
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, self._db)
+
+    async def open(self) -> None:
+        def connect(_: Any) -> sqlite3.Connection:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(SCHEMA)
+            return db
+
+        self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect, None)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._call(lambda db: db.close())
+        self._thread.shutdown(wait=True)
+
+    async def record(self, request: PaymentRequest, correlation_id: str) -> Payment:
+        """Charge or refund once per order and action; a repeat returns the payment already recorded."""
+        return await self._call(lambda db: self._record(db, request, correlation_id))
+
+    def _record(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
+        with db:  # commits on leaving, rolls back on an exception
+            db.execute("BEGIN IMMEDIATE")
+            existing = db.execute(
+                "SELECT id, amount FROM payments WHERE order_id = ? AND action = ?", (request.order_id, request.action)
+            ).fetchone()
+            if existing:
+                return Payment(existing[0], request.order_id, request.action, existing[1], created=False)
+            if request.action == CANCEL:
+                amount = refund_for(self._charged(db, request.order_id), request.order_id)
+            else:
+                voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
+                check_chargeable(request.order_id, voided[0] if voided else None)
+                amount = request.price
+            return self._insert(db, request.order_id, request.action, amount, correlation_id)
+
+    @staticmethod
+    def _charged(db: sqlite3.Connection, order_id: int) -> int | None:
+        row = db.execute("SELECT amount FROM payments WHERE order_id = ? AND action = ?", (order_id, APPLY)).fetchone()
+        return row[0] if row else None
+
+    def _insert(self, db: sqlite3.Connection, order_id: int, action: str, amount: int, correlation_id: str) -> Payment:
+        """A payment row and the event announcing it, inside the caller's transaction."""
+        payment_id = db.execute(
+            "INSERT INTO payments (order_id, action, amount, correlation_id) VALUES (?, ?, ?, ?)",
+            (order_id, action, amount, correlation_id),
+        ).lastrowid
+        event = make_event(EVENT_OF_ACTION[action], correlation_id=correlation_id,
+                           orderId=order_id, paymentId=payment_id, price=amount)
+        db.execute(
+            "INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)",
+            (self._topic_of(event["type"]), key_of(event), encode(event)),
+        )
+        return Payment(payment_id, order_id, action, amount, created=True)
+
+    async def void(self, order_id: int, reason: str, correlation_id: str) -> Payment | None:
+        """The order was rejected: refuse any later charge, and refund one already made. Idempotent."""
+        return await self._call(lambda db: self._void(db, order_id, reason, correlation_id))
+
+    def _void(self, db: sqlite3.Connection, order_id: int, reason: str, correlation_id: str) -> Payment | None:
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT OR IGNORE INTO voided_orders (order_id, reason) VALUES (?, ?)", (order_id, reason))
+            charged = self._charged(db, order_id)
+            refunded = db.execute(
+                "SELECT 1 FROM payments WHERE order_id = ? AND action = ?", (order_id, CANCEL)).fetchone()
+            if charged is None or refunded:
+                return None
+            return self._insert(db, order_id, CANCEL, refund_for(charged, order_id), correlation_id)
+
+    async def find(self, order_id: int) -> list[Payment]:
+        rows = await self._call(lambda db: db.execute(
+            "SELECT id, action, amount FROM payments WHERE order_id = ? ORDER BY id", (order_id,)).fetchall())
+        return [Payment(r[0], order_id, r[1], r[2], created=False) for r in rows]
+
+    async def unpublished(self, limit: int = 500) -> list[OutboxEntry]:
+        rows = await self._call(lambda db: db.execute(
+            "SELECT id, topic, key, value FROM outbox WHERE published = 0 ORDER BY id LIMIT ?", (limit,)).fetchall())
+        return [OutboxEntry(*row) for row in rows]
+
+    async def mark_published(self, ids: list[int]) -> None:
+        def mark(db: sqlite3.Connection) -> None:
+            with db:  # one transaction, one sync to disk for the whole batch
+                db.execute("BEGIN")
+                db.executemany("UPDATE outbox SET published = 1 WHERE id = ?", [(i,) for i in ids])
+
+        await self._call(mark)

@@ -1,0 +1,55 @@
+"""What a payment request means and what a refund is worth. Pure functions."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+APPLY, CANCEL = "apply", "cancel"
+EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled"}
+
+
+class PaymentRefused(ValueError):
+    """A payment request pay will not carry out; `status` is the HTTP status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    order_id: int
+    price: int | None
+    action: str
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def check_payment(body: Any) -> PaymentRequest:
+    if not isinstance(body, Mapping):
+        raise PaymentRefused('the body must be a JSON object like {"orderId": 1, "price": 25000, "action": "apply"}')
+    order_id, price, action = body.get("orderId"), body.get("price"), body.get("action", APPLY)
+    if not _positive_int(order_id):
+        raise PaymentRefused("'orderId' must be a positive whole number")
+    if action not in EVENT_OF_ACTION:
+        raise PaymentRefused(f"'action' must be one of {', '.join(EVENT_OF_ACTION)}")
+    if action == APPLY and not _positive_int(price):
+        raise PaymentRefused("'price' must be a positive whole number")
+    if action == CANCEL and price is not None and not _positive_int(price):
+        raise PaymentRefused("'price', when given with cancel, must be a positive whole number")
+    return PaymentRequest(order_id=order_id, price=price, action=action)
+
+
+def check_chargeable(order_id: int, voided_reason: str | None) -> None:
+    """An order rejected before its charge arrived (pay was slow or down) must not be charged any more."""
+    if voided_reason is not None:
+        raise PaymentRefused(f"order {order_id} was rejected ({voided_reason}); it is not charged", status=409)
+
+
+def refund_for(charged: int | None, order_id: int) -> int:
+    """A refund gives back exactly what was charged; with no charge there is nothing to refund."""
+    if charged is None:
+        raise PaymentRefused(f"order {order_id} has no payment to refund", status=409)
+    return charged

@@ -1,0 +1,41 @@
+"""Create bread's topics on a Kafka cluster from the catalogue (topics.yaml)."""
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from agents import config
+from agents.catalog import Catalog, catalog
+
+log = logging.getLogger(__name__)
+
+
+async def create_topics(bootstrap: str | None = None, cat: Catalog | None = None) -> list[str]:
+    """Create every declared topic and table changelog that does not exist yet; return the names created."""
+    cat = cat or catalog()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap or config.kafka_bootstrap())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        replication = config.env_int("KAFKA_REPLICATION_FACTOR", 1)
+        wanted = [
+            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=replication, topic_configs=t.config())
+            for t in cat.topics.values()
+            if t.name not in existing
+        ] + [
+            # Made here rather than by the workers, so no worker races its own topic's creation at first start.
+            NewTopic(name=t.changelog, num_partitions=t.partitions, replication_factor=replication,
+                     topic_configs={"cleanup.policy": "compact"})
+            for t in cat.tables.values()
+            if t.changelog not in existing
+        ]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass  # another `bread` created them meanwhile
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

@@ -1,0 +1,165 @@
+"""What every Faust worker of bread shares: the app, its topics from the catalogue, the agent loop, health.
+
+A bounded context calls `Worker(context)` once, declares its table, and hands `consume` one handler per event
+type it cares about. The agent loop decodes and validates each message against topics.yaml; a message that
+fails either, or whose handler raises, is logged and counted and the agent goes on: a poison event never
+stops it.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, Mapping
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import Counter
+
+from agents import config
+from agents.catalog import InvalidEvent, catalog
+from agents.events import Event, decode, encode, key_of
+
+log = logging.getLogger(__name__)
+
+EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by an agent", ["context", "topic", "type"])
+EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by an agent", ["context", "topic", "type"])
+POISON_EVENTS = Counter(
+    "bread_poison_events_total", "Messages an agent skipped: invalid, or their handler failed", ["context", "topic"]
+)
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+def processing_guarantee() -> str:
+    return config.env("PROCESSING_GUARANTEE", "at_least_once")
+
+
+class Worker:
+    """One bounded context's Faust app: `bread-<context>`, its web server on the context's port."""
+
+    def __init__(self, context: str, service: str | None = None) -> None:
+        self.context = context
+        service = service or context
+        web_port = config.port(service)
+        brokers = ";".join(f"kafka://{hp}" for hp in config.kafka_bootstrap().split(","))
+        self.app = faust.App(
+            f"bread-{context}",  # = TableSpec.app_id, which names the changelog topics bread creates
+            broker=brokers,
+            store=config.env("BREAD_STORE", "rocksdb://"),
+            # Two workers of one context on one host keep apart by port.
+            datadir=str(config.data_dir() / f"{context}-{web_port}"),
+            web_bind=config.bind_host(),
+            web_port=web_port,
+            web_host=config.advertised_host(),
+            canonical_url=f"http://{config.advertised_host()}:{web_port}",
+            producer_acks=-1,
+            processing_guarantee=processing_guarantee(),
+            topic_replication_factor=config.env_int("KAFKA_REPLICATION_FACTOR", 1),
+            topic_partitions=self._partitions(),
+            key_serializer="raw",
+            value_serializer="raw",
+            web_cors_options=None,
+        )
+        setup_prometheus_sensors(self.app, name_prefix=f"bread_{context}")
+        self._topics: dict[str, faust.TopicT] = {}
+        self._tables: list[faust.Table] = []
+        self._routing_known = False
+        self._install_health()
+        self.app.task(self._learn_routing)
+
+    def _partitions(self) -> int:
+        """Tables are co-partitioned with every keyed topic the context reads (topics.yaml checks they agree)."""
+        return catalog().table_of(self.context).partitions
+
+    def _topic(self, name: str) -> faust.TopicT:
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(name, key_type=str, internal=False)
+        return self._topics[name]
+
+    def table(self) -> faust.Table:
+        spec = catalog().table_of(self.context)
+        table = self.app.Table(spec.name, default=None, key_type=str, partitions=spec.partitions)
+        # Faust would JSON-encode str keys ('"1"'), which hash to another partition than the topics' raw
+        # keys ('1'), and routing a query to the key's owner would then miss.
+        table.key_serializer = "raw"
+        self._tables.append(table)
+        return table
+
+    async def _learn_routing(self) -> None:
+        """Fetch the changelog topics' metadata, which Faust's router needs to find a key's owner.
+
+        Until this producer has sent to a changelog it knows nothing of it, and routing a query would fail.
+        """
+        producer = self.app.producer._ensure_producer()
+        for table in self._tables:
+            await producer.partitions_for(table.changelog_topic.get_topic_name())
+        self._routing_known = True
+
+    async def emit(self, event: Event) -> None:
+        topic = catalog().topic_of_event(event["type"])
+        if topic.producer != self.context:
+            raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producer} does")
+        await self._topic(topic.name).send(key=key_of(event), value=encode(event))
+        EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
+
+    def consume(self, handlers: Mapping[str, Handler]) -> None:
+        """Run `handlers` (by event type) over every topic topics.yaml says this context consumes."""
+        names = [t.name for t in catalog().topics_consumed_by(self.context)]
+        declared = {e for t in catalog().topics_consumed_by(self.context) for e in t.events}
+        stray = set(handlers) - declared
+        if stray:
+            raise SystemExit(f"{self.context} handles {sorted(stray)}, which no topic it consumes carries")
+        source = self.app.topic(*names, key_type=str, internal=False)
+        context = self.context
+
+        @self.app.agent(source, name=f"{context}-events")
+        async def on_event(stream: faust.StreamT) -> None:
+            async for message in stream.events():
+                topic = message.message.topic
+                try:
+                    event = decode(message.value, topic)
+                    handler = handlers.get(event["type"])
+                    if handler is not None:
+                        await handler(event)
+                    EVENTS_CONSUMED.labels(context, topic, event["type"]).inc()
+                except Exception as exc:  # noqa: BLE001 - a poison event must not stop the agent
+                    POISON_EVENTS.labels(context, topic).inc()
+                    log.error(
+                        "skipped message %s[%s]@%s: %s",
+                        topic, message.message.partition, message.message.offset, exc,
+                        exc_info=not isinstance(exc, InvalidEvent),
+                    )
+
+    def fold_into(self, table: faust.Table, fold: Callable[[Event | None, Event], Event | None]) -> None:
+        """Keep `table` (keyed by orderId) as the fold of every event this context consumes."""
+
+        async def apply(event: Event) -> None:
+            key = str(event["orderId"])
+            updated = fold(table.get(key), event)
+            if updated is not None:
+                table[key] = updated
+
+        self.consume({event: apply for topic in catalog().topics_consumed_by(self.context) for event in topic.events})
+
+    def _install_health(self) -> None:
+        app = self.app
+
+        @app.page("/health")
+        async def health(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            problems = []
+            if app.consumer is None or not app.consumer.assignment():
+                problems.append("no partitions assigned")
+            if app.rebalancing:
+                problems.append("rebalancing")
+            if not app.tables.recovery.completed.is_set():
+                problems.append("table recovery in progress")
+            if not self._routing_known:
+                problems.append("routing metadata not fetched yet")
+            if problems:
+                return view.json({"status": "starting", "problems": problems}, status=503)
+            return view.json({"status": "ready"})
+
+    def run(self) -> None:
+        """Run the worker in the foreground until SIGINT/SIGTERM."""
+        from faust.worker import Worker as FaustWorker
+
+        FaustWorker(self.app, loglevel=config.env("BREAD_LOG_LEVEL", "info"), quiet=True).execute_from_commandline()

@@ -1,0 +1,48 @@
+"""The baker's face (8082), Faust web views over the bakery tickets: see a ticket, confirm it."""
+import json
+
+from faust.web import Request, Response, View
+
+from agents.bakery.tickets import DecisionRefused, check_decision, decide
+from agents.bakery.worker import tickets, worker
+from agents.events import make_event, new_correlation_id
+from api.faustweb import error, forward_to_owner
+
+app = worker.app
+
+
+@app.page("/bakeries")
+class BakeryDecision(View):
+    async def post(self, request: Request) -> Response:
+        body = await self.read_request_content(request)
+        try:
+            decision = json.loads(body)
+        except ValueError as exc:
+            return error(self, 400, f"the body is not valid JSON: {exc}")
+        try:
+            order_id, status = check_decision(decision)
+        except DecisionRefused as exc:
+            return error(self, exc.status, str(exc))
+        forwarded = await forward_to_owner(app, tickets, str(order_id), request, body)
+        if forwarded is not None:
+            return forwarded
+        ticket = tickets.get(str(order_id))
+        try:
+            announce = decide(ticket, order_id, status)
+        except DecisionRefused as exc:
+            return error(self, exc.status, str(exc))
+        if announce:
+            correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
+            await worker.emit(make_event("BakeryConfirmed", correlation_id=correlation,
+                                         orderId=order_id, bakeryId=ticket["bakeryId"]))
+        return self.json({**ticket, "status": status})
+
+
+@app.page("/bakeries/{orderId}")
+class BakeryTicket(View):
+    @app.table_route(table=tickets, match_info="orderId")
+    async def get(self, request: Request, orderId: str) -> Response:  # noqa: N803 - the route's name
+        ticket = tickets.get(orderId)
+        if ticket is None:
+            return error(self, 404, f"no bakery ticket for order {orderId}")
+        return self.json(ticket)

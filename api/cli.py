@@ -1,0 +1,208 @@
+"""The `bread` command: run the whole system, one service, or the local Kafka broker.
+
+    bread up             local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, every service
+    bread kafka          only the local broker, in the foreground
+    bread run SERVICE    one service alone: order, order-worker, pay, bakery, mypage, gateway
+    bread topics         create the topics of topics.yaml on the configured Kafka
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from importlib import import_module
+from pathlib import Path
+from typing import Callable
+
+from agents import config
+
+# Each service and what runs it: an aiohttp app factory, or a module that sets up a Faust worker.
+AIOHTTP_SERVICES = {"order": "api.order", "pay": "api.pay", "gateway": "api.gateway"}
+FAUST_SERVICES = {"order-worker": "api.order_worker", "bakery": "api.bakery", "mypage": "api.mypage"}
+SERVICES = [*AIOHTTP_SERVICES, *FAUST_SERVICES]
+# Start order: what others call first, the gateway last.
+START_ORDER = ["pay", "order-worker", "bakery", "mypage", "order", "gateway"]
+STOP_GRACE_S = 15
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=config.env("BREAD_LOG_LEVEL", "info").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_service(service: str) -> None:
+    setup_logging()
+    if service in AIOHTTP_SERVICES:
+        from aiohttp import web
+
+        app = import_module(AIOHTTP_SERVICES[service]).init_app()
+        web.run_app(app, host=config.bind_host(), port=config.port(service), shutdown_timeout=STOP_GRACE_S,
+                    print=lambda *_: None, access_log=None)
+    else:
+        # Importing the face registers the worker's agents and its web views.
+        import_module(FAUST_SERVICES[service]).worker.run()
+
+
+def run_kafka() -> int:
+    from agents.topics_admin import create_topics
+    from api.localkafka import KafkaSetupError, LocalKafka, wait_until_ready
+
+    kafka = LocalKafka()
+    try:
+        process = kafka.start()
+        asyncio.run(wait_until_ready(kafka.bootstrap, process=process))
+        created = asyncio.run(create_topics(kafka.bootstrap))
+    except KafkaSetupError as exc:
+        print(f"bread kafka: {exc}", file=sys.stderr)
+        kafka.stop()
+        return 1
+    print(f"Kafka ready on {kafka.bootstrap} (data in {kafka.data}); topics created: {created or 'none new'}",
+          flush=True)
+    _stop_on_signals(lambda: kafka.stop())
+    return process.wait()
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    def handler(signum, _frame):
+        stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _health_url(service: str) -> str:
+    return f"http://127.0.0.1:{config.port(service)}/health"
+
+
+def wait_healthy(services: list[str], processes: dict[str, subprocess.Popen], stop: threading.Event,
+                 timeout: float = 90) -> list[str]:
+    """Wait until every service's /health answers 200; return those that did not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    pending = list(services)
+    while pending and time.monotonic() < deadline and not stop.is_set():
+        if any(processes[service].poll() is not None for service in pending):
+            break
+        for service in list(pending):
+            try:
+                with urllib.request.urlopen(_health_url(service), timeout=2) as response:
+                    if response.status == 200:
+                        pending.remove(service)
+            except (urllib.error.URLError, OSError):
+                pass
+        stop.wait(0.25)  # poll interval of a condition wait, bounded by the deadline
+    return pending
+
+
+def start_services(log_dir: Path) -> dict[str, subprocess.Popen]:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for service in START_ORDER:
+        log = open(log_dir / f"{service}.log", "ab")
+        processes[service] = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "run", service], stdout=log, stderr=subprocess.STDOUT,
+            cwd=config.PROJECT_ROOT,
+        )
+    return processes
+
+
+def stop_processes(processes: list[subprocess.Popen], grace: float = STOP_GRACE_S) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_up() -> int:
+    from agents.topics_admin import create_topics
+    from api.localkafka import KafkaSetupError, LocalKafka, port_is_free, wait_until_ready
+
+    log_dir = config.data_dir() / "log"
+    busy = [f"{s} ({config.port(s)})" for s in START_ORDER if not port_is_free(config.port(s))]
+    if busy:
+        print(f"bread up: ports in use, is bread already running? {', '.join(busy)}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    _stop_on_signals(stop.set)
+    kafka = None
+    try:
+        if config.kafka_is_local() and port_is_free(config.env_int("KAFKA_PORT", 9092)):
+            kafka = LocalKafka()
+            log_dir.mkdir(parents=True, exist_ok=True)
+            print(f"starting the local Kafka broker on {kafka.bootstrap} ...", flush=True)
+            kafka.start(log_file=log_dir / "kafka.log")
+        bootstrap = config.kafka_bootstrap()
+        asyncio.run(wait_until_ready(bootstrap, process=kafka.process if kafka else None))
+        created = asyncio.run(create_topics(bootstrap))
+    except KafkaSetupError as exc:
+        print(f"bread up: {exc}", file=sys.stderr)
+        if kafka:
+            kafka.stop()
+        return 1
+    print(f"Kafka ready on {bootstrap}; topics created: {', '.join(created) or 'none new'}", flush=True)
+
+    processes = start_services(log_dir)
+    failed = wait_healthy(START_ORDER, processes, stop)
+    for service in START_ORDER:
+        state = "NOT READY" if service in failed else "ready"
+        print(f"  {service:<13} http://127.0.0.1:{config.port(service):<6} {state}", flush=True)
+    print(f"logs in {log_dir}; Ctrl-C stops everything", flush=True)
+    try:
+        while not stop.wait(0.5):
+            for service, process in processes.items():
+                if process.returncode is None and process.poll() is not None:
+                    print(f"{service} exited with code {process.returncode}; see {log_dir / service}.log",
+                          file=sys.stderr, flush=True)
+    finally:
+        print("stopping ...", flush=True)
+        stop_processes(list(reversed([processes[s] for s in START_ORDER])))
+        if kafka:
+            kafka.stop()
+        print("stopped", flush=True)
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bread", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="run the whole system locally")
+    sub.add_parser("kafka", help="run only the local Kafka broker, in the foreground")
+    topics = sub.add_parser("topics", help="create the topics of topics.yaml")
+    topics.add_argument("--markdown", action="store_true", help="print them as a Markdown table instead")
+    run = sub.add_parser("run", help="run one service")
+    run.add_argument("service", choices=SERVICES)
+    args = parser.parse_args(argv)
+    if args.command == "up":
+        return run_up()
+    if args.command == "kafka":
+        return run_kafka()
+    if args.command == "topics" and args.markdown:
+        from agents.catalog import catalog, markdown_table
+
+        print(markdown_table(catalog()))
+        return 0
+    if args.command == "topics":
+        from agents.topics_admin import create_topics
+
+        print("created:", ", ".join(asyncio.run(create_topics())) or "none new")
+        return 0
+    run_service(args.service)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Helpers for the Faust web views of bread's workers."""
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.web import Request, Response, View
+from yarl import URL
+
+
+def base_url(request: Request) -> str:
+    """The origin the caller used: the gateway's when it forwarded the request, else this worker's."""
+    host = request.headers.get("X-Forwarded-Host") or request.headers.get("Host") or request.url.host
+    proto = request.headers.get("X-Forwarded-Proto") or request.url.scheme
+    return f"{proto}://{host}"
+
+
+def error(view: View, status: int, message: str, **extra: Any) -> Response:
+    return view.json({"error": message, **extra}, status=status)
+
+
+async def forward_to_owner(app: faust.App, table: faust.Table, key: str, request: Request, body: bytes) -> Response | None:
+    """Send a request with a body to the worker owning `key` in `table`; None when that is this worker.
+
+    Faust's own table_route forwards without the body, so it serves GETs only.
+    """
+    owner = app.router.key_store(table.name, key)
+    if (owner.host, owner.port) == (URL(app.conf.canonical_url).host, URL(app.conf.canonical_url).port):
+        return None
+    async with app.http_client.request(
+        request.method, request.url.with_host(owner.host).with_port(owner.port), data=body,
+        headers={"Content-Type": "application/json", **{k: v for k, v in request.headers.items()
+                                                         if k.lower().startswith("x-")}},
+    ) as response:
+        return app.web.text(await response.text(), content_type=response.content_type, status=response.status)

@@ -1,0 +1,95 @@
+"""What every aiohttp service of bread shares: JSON errors, request metrics, /health and /metrics."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter("bread_http_requests_total", "HTTP requests served", ["service", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "bread_http_request_seconds", "HTTP request latency", ["service", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+ReadyCheck = Callable[[web.Application], Awaitable[list[str]]]
+SERVICE = web.AppKey("service", str)
+READY_CHECK = web.AppKey("ready_check", ReadyCheck)
+
+
+class JsonError(Exception):
+    """A request that ends in an HTTP error with a JSON body naming the problem."""
+
+    def __init__(self, http_status: int, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.body = {"error": message, **extra}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")), status=status, headers=headers, content_type="application/json"
+    )
+
+
+async def read_json(request: web.Request) -> Any:
+    try:
+        return json.loads(await request.read())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise JsonError(400, f"the body is not valid JSON: {exc}") from None
+
+
+@web.middleware
+async def errors_and_metrics(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Turn every error into a JSON body, and count and time every request by route and status."""
+    started = time.perf_counter()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except JsonError as exc:
+        response = json_response(exc.body, exc.http_status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = json_response({"error": exc.reason}, exc.status, headers={
+            k: v for k, v in exc.headers.items() if k.lower() in {"allow", "retry-after"}
+        })
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        response = json_response({"error": "internal error"}, 500)
+    service = request.app[SERVICE]
+    HTTP_REQUESTS.labels(service, route, str(response.status)).inc()
+    HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - started)
+    return response
+
+
+async def health(request: web.Request) -> web.Response:
+    problems = await request.app[READY_CHECK](request.app)
+    if problems:
+        return json_response({"status": "starting", "problems": problems}, 503)
+    return json_response({"status": "ready"})
+
+
+async def metrics(_: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def service_app(service: str, ready_check: ReadyCheck) -> web.Application:
+    """An aiohttp application with bread's middleware, /health and /metrics."""
+    app = web.Application(middlewares=[errors_and_metrics], client_max_size=64 * 1024)
+    app[SERVICE] = service
+    app[READY_CHECK] = ready_check
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+def kafka_producer_settings(bootstrap: str) -> dict[str, Any]:
+    """Every producer of bread: acknowledged by all in-sync replicas, idempotent, lightly batched."""
+    return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": True, "linger_ms": 2}

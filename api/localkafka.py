@@ -1,0 +1,182 @@
+"""The local Kafka broker: real Apache Kafka in KRaft mode, one node, fetched from Maven Central with mvn.
+
+`ensure_jars` fetches the jars pinned in kafka/pom.xml once; `LocalKafka.start` formats the storage once
+(a second start reuses the data), writes server.properties and starts `kafka.Kafka`; readiness is a
+metadata request answered, never a sleep.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agents import config
+
+POM = config.PROJECT_ROOT / "kafka" / "pom.xml"
+
+
+class KafkaSetupError(RuntimeError):
+    """The local broker cannot be fetched or started; the message says why and what to do."""
+
+
+def lib_dir() -> Path:
+    return Path(config.env("KAFKA_LIB_DIR", str(POM.parent / "target" / "lib")))
+
+
+def _require(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise KafkaSetupError(f"{tool} is not installed; {hint}")
+    return path
+
+
+def ensure_jars() -> Path:
+    """The broker's jars, fetched with Maven on first use."""
+    libs = lib_dir()
+    if not any(libs.glob("kafka_2.13-*.jar")):
+        mvn = _require("mvn", "install Maven (e.g. `apt-get install maven`) so bread can fetch Kafka's jars")
+        print(f"fetching Apache Kafka's jars from Maven Central into {libs} ...", file=sys.stderr, flush=True)
+        result = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0 or not any(libs.glob("kafka_2.13-*.jar")):
+            raise KafkaSetupError(f"mvn could not fetch Kafka's jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+    return libs
+
+
+LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = console
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.console.ref = console
+logger.started.name = kafka.server.KafkaRaftServer
+logger.started.level = info
+"""
+
+
+@dataclass
+class LocalKafka:
+    port: int = field(default_factory=lambda: config.env_int("KAFKA_PORT", 9092))
+    controller_port: int = field(default_factory=lambda: config.env_int("KAFKA_CONTROLLER_PORT", 9093))
+    data: Path = field(default_factory=lambda: config.data_dir() / "kafka")
+    heap: str = field(default_factory=lambda: config.env("KAFKA_HEAP", "512m"))
+    process: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def properties(self) -> str:
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{self.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={self.data / 'logs'}",
+            # One broker: every internal topic has one replica, and transactions need only that one.
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=8",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=8",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "min.insync.replicas=1",
+            # Topics come from topics.yaml (and Faust's changelogs); a typo must fail, not create a topic.
+            "auto.create.topics.enable=false",
+            "group.initial.rebalance.delay.ms=0",
+            "num.partitions=4",
+            "",
+        ])
+
+    def _java(self) -> list[str]:
+        java = _require("java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
+        return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+                f"-Dlog4j2.configurationFile={self.data / 'log4j2.properties'}",
+                "-cp", str(ensure_jars() / "*")]
+
+    def prepare(self) -> Path:
+        """Write the config and format the storage on first use; return the server.properties path."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        props = self.data / "server.properties"
+        props.write_text(self.properties())
+        (self.data / "log4j2.properties").write_text(LOG4J2)
+        if not (self.data / "logs" / "meta.properties").exists():
+            # A Kafka cluster id is 16 random bytes in url-safe base64.
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            result = subprocess.run(
+                [*self._java(), "kafka.tools.StorageTool", "format", "--standalone", "-t", cid, "-c", str(props)],
+                capture_output=True, text=True,
+            )
+            if result.returncode != 0:
+                raise KafkaSetupError(f"formatting Kafka's storage failed:\n{result.stdout}{result.stderr}")
+        return props
+
+    def start(self, log_file: Path | None = None) -> subprocess.Popen:
+        props = self.prepare()
+        out = open(log_file, "ab") if log_file else None
+        self.process = subprocess.Popen(
+            [*self._java(), "kafka.Kafka", str(props)], stdout=out, stderr=subprocess.STDOUT if out else None,
+            start_new_session=log_file is not None,
+        )
+        return self.process
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+async def wait_until_ready(bootstrap: str, timeout: float = 60, process: subprocess.Popen | None = None) -> None:
+    """Return once the cluster answers a metadata request; raise if it does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    aiokafka_log = logging.getLogger("aiokafka")
+    level = aiokafka_log.level
+    aiokafka_log.setLevel(logging.CRITICAL)  # refused connections are expected until the broker is up
+    try:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise KafkaSetupError(f"the Kafka broker exited with code {process.returncode}")
+            admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+            try:
+                await admin.start()
+                cluster = await admin.describe_cluster()
+                if cluster["brokers"] and cluster.get("controller_id", -1) != -1:
+                    return
+            except Exception as exc:  # noqa: BLE001 - not up yet; ask again until the deadline
+                last_error = exc
+            finally:
+                await admin.close()
+            await asyncio.sleep(0.2)  # poll interval of a condition wait, bounded by the deadline
+    finally:
+        aiokafka_log.setLevel(level)
+    raise KafkaSetupError(f"Kafka at {bootstrap} was not ready within {timeout}s: {last_error}")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+

@@ -1,0 +1,126 @@
+"""pay's HTTP face (8083): POST /payments charges or refunds; GET /payments/{orderId} shows the ledger.
+
+The ledger commit is the decision; the outbox relay announces it on Kafka right after (and again after a
+crash), so a request is answered as soon as the money is recorded.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import AsyncIterator
+
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from agents import config
+from agents.catalog import InvalidEvent, catalog
+from agents.events import decode, new_correlation_id
+from agents.pay.ledger import Ledger
+from agents.pay.payments import PaymentRefused, check_payment
+from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
+
+log = logging.getLogger(__name__)
+
+LEDGER = web.AppKey("ledger", Ledger)
+OUTBOX_PENDING = web.AppKey("outbox_pending", asyncio.Event)
+PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+
+
+def ledger_path() -> Path:
+    return Path(config.env("PAY_DB", str(config.data_dir() / "pay" / "ledger.sqlite3")))
+
+
+async def relay_outbox(app: web.Application) -> None:
+    """Publish the outbox in order, as soon as something is written to it."""
+    ledger, pending, producer = app[LEDGER], app[OUTBOX_PENDING], app[PRODUCER]
+    while True:
+        await pending.wait()
+        pending.clear()
+        try:
+            while entries := await ledger.unpublished():
+                sent = [await producer.send(e.topic, key=e.key, value=e.value) for e in entries]
+                await asyncio.gather(*sent)
+                await ledger.mark_published([e.id for e in entries])
+        except Exception:
+            log.exception("outbox relay failed; retrying")
+            await asyncio.sleep(1)  # back off before the next attempt against a failing broker
+            pending.set()
+
+
+async def void_rejected_orders(app: web.Application, consumer: AIOKafkaConsumer) -> None:
+    """Compensate: an order the edge rejected (pay too slow or down) is never charged, or is refunded."""
+    ledger, pending = app[LEDGER], app[OUTBOX_PENDING]
+    while True:
+        batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+        for message in (m for batch in batches.values() for m in batch):
+            try:
+                event = decode(message.value, message.topic)
+                if event["type"] == "OrderRejected" and await ledger.void(
+                    event["orderId"], event["reason"], event["correlationId"]
+                ):
+                    log.info("refunded order %s after its rejection [correlation %s]",
+                             event["orderId"], event["correlationId"])
+                    pending.set()
+            except Exception as exc:  # noqa: BLE001 - a poison event must not stop compensation
+                log.error("skipped message %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc,
+                          exc_info=not isinstance(exc, InvalidEvent))
+        if batches:
+            await consumer.commit()
+
+
+async def resources(app: web.Application) -> AsyncIterator[None]:
+    ledger = Ledger(ledger_path(), lambda event_type: catalog().topic_of_event(event_type).name)
+    await ledger.open()
+    producer = AIOKafkaProducer(**kafka_producer_settings(config.kafka_bootstrap()))
+    await producer.start()
+    app[LEDGER], app[PRODUCER], app[OUTBOX_PENDING] = ledger, producer, asyncio.Event()
+    app[OUTBOX_PENDING].set()  # whatever a previous run left unpublished goes out first
+    consumer = AIOKafkaConsumer(
+        *[t.name for t in catalog().topics_consumed_by("pay")], bootstrap_servers=config.kafka_bootstrap(),
+        group_id="bread-pay", enable_auto_commit=False, auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(void_rejected_orders(app, consumer))]
+    yield
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await consumer.stop()
+    await producer.stop()
+    await ledger.close()
+
+
+async def post_payment(request: web.Request) -> web.Response:
+    try:
+        payment_request = check_payment(await read_json(request))
+        correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
+        payment = await request.app[LEDGER].record(payment_request, correlation)
+    except PaymentRefused as exc:
+        raise JsonError(exc.status, str(exc)) from None
+    if payment.created:
+        request.app[OUTBOX_PENDING].set()
+    return json_response(payment.as_json(), 201 if payment.created else 200,
+                         headers={"Location": f"/payments/{payment.order_id}"})
+
+
+async def get_payments(request: web.Request) -> web.Response:
+    order_id = request.match_info["orderId"]
+    if not order_id.isdigit():
+        raise JsonError(400, "the order id must be a positive whole number")
+    payments = await request.app[LEDGER].find(int(order_id))
+    if not payments:
+        raise JsonError(404, f"no payment for order {order_id}")
+    return json_response({"orderId": int(order_id), "payments": [p.as_json() for p in payments]})
+
+
+async def ready(app: web.Application) -> list[str]:
+    return [] if PRODUCER in app else ["ledger or Kafka producer not started"]
+
+
+def init_app() -> web.Application:
+    app = service_app("pay", ready)
+    app.cleanup_ctx.append(resources)
+    app.router.add_post("/payments", post_payment)
+    app.router.add_get("/payments/{orderId}", get_payments)
+    return app

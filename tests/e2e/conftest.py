@@ -1,0 +1,159 @@
+"""The running system for end-to-end tests: a real Kafka broker and every bread service as its own process.
+
+The broker is the project's own local Kafka (unless KAFKA_BOOTSTRAP_SERVERS names another), on test ports,
+with its data in a fresh temporary folder; the services run on test ports too, so a `bread up` on the same
+machine is not disturbed. Tests wait on conditions with deadlines, never for a fixed time.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+import pytest
+
+from agents import config
+from agents.topics_admin import create_topics
+from api.cli import SERVICES
+from api.localkafka import LocalKafka, wait_until_ready
+
+TEST_PORTS = {"order": 18081, "bakery": 18082, "pay": 18083, "mypage": 18084, "gateway": 18088, "order-worker": 16081}
+KAFKA_PORT, KAFKA_CONTROLLER_PORT = 19092, 19093
+PAY_TIMEOUT_S = 1.0
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 30, what: str = "condition") -> Any:
+    """Return probe()'s first truthy result, polling until `timeout`; fail naming `what` and the last result."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.1)  # poll interval of a condition wait, bounded by the deadline
+    pytest.fail(f"{what} not reached within {timeout}s; last seen: {last!r}")
+
+
+@dataclass
+class System:
+    root: Path
+    env: dict[str, str]
+    http: aiohttp.ClientSession | None = None
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{TEST_PORTS[service]}"
+
+    def log(self, service: str) -> Path:
+        return self.root / "log" / f"{service}.log"
+
+    def start(self, service: str) -> None:
+        self.log(service).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log(service), "ab") as out:
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "run", service], env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT,
+            )
+
+    def stop(self, service: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        process = self.processes[service]
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"{service} did not stop within {timeout}s of signal {sig}")
+
+    async def wait_ready(self, service: str, timeout: float = 90) -> None:
+        async def ready() -> bool:
+            if self.processes[service].poll() is not None:
+                pytest.fail(f"{service} exited with {self.processes[service].returncode}:\n{self.tail(service)}")
+            try:
+                async with self.http.get(f"{self.url(service)}/health") as response:
+                    return response.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(ready, timeout, f"{service} ready")
+
+    def tail(self, service: str, lines: int = 40) -> str:
+        path = self.log(service)
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Any]:
+        """(status, JSON body, headers) of one request; bread answers JSON even for errors."""
+        async with self.http.request(method, url, timeout=aiohttp.ClientTimeout(total=15), **kwargs) as response:
+            return response.status, await response.json(content_type=None), response.headers
+
+
+def system_env(root: Path, bootstrap: str) -> dict[str, str]:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
+           "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info"}
+    for service, port in TEST_PORTS.items():
+        env[config.PORTS[service][0]] = str(port)
+        if service in config.URL_VARS:
+            env[config.URL_VARS[service]] = f"http://127.0.0.1:{port}"
+    return env
+
+
+@pytest.fixture(scope="session")
+async def kafka(tmp_path_factory) -> str:
+    """The bootstrap address of a real broker with bread's topics."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    broker = None
+    if external:
+        bootstrap = external
+    else:
+        root = tmp_path_factory.mktemp("kafka")
+        broker = LocalKafka(port=KAFKA_PORT, controller_port=KAFKA_CONTROLLER_PORT, data=root, heap="512m")
+        broker.start(log_file=root / "kafka.log")
+        bootstrap = broker.bootstrap
+    try:
+        await wait_until_ready(bootstrap, timeout=90, process=broker.process if broker else None)
+        await create_topics(bootstrap)
+        yield bootstrap
+    finally:
+        if broker:
+            broker.stop()
+
+
+@pytest.fixture(scope="session")
+async def system(kafka, tmp_path_factory) -> System:
+    root = tmp_path_factory.mktemp("bread")
+    system = System(root=root, env=system_env(root, kafka))
+    system.http = aiohttp.ClientSession()
+    try:
+        for service in SERVICES:
+            system.start(service)
+        for service in SERVICES:
+            await system.wait_ready(service)
+        yield system
+    finally:
+        for service, process in system.processes.items():
+            if process.poll() is None:
+                process.terminate()
+        for process in system.processes.values():
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await system.http.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On an end-to-end failure, attach the tail of every service's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    system = item.funcargs.get("system") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(system, System):
+        for service in SERVICES:
+            report.sections.append((f"{service} log (tail)", system.tail(service)))

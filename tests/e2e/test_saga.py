@@ -1,0 +1,203 @@
+"""The seed's flow and its failure cases, end to end against the real broker and every service."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from agents.catalog import catalog
+from tests.e2e.conftest import System, eventually
+
+CAKE = {"item": "cake", "qty": 1}
+
+
+async def place(system: System, via: str = "order", body: dict = CAKE) -> dict:
+    status, order, headers = await system.request("POST", f"{system.url(via)}/orders", json=body)
+    assert status == 201, order
+    assert headers["Location"] == f"/orders/{order['id']}"
+    return order
+
+
+async def order_status(system: System, order_id: int, via: str = "order") -> str | None:
+    status, body, _ = await system.request("GET", f"{system.url(via)}/orders/{order_id}")
+    return body.get("status") if status == 200 else None
+
+
+async def mypage(system: System, order_id: int, via: str = "mypage") -> dict | None:
+    status, body, _ = await system.request("GET", f"{system.url(via)}/mypages/{order_id}")
+    return body if status == 200 else None
+
+
+async def until_status(system: System, order_id: int, wanted: str, via: str = "order") -> None:
+    await eventually(lambda: _is(order_status(system, order_id, via), wanted), what=f"order {order_id} {wanted}")
+
+
+async def _is(awaitable, wanted):
+    return (await awaitable) == wanted
+
+
+async def confirm(system: System, order_id: int, via: str = "bakery") -> dict:
+    status, ticket, _ = await system.request(
+        "POST", f"{system.url(via)}/bakeries", json={"orderId": order_id, "status": "Confirmed"})
+    assert status == 200, ticket
+    return ticket
+
+
+async def test_an_order_is_paid_confirmed_and_shown_on_mypage(system):
+    order = await place(system)
+    assert {k: order[k] for k in ("item", "qty", "status", "price")} == {
+        "item": "cake", "qty": 1, "status": "Paid", "price": 25000}
+    await until_status(system, order["id"], "Confirming")
+    ticket = await confirm(system, order["id"])
+    assert ticket["status"] == "Confirmed"
+    await until_status(system, order["id"], "Confirmed")
+
+    row = await eventually(lambda: _confirmed_row(system, order["id"]), what="the mypage row confirmed")
+    assert (row["price"], row["item"], row["qty"], row["action"]) == (25000, "cake", 1, "apply")
+    assert row["paymentId"] and row["bakeryId"] == ticket["bakeryId"]
+    assert [step["event"] for step in row["history"]] == [
+        "OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"]
+
+    status, listing, _ = await system.request("GET", f"{system.url('mypage')}/mypages?size=1000")
+    assert status == 200
+    rows = {r["orderId"]: r for r in listing["_embedded"]["mypages"]}
+    assert rows[order["id"]]["status"] == "Confirmed"
+    assert rows[order["id"]]["_links"]["self"]["href"].endswith(f"/mypages/{order['id']}")
+    assert listing["_links"]["self"]["href"]
+
+
+async def _confirmed_row(system, order_id):
+    row = await mypage(system, order_id)
+    return row if row and row["status"] == "Confirmed" else None
+
+
+async def test_the_same_flow_through_the_gateway(system):
+    order = await place(system, via="gateway")
+    await until_status(system, order["id"], "Confirming", via="gateway")
+    await confirm(system, order["id"], via="gateway")
+    await until_status(system, order["id"], "Confirmed", via="gateway")
+    _, direct, _ = await system.request("GET", f"{system.url('order')}/orders/{order['id']}")
+    _, routed, _ = await system.request("GET", f"{system.url('gateway')}/orders/{order['id']}")
+    assert routed == direct
+    row = await eventually(lambda: _confirmed_row(system, order["id"]), what="mypage row via gateway")
+    via_gateway = await mypage(system, order["id"], via="gateway")
+    assert via_gateway["status"] == "Confirmed" and via_gateway["price"] == row["price"] == 25000
+    assert via_gateway["_links"]["self"]["href"] == f"{system.url('gateway')}/mypages/{order['id']}"
+    status, listing, _ = await system.request("GET", f"{system.url('gateway')}/mypages")
+    assert status == 200 and "mypages" in listing["_embedded"]
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [
+        (b'{"item": "cake", "qty": 0}', "qty"),
+        (b'{"item": "pizza", "qty": 1}', "not on the menu"),
+        (b'{"item": "cake", "qty": ', "not valid JSON"),
+        (b'["cake"]', "JSON object"),
+        (b"", "not valid JSON"),
+    ],
+)
+async def test_bad_orders_get_400_with_a_json_reason_and_record_nothing(system, body, problem):
+    before = await place(system)
+    status, error, _ = await system.request(
+        "POST", f"{system.url('gateway')}/orders", data=body, headers={"Content-Type": "application/json"})
+    assert status == 400 and problem in error["error"]
+    after = await place(system)
+    assert after["id"] == before["id"] + 1, "the bad request took an order number"
+
+
+async def test_unknown_things_get_json_404s_and_malformed_ids_400s(system):
+    for path in ("/mypages/999999", "/orders/999999", "/bakeries/999999"):
+        status, body, _ = await system.request("GET", f"{system.url('gateway')}{path}")
+        assert status == 404 and "error" in body, path
+    status, body, _ = await system.request("GET", f"{system.url('gateway')}/orders/abc")
+    assert status == 400 and "error" in body
+    status, body, _ = await system.request("GET", f"{system.url('gateway')}/kitchen")
+    assert status == 404 and "no route" in body["error"]
+    status, body, _ = await system.request(
+        "POST", f"{system.url('gateway')}/bakeries", json={"orderId": 999999, "status": "Confirmed"})
+    assert status == 404 and "no bakery ticket" in body["error"]
+    status, body, _ = await system.request(
+        "POST", f"{system.url('gateway')}/bakeries", json={"orderId": 1, "status": "Baked"})
+    assert status == 400 and "status" in body["error"]
+
+
+async def test_with_pay_down_an_order_is_refused_at_once_and_recorded_as_rejected(system):
+    system.stop("pay")
+    try:
+        status, body, _ = await system.request("POST", f"{system.url('gateway')}/orders", json=CAKE)
+        assert status == 503
+        assert body["status"] == "Rejected" and "pay" in body["error"]
+        row = await eventually(lambda: _row_with_status(system, body["orderId"], "Rejected"), what="rejected row")
+        assert row["reason"].startswith("payment unavailable")
+    finally:
+        system.start("pay")
+        await system.wait_ready("pay")
+    await place(system, via="gateway")
+
+
+async def test_an_order_rejected_while_pay_hung_is_never_left_charged(system):
+    system.processes["pay"].send_signal(signal.SIGSTOP)
+    try:
+        status, body, _ = await system.request("POST", f"{system.url('order')}/orders", json=CAKE)
+        assert status == 503 and "did not answer" in body["error"]
+    finally:
+        system.processes["pay"].send_signal(signal.SIGCONT)
+    order_id = body["orderId"]
+    await until_status(system, order_id, "Rejected")
+
+    async def settled():
+        status, ledger, _ = await system.request("GET", f"{system.url('pay')}/payments/{order_id}")
+        if status == 404:
+            return {"charged": 0, "refunded": 0}
+        actions = {p["action"]: p["price"] for p in ledger["payments"]}
+        # Either pay refused the late charge, or it refunded it: wait until the books say which.
+        if "apply" in actions and "cancel" not in actions:
+            return None
+        return {"charged": actions.get("apply", 0), "refunded": actions.get("cancel", 0)}
+
+    books = await eventually(settled, what=f"order {order_id} not left charged")
+    assert books["charged"] == books["refunded"]
+    assert (await mypage(system, order_id))["status"] == "Rejected"
+
+
+async def _row_with_status(system, order_id, wanted):
+    row = await mypage(system, order_id, via="gateway")
+    return row if row and row["status"] == wanted else None
+
+
+async def test_mypage_answers_from_its_table_after_a_restart(system):
+    order = await place(system)
+    await until_status(system, order["id"], "Confirming")
+    await confirm(system, order["id"])
+    before = await eventually(lambda: _confirmed_row(system, order["id"]), what="row before restart")
+    assert system.stop("mypage") == 0
+    system.start("mypage")
+    await system.wait_ready("mypage")
+    assert await mypage(system, order["id"]) == before
+
+
+async def test_repeating_a_confirmation_or_a_payment_changes_nothing(system):
+    order = await place(system)
+    await until_status(system, order["id"], "Confirming")
+    first, again = await confirm(system, order["id"]), await confirm(system, order["id"])
+    assert first == again
+    payment = {"orderId": order["id"], "price": 25000, "action": "apply"}
+    status, body, _ = await system.request("POST", f"{system.url('pay')}/payments", json=payment)
+    assert status == 200 and body["orderId"] == order["id"]  # the charge already made, not a second one
+    status, ledger, _ = await system.request("GET", f"{system.url('pay')}/payments/{order['id']}")
+    assert [p["action"] for p in ledger["payments"]] == ["apply"]
+
+
+async def test_only_declared_topics_exist_on_the_broker(system, kafka):
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
+    await admin.start()
+    try:
+        topics = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    declared = {t.name for t in catalog().topics.values()} | {t.changelog for t in catalog().tables.values()}
+    # Kafka's own topics, and the one Faust uses to elect a partition-assignment leader per app.
+    internal = {t for t in topics if t.startswith("__") or t.endswith("-__assignor-__leader")}
+    assert topics - internal == declared

@@ -1,0 +1,78 @@
+"""The order lifecycle, exhaustively: which transitions exist, and how events move an order in any order."""
+import itertools
+
+import pytest
+
+from agents.order.lifecycle import (
+    STATUS_AFTER, TRANSITIONS, OrderStatus, apply_event, is_terminal, next_status, public_view, reachable,
+)
+from agents.events import make_event
+
+S = OrderStatus
+HAPPY = [S.ORDERED, S.PAID, S.CONFIRMING, S.CONFIRMED]
+
+
+def test_every_status_has_a_row_and_only_terminal_ones_are_dead_ends():
+    assert set(TRANSITIONS) == set(OrderStatus)
+    assert {s for s in OrderStatus if is_terminal(s)} == {S.CONFIRMED, S.REJECTED, S.CANCELLED}
+
+
+@pytest.mark.parametrize("source, target", list(itertools.product(OrderStatus, OrderStatus)))
+def test_reachability_matches_the_transition_table(source, target):
+    def walk(state, seen):
+        for nxt in TRANSITIONS[state]:
+            if nxt not in seen:
+                seen.add(nxt)
+                walk(nxt, seen)
+        return seen
+
+    assert reachable(source, target) == (target in walk(source, set()))
+
+
+def test_the_happy_path_only_moves_forward():
+    for earlier, later in itertools.combinations(HAPPY, 2):
+        assert reachable(earlier, later) and not reachable(later, earlier)
+
+
+def test_rejection_is_possible_only_before_payment():
+    assert reachable(S.ORDERED, S.REJECTED)
+    assert not any(reachable(s, S.REJECTED) for s in (S.PAID, S.CONFIRMING, S.CONFIRMED))
+
+
+@pytest.mark.parametrize("current", [None, *OrderStatus])
+@pytest.mark.parametrize("event_type", sorted(STATUS_AFTER))
+def test_an_event_moves_an_order_only_to_a_reachable_status(current, event_type):
+    announced = STATUS_AFTER[event_type]
+    expected = announced if current is None or reachable(current, announced) else current
+    assert next_status(current, event_type) == expected
+
+
+def saga_events():
+    placed = make_event("OrderPlaced", correlation_id="c", orderId=1, item="cake", qty=1, price=25000)
+    paid = make_event("PayApproved", correlation_id="c", orderId=1, paymentId=9, price=25000)
+    opened = make_event("BakeryTicketOpened", correlation_id="c", orderId=1, bakeryId="b1")
+    confirmed = make_event("BakeryConfirmed", correlation_id="c", orderId=1, bakeryId="b1")
+    return [placed, paid, opened, confirmed]
+
+
+@pytest.mark.parametrize("order_of_arrival", list(itertools.permutations(range(4))))
+def test_the_saga_ends_confirmed_whatever_order_its_events_arrive_in(order_of_arrival):
+    events = saga_events()
+    order = None
+    for i in order_of_arrival:
+        order = apply_event(order, events[i])
+    assert public_view(order) == {"id": 1, "item": "cake", "qty": 1, "price": 25000, "status": "Confirmed"}
+    assert order["paymentId"] == 9 and order["bakeryId"] == "b1"
+
+
+def test_a_redelivered_event_is_recognised():
+    placed = saga_events()[0]
+    order = apply_event(None, placed)
+    assert apply_event(order, placed) is None
+
+
+def test_a_rejected_order_keeps_its_reason_and_status_when_a_late_payment_arrives():
+    placed, paid, *_ = saga_events()
+    rejected = make_event("OrderRejected", correlation_id="c", orderId=1, reason="payment unavailable")
+    order = apply_event(apply_event(apply_event(None, placed), rejected), paid)
+    assert order["status"] == "Rejected" and order["reason"] == "payment unavailable"

@@ -1,0 +1,85 @@
+"""pay's ledger on a real SQLite file: charges, refunds, idempotency, voiding, the outbox."""
+import json
+
+import pytest
+
+from agents.catalog import catalog
+from agents.pay.ledger import Ledger
+from agents.pay.payments import PaymentRefused, PaymentRequest, check_payment
+
+
+@pytest.fixture
+async def ledger(tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite3", lambda t: catalog().topic_of_event(t).name)
+    await ledger.open()
+    yield ledger
+    await ledger.close()
+
+
+def apply(order_id, price=25000):
+    return PaymentRequest(order_id=order_id, price=price, action="apply")
+
+
+async def outbox_types(ledger):
+    return [json.loads(e.value)["type"] for e in await ledger.unpublished()]
+
+
+async def test_a_charge_is_recorded_once_and_announced_once(ledger):
+    first = await ledger.record(apply(1), "c")
+    again = await ledger.record(apply(1), "c")
+    assert first.created and not again.created and first.id == again.id
+    assert await outbox_types(ledger) == ["PayApproved"]
+
+
+async def test_a_refund_gives_back_what_was_charged(ledger):
+    await ledger.record(apply(1, 50000), "c")
+    refund = await ledger.record(PaymentRequest(order_id=1, price=None, action="cancel"), "c")
+    assert refund.amount == 50000
+    assert await outbox_types(ledger) == ["PayApproved", "PayCanceled"]
+
+
+async def test_nothing_to_refund_is_a_conflict(ledger):
+    with pytest.raises(PaymentRefused) as refused:
+        await ledger.record(PaymentRequest(order_id=2, price=None, action="cancel"), "c")
+    assert refused.value.status == 409
+    assert await outbox_types(ledger) == []
+
+
+async def test_voiding_refunds_a_charge_once_and_refuses_later_charges(ledger):
+    await ledger.record(apply(3), "c")
+    assert (await ledger.void(3, "payment unavailable", "c")).action == "cancel"
+    assert await ledger.void(3, "payment unavailable", "c") is None
+    assert await outbox_types(ledger) == ["PayApproved", "PayCanceled"]
+    await ledger.void(4, "payment unavailable", "c")
+    with pytest.raises(PaymentRefused, match="was rejected"):
+        await ledger.record(apply(4), "c")
+
+
+async def test_published_entries_leave_the_outbox(ledger):
+    await ledger.record(apply(5), "c")
+    entries = await ledger.unpublished()
+    assert entries[0].key == b"5" and entries[0].topic == catalog().topic_of_event("PayApproved").name
+    await ledger.mark_published([e.id for e in entries])
+    assert await ledger.unpublished() == []
+
+
+async def test_the_ledger_survives_a_reopen(tmp_path):
+    path = tmp_path / "l.sqlite3"
+    first = Ledger(path, lambda t: "x")
+    await first.open()
+    await first.record(apply(6), "c")
+    await first.close()
+    second = Ledger(path, lambda t: "x")
+    await second.open()
+    assert [p.amount for p in await second.find(6)] == [25000]
+    await second.close()
+
+
+@pytest.mark.parametrize(
+    "body, problem",
+    [({"orderId": 1, "price": 0, "action": "apply"}, "price"), ({"orderId": 1, "price": 5, "action": "steal"}, "action"),
+     ({"price": 5}, "orderId"), ("x", "JSON object")],
+)
+def test_bad_payment_requests_are_refused(body, problem):
+    with pytest.raises(PaymentRefused, match=problem):
+        check_payment(body)

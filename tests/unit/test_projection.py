@@ -1,0 +1,53 @@
+"""Mypage rows: folded from events, shown in the seed's HAL shape, paged."""
+from agents.events import make_event
+from agents.mypage.projection import page_of, project, row_view
+
+
+def fold(events):
+    row = None
+    for event in events:
+        row = project(row, event) or row
+    return row
+
+
+def test_a_confirmed_order_shows_payment_bakery_and_its_story():
+    row = fold([
+        make_event("OrderPlaced", correlation_id="c", orderId=3, item="cake", qty=1, price=25000),
+        make_event("PayApproved", correlation_id="c", orderId=3, paymentId=11, price=25000),
+        make_event("BakeryTicketOpened", correlation_id="c", orderId=3, bakeryId="b3"),
+        make_event("BakeryConfirmed", correlation_id="c", orderId=3, bakeryId="b3"),
+    ])
+    shown = row_view(row, "http://gw")
+    assert {k: shown[k] for k in ("orderId", "item", "qty", "price", "action", "paymentId", "bakeryId", "status")} == {
+        "orderId": 3, "item": "cake", "qty": 1, "price": 25000, "action": "apply", "paymentId": 11,
+        "bakeryId": "b3", "status": "Confirmed",
+    }
+    assert [step["event"] for step in shown["history"]] == [
+        "OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"]
+    assert shown["_links"]["self"]["href"] == "http://gw/mypages/3"
+
+
+def test_a_refund_shows_as_the_cancel_action():
+    row = fold([
+        make_event("OrderPlaced", correlation_id="c", orderId=4, item="cake", qty=1, price=25000),
+        make_event("OrderRejected", correlation_id="c", orderId=4, reason="payment unavailable: timeout"),
+        make_event("PayApproved", correlation_id="c", orderId=4, paymentId=1, price=25000),
+        make_event("PayCanceled", correlation_id="c", orderId=4, paymentId=2, price=25000),
+    ])
+    assert (row["status"], row["action"], row["reason"]) == ("Rejected", "cancel", "payment unavailable: timeout")
+
+
+def test_a_duplicate_event_adds_nothing_to_the_story():
+    placed = make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000)
+    row = fold([placed])
+    assert project(row, placed) is None
+
+
+def test_pages_are_newest_first_in_hal_shape():
+    rows = [fold([make_event("OrderPlaced", correlation_id="c", orderId=i, item="cake", qty=1, price=1)])
+            for i in range(1, 6)]
+    page = page_of(rows, page=1, size=2, base_url="http://x")
+    assert [r["orderId"] for r in page["_embedded"]["mypages"]] == [3, 2]
+    assert page["page"] == {"size": 2, "totalElements": 5, "totalPages": 3, "number": 1}
+    assert page["_links"]["self"]["href"] == "http://x/mypages?page=1&size=2"
+    assert page_of([], 0, 20, "http://x")["_embedded"]["mypages"] == []
