@@ -52,6 +52,8 @@ class Worker:
             web_host=config.advertised_host(),
             canonical_url=f"http://{config.advertised_host()}:{web_port}",
             producer_acks=-1,
+            # Every table write is a changelog message: batch them, or each becomes its own produce request.
+            producer_linger=config.env_float("PRODUCER_LINGER_S", 0.005),
             processing_guarantee=processing_guarantee(),
             topic_replication_factor=config.env_int("KAFKA_REPLICATION_FACTOR", 1),
             topic_partitions=self._partitions(),
@@ -162,4 +164,8 @@ class Worker:
         """Run the worker in the foreground until SIGINT/SIGTERM."""
         from faust.worker import Worker as FaustWorker
 
-        FaustWorker(self.app, loglevel=config.env("BREAD_LOG_LEVEL", "info"), quiet=True).execute_from_commandline()
+        worker = FaustWorker(self.app, loglevel=config.env("BREAD_LOG_LEVEL", "info"), quiet=True)
+        # Faust's terminal spinner hangs a DEBUG handler on the root logger, so every debug call in Faust and
+        # aiokafka would build a log record: a tenth of a busy worker's time, for a spinner nobody sees.
+        worker.spinner = None
+        worker.execute_from_commandline()

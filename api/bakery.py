@@ -6,7 +6,7 @@ from faust.web import Request, Response, View
 from agents.bakery.tickets import DecisionRefused, check_decision, decide
 from agents.bakery.worker import tickets, worker
 from agents.events import make_event, new_correlation_id
-from api.faustweb import error, forward_to_owner
+from api.faustweb import error, forward_to_owner, serve_rows
 
 app = worker.app
 
@@ -38,11 +38,4 @@ class BakeryDecision(View):
         return self.json({**ticket, "status": status})
 
 
-@app.page("/bakeries/{orderId}")
-class BakeryTicket(View):
-    @app.table_route(table=tickets, match_info="orderId")
-    async def get(self, request: Request, orderId: str) -> Response:  # noqa: N803 - the route's name
-        ticket = tickets.get(orderId)
-        if ticket is None:
-            return error(self, 404, f"no bakery ticket for order {orderId}")
-        return self.json(ticket)
+serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}", lambda ticket, _: ticket)

@@ -1,7 +1,7 @@
 """Helpers for the Faust web views of bread's workers."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import faust
 from faust.web import Request, Response, View
@@ -17,6 +17,21 @@ def base_url(request: Request) -> str:
 
 def error(view: View, status: int, message: str, **extra: Any) -> Response:
     return view.json({"error": message, **extra}, status=status)
+
+
+def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
+               render: Callable[[dict[str, Any], Request], dict[str, Any]]) -> None:
+    """GET `path` (with an {orderId} in it): the table's row for that order, from whichever worker owns it."""
+
+    class RowView(View):
+        @app.table_route(table=table, match_info="orderId")
+        async def get(self, request: Request, orderId: str) -> Response:  # noqa: N803 - the route's name
+            row = table.get(orderId)
+            if row is None:
+                return error(self, 404, not_found.format(orderId=orderId))
+            return self.json(render(row, request))
+
+    app.page(path, name=f"{table.name}-row")(RowView)
 
 
 async def forward_to_owner(app: faust.App, table: faust.Table, key: str, request: Request, body: bytes) -> Response | None:

@@ -3,7 +3,7 @@ from faust.web import Request, Response, View
 
 from agents.mypage.projection import page_of, row_view
 from agents.mypage.worker import mypages, worker
-from api.faustweb import base_url, error
+from api.faustweb import base_url, error, serve_rows
 
 app = worker.app
 MAX_PAGE_SIZE = 1000
@@ -29,11 +29,4 @@ class MypageList(View):
         return self.json(page_of(list(mypages.values()), page, size, base_url(request)))
 
 
-@app.page("/mypages/{orderId}")
-class MypageRow(View):
-    @app.table_route(table=mypages, match_info="orderId")
-    async def get(self, request: Request, orderId: str) -> Response:  # noqa: N803 - the route's name
-        row = mypages.get(orderId)
-        if row is None:
-            return error(self, 404, f"no mypage for order {orderId}")
-        return self.json(row_view(row, base_url(request)))
+serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}", lambda row, request: row_view(row, base_url(request)))

@@ -17,10 +17,11 @@ def project(row: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str
         return None
     if event["type"] in ACTION_OF:
         updated["action"] = ACTION_OF[event["type"]]
-    step = {"event": event["type"], "at": event["occurredAt"], "status": updated.get("status")}
+    step = {"event": event["type"], "at": event["occurredAt"]}
     if "reason" in event:
         step["reason"] = event["reason"]
-    updated["history"] = [*updated.get("history", []), step]
+    # Events arrive in topic order, not in the order they happened: the story is told by their own times.
+    updated["history"] = sorted([*updated.get("history", []), step], key=lambda s: s["at"])
     return updated
 
 

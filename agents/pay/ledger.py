@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from agents.events import encode, key_of, make_event
-from agents.pay.payments import APPLY, CANCEL, EVENT_OF_ACTION, PaymentRequest, check_chargeable, refund_for
+from agents.pay.payments import (
+    APPLY, CANCEL, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable, refund_for,
+)
 
 T = TypeVar("T")
+MAX_GROUP = 256  # payments committed in one transaction at most
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
@@ -71,6 +74,8 @@ class Ledger:
         self._topic_of = topic_of
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._db: sqlite3.Connection | None = None
+        self._queued: list[tuple[PaymentRequest, str, asyncio.Future]] = []
+        self._committer: asyncio.Task | None = None
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, self._db)
@@ -87,29 +92,67 @@ class Ledger:
         self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect, None)
 
     async def close(self) -> None:
+        if self._committer is not None:
+            await self._committer
         if self._db is not None:
             await self._call(lambda db: db.close())
         self._thread.shutdown(wait=True)
 
     async def record(self, request: PaymentRequest, correlation_id: str) -> Payment:
-        """Charge or refund once per order and action; a repeat returns the payment already recorded."""
-        return await self._call(lambda db: self._record(db, request, correlation_id))
+        """Charge or refund once per order and action; a repeat returns the payment already recorded.
 
-    def _record(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
+        Requests that arrive while a commit is on disk wait and are committed together in the next
+        transaction (group commit): one sync to disk for many payments, each still all-or-nothing.
+        """
+        future = asyncio.get_running_loop().create_future()
+        self._queued.append((request, correlation_id, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        return await future
+
+    async def _commit_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+            requests = [(request, correlation_id) for request, correlation_id, _ in batch]
+            try:
+                outcomes = await self._call(lambda db: self._record_group(db, requests))
+            except Exception as exc:  # noqa: BLE001 - the whole transaction failed: every waiter hears why
+                outcomes = [exc] * len(batch)
+            for (_, _, future), outcome in zip(batch, outcomes):
+                if future.done():  # its caller went away
+                    continue
+                if isinstance(outcome, Exception):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    def _record_group(self, db: sqlite3.Connection, requests: list[tuple[PaymentRequest, str]]) -> list:
+        outcomes: list[Payment | PaymentRefused] = []
         with db:  # commits on leaving, rolls back on an exception
             db.execute("BEGIN IMMEDIATE")
-            existing = db.execute(
-                "SELECT id, amount FROM payments WHERE order_id = ? AND action = ?", (request.order_id, request.action)
-            ).fetchone()
-            if existing:
-                return Payment(existing[0], request.order_id, request.action, existing[1], created=False)
-            if request.action == CANCEL:
-                amount = refund_for(self._charged(db, request.order_id), request.order_id)
-            else:
-                voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
-                check_chargeable(request.order_id, voided[0] if voided else None)
-                amount = request.price
-            return self._insert(db, request.order_id, request.action, amount, correlation_id)
+            for request, correlation_id in requests:
+                db.execute("SAVEPOINT payment")
+                try:
+                    outcomes.append(self._record(db, request, correlation_id))
+                except PaymentRefused as refused:
+                    db.execute("ROLLBACK TO payment")
+                    outcomes.append(refused)
+                db.execute("RELEASE payment")
+        return outcomes
+
+    def _record(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
+        existing = db.execute(
+            "SELECT id, amount FROM payments WHERE order_id = ? AND action = ?", (request.order_id, request.action)
+        ).fetchone()
+        if existing:
+            return Payment(existing[0], request.order_id, request.action, existing[1], created=False)
+        if request.action == CANCEL:
+            amount = refund_for(self._charged(db, request.order_id), request.order_id)
+        else:
+            voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
+            check_chargeable(request.order_id, voided[0] if voided else None)
+            amount = request.price
+        return self._insert(db, request.order_id, request.action, amount, correlation_id)
 
     @staticmethod
     def _charged(db: sqlite3.Connection, order_id: int) -> int | None:

@@ -83,3 +83,14 @@ async def test_the_ledger_survives_a_reopen(tmp_path):
 def test_bad_payment_requests_are_refused(body, problem):
     with pytest.raises(PaymentRefused, match=problem):
         check_payment(body)
+
+
+async def test_payments_arriving_together_are_committed_together_each_on_its_own_merits(ledger):
+    import asyncio
+
+    requests = [apply(10), apply(11), PaymentRequest(order_id=12, price=None, action="cancel"), apply(10)]
+    outcomes = await asyncio.gather(*(ledger.record(r, "c") for r in requests), return_exceptions=True)
+    assert outcomes[0].created and outcomes[1].created
+    assert isinstance(outcomes[2], PaymentRefused)  # nothing to refund: refused alone, the others stand
+    assert not outcomes[3].created and outcomes[3].id == outcomes[0].id
+    assert await outbox_types(ledger) == ["PayApproved", "PayApproved"]

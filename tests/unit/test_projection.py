@@ -37,6 +37,17 @@ def test_a_refund_shows_as_the_cancel_action():
     assert (row["status"], row["action"], row["reason"]) == ("Rejected", "cancel", "payment unavailable: timeout")
 
 
+def test_the_story_is_told_in_the_order_things_happened_not_the_order_they_arrived():
+    placed = make_event("OrderPlaced", correlation_id="c", orderId=6, item="cake", qty=1, price=1)
+    paid = make_event("PayApproved", correlation_id="c", orderId=6, paymentId=1, price=1)
+    opened = make_event("BakeryTicketOpened", correlation_id="c", orderId=6, bakeryId="b")
+    placed["occurredAt"], paid["occurredAt"], opened["occurredAt"] = "2026-01-01T00:00:00.001+00:00", \
+        "2026-01-01T00:00:00.002+00:00", "2026-01-01T00:00:00.003+00:00"
+    row = fold([opened, placed, paid])
+    assert [s["event"] for s in row["history"]] == ["OrderPlaced", "PayApproved", "BakeryTicketOpened"]
+    assert row["status"] == "Confirming"
+
+
 def test_a_duplicate_event_adds_nothing_to_the_story():
     placed = make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000)
     row = fold([placed])

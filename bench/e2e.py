@@ -1,0 +1,268 @@
+"""End-to-end benchmark: orders through the gateway at a fixed concurrency, on a real local Kafka.
+
+Starts its own bread (`bread up` on separate ports, BAKERY_AUTO_CONFIRM=true, a fresh data folder), then:
+- drives POST /orders through the gateway with N concurrent clients for D seconds: orders/s accepted and
+  intake latency p50/p99;
+- follows the Mypage table's changelog on Kafka to time each order from placement to `Confirmed` on Mypage:
+  orders/s confirmed and p50/p99;
+- samples the resident memory of every bread Python process under that load;
+- drives a bare aiohttp handler on the same machine the same way, as a ceiling, and prints the ratio.
+
+    python bench/e2e.py [--concurrency 32] [--seconds 20]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from aiokafka import AIOKafkaConsumer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agents.catalog import catalog  # noqa: E402
+
+PORTS = {"ORDER_PORT": 28081, "BAKERY_PORT": 28082, "PAY_PORT": 28083, "MYPAGE_PORT": 28084,
+         "GATEWAY_PORT": 28088, "ORDER_WORKER_PORT": 26081, "KAFKA_PORT": 29092, "KAFKA_CONTROLLER_PORT": 29093}
+URLS = {"ORDER_URL": "ORDER_PORT", "BAKERY_URL": "BAKERY_PORT", "PAY_URL": "PAY_PORT", "MYPAGE_URL": "MYPAGE_PORT",
+        "ORDER_WORKER_URL": "ORDER_WORKER_PORT"}
+BARE_PORT = 28099
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bread_processes(data_dir: str) -> dict[str, int]:
+    """pid of each bread service (`api.cli run X`) and of the benchmark's broker, by name."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if b"api.cli" in args and b"run" in args:
+            found[args[args.index(b"run") + 1].decode()] = int(pid)
+        elif b"kafka.Kafka" in args and any(data_dir.encode() in a for a in args):
+            found["kafka broker"] = int(pid)
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib_of_bread() -> float:
+    """Resident memory of every bread Python process (the services `bread up` started), in MiB."""
+    total_kib = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"api.cli run" not in cmdline:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kib += int(line.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total_kib / 1024
+
+
+async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed: dict[int, float]) -> dict:
+    latencies: list[float] = []
+    statuses: dict[int | str, int] = {}
+    deadline = time.monotonic() + seconds
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def client() -> None:
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                try:
+                    async with http.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                        payload = await response.read()
+                except aiohttp.ClientError as exc:
+                    statuses[type(exc).__name__] = statuses.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies.append(time.monotonic() - started)
+                statuses[response.status] = statuses.get(response.status, 0) + 1
+                if response.status == 201:
+                    placed.setdefault(json.loads(payload)["id"], started)
+
+        began = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        elapsed = time.monotonic() - began
+    accepted = statuses.get(201, 0)
+    return {"accepted_per_s": accepted / elapsed, "requests": sum(statuses.values()), "statuses": statuses,
+            "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
+            "elapsed_s": elapsed}
+
+
+async def follow_confirmations(bootstrap: str, confirmed: dict[int, float], stories: dict[int, tuple],
+                               stop: asyncio.Event) -> None:
+    changelog = catalog().table_of("mypage").changelog
+    consumer = AIOKafkaConsumer(changelog, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.monotonic()
+            for message in (m for batch in batches.values() for m in batch):
+                row = json.loads(message.value) if message.value else None
+                if row and row.get("status") == "Confirmed" and row["orderId"] not in confirmed:
+                    confirmed[row["orderId"]] = now
+                    stories[row["orderId"]] = (row.get("history", []), time.time())
+    finally:
+        await consumer.stop()
+
+
+def stage_breakdown(stories: dict[int, tuple]) -> dict[str, float]:
+    """Median time between consecutive steps of each order's story, from the events' own timestamps."""
+    from datetime import datetime
+
+    gaps: dict[str, list[float]] = {}
+    for history, seen_at in stories.values():
+        times = [(step["event"], datetime.fromisoformat(step["at"]).timestamp()) for step in history]
+        times.append(("on Mypage", seen_at))
+        for (a, ta), (b, tb) in zip(times, times[1:]):
+            gaps.setdefault(f"{a} -> {b}", []).append(tb - ta)
+    return {k: round(statistics.median(v) * 1000, 1) for k, v in gaps.items() if len(v) > len(stories) / 2}
+
+
+async def bare_ceiling(concurrency: int, seconds: float) -> dict:
+    """The same driver against a handler that does nothing but answer 201 with a small JSON body."""
+    server = subprocess.Popen([sys.executable, __file__, "--bare-server"], stdout=subprocess.DEVNULL)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{BARE_PORT}/orders"):
+                        break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+        return await drive(f"http://127.0.0.1:{BARE_PORT}/orders", b'{"item":"cake","qty":1}',
+                           concurrency, seconds, {})
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def run_bare_server() -> None:
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response({"id": 1, "item": "cake", "qty": 1, "status": "Paid", "price": 25000}, status=201)
+
+    app = web.Application()
+    app.router.add_route("*", "/orders", handler)
+    web.run_app(app, host="127.0.0.1", port=BARE_PORT, print=None, access_log=None)
+
+
+async def wait_ready(env: dict[str, str], bread: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    ports = [env[p] for p in ("ORDER_PORT", "BAKERY_PORT", "PAY_PORT", "MYPAGE_PORT", "GATEWAY_PORT",
+                              "ORDER_WORKER_PORT")]
+    async with aiohttp.ClientSession() as http:
+        while time.monotonic() < deadline:
+            if bread.poll() is not None:
+                raise SystemExit(f"bread up exited with {bread.returncode}; see {env['BREAD_DATA_DIR']}/log")
+            ready = 0
+            for port in ports:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/health") as response:
+                        ready += response.status == 200
+                except aiohttp.ClientError:
+                    pass
+            if ready == len(ports):
+                return
+            await asyncio.sleep(0.5)
+    raise SystemExit("bread did not become ready")
+
+
+async def main(concurrency: int, seconds: float) -> None:
+    data = tempfile.mkdtemp(prefix="bread-bench-")
+    env = {**os.environ, **{k: str(v) for k, v in PORTS.items()}, "BREAD_DATA_DIR": data,
+           "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning"}
+    env.update({var: f"http://127.0.0.1:{PORTS[port]}" for var, port in URLS.items()})
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    bootstrap = f"127.0.0.1:{PORTS['KAFKA_PORT']}"
+    bread = subprocess.Popen([sys.executable, "-m", "api.cli", "up"], cwd=ROOT, env=env)
+    try:
+        await wait_ready(env, bread)
+        gateway = f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}/orders"
+        # Warm-up: connections, Kafka metadata, first-use paths.
+        await drive(gateway, b'{"item":"cake","qty":1}', concurrency, 3, {})
+
+        placed: dict[int, float] = {}
+        confirmed: dict[int, float] = {}
+        stop = asyncio.Event()
+        stories: dict[int, tuple] = {}
+        follower = asyncio.create_task(follow_confirmations(bootstrap, confirmed, stories, stop))
+        processes = bread_processes(data)
+        cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
+        rss_samples: list[float] = []
+
+        async def sample_memory() -> None:
+            while not stop.is_set():
+                rss_samples.append(rss_mib_of_bread())
+                await asyncio.sleep(1)
+
+        sampler = asyncio.create_task(sample_memory())
+        intake = await drive(gateway, b'{"item":"cake","qty":1}', concurrency, seconds, placed)
+        # Let the saga finish for what was accepted (bounded), then stop following.
+        drain_deadline = time.monotonic() + 30
+        while time.monotonic() < drain_deadline and not set(placed) <= set(confirmed):
+            await asyncio.sleep(0.2)
+        stop.set()
+        await asyncio.gather(follower, sampler)
+        cpu_used = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in processes.items()}
+
+        saga = [confirmed[i] - placed[i] for i in placed if i in confirmed]
+        span = (max(confirmed[i] for i in placed if i in confirmed) - min(placed.values())) if saga else float("nan")
+        bare = await bare_ceiling(concurrency, seconds)
+        report = {
+            "concurrency": concurrency, "seconds": seconds,
+            "accepted_orders_per_s": round(intake["accepted_per_s"], 1),
+            "intake_p50_ms": round(intake["p50_ms"], 1), "intake_p99_ms": round(intake["p99_ms"], 1),
+            "statuses": intake["statuses"],
+            "confirmed_on_mypage": f"{len(saga)}/{len(placed)}",
+            "confirmed_orders_per_s": round(len(saga) / span, 1) if saga else 0,
+            "placement_to_confirmed_p50_ms": round(percentile(saga, 0.5) * 1000, 1),
+            "placement_to_confirmed_p99_ms": round(percentile(saga, 0.99) * 1000, 1),
+            "bread_rss_peak_mib": round(max(rss_samples), 1) if rss_samples else None,
+            "bread_rss_mean_mib": round(statistics.mean(rss_samples), 1) if rss_samples else None,
+            "bare_aiohttp_per_s": round(bare["accepted_per_s"], 1),
+            "bare_aiohttp_p99_ms": round(bare["p99_ms"], 1),
+            "ratio_to_bare": round(intake["accepted_per_s"] / bare["accepted_per_s"], 3),
+            "stage_p50_ms": stage_breakdown(stories),
+            "cpu_seconds_during_run": cpu_used,
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        bread.send_signal(signal.SIGINT)
+        bread.wait(60)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        run_bare_server()
+    else:
+        asyncio.run(main(args.concurrency, args.seconds))
