@@ -204,3 +204,18 @@ async def test_only_declared_topics_exist_on_the_broker(system, kafka):
     # Kafka's own topics, and the one Faust uses to elect a partition-assignment leader per app.
     internal = {t for t in topics if t.startswith("__") or t.endswith("-__assignor-__leader")}
     assert topics - internal == declared
+
+
+async def test_every_service_reports_health_and_prometheus_metrics(system):
+    await place(system, via="gateway")
+    for service in ("order", "order-worker", "pay", "bakery", "mypage", "gateway"):
+        status, health, _ = await system.request("GET", f"{system.url(service)}/health")
+        assert status == 200 and health["status"] == "ready", service
+        async with system.http.get(f"{system.url(service)}/metrics") as response:
+            text = await response.text()
+        assert response.status == 200 and response.content_type.startswith("text/plain"), service
+        assert "bread_" in text, service
+    async with system.http.get(f"{system.url('order')}/metrics") as response:
+        assert 'bread_http_requests_total{route="/orders",service="order",status="201"}' in await response.text()
+    async with system.http.get(f"{system.url('mypage')}/metrics") as response:
+        assert 'bread_events_consumed_total{context="mypage"' in await response.text()
