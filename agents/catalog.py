@@ -79,11 +79,12 @@ class Catalog:
     def topics_produced_by(self, context: str) -> list[TopicSpec]:
         return [t for t in self.topics.values() if t.producer == context]
 
-    def table_of(self, context: str) -> TableSpec:
-        for table in self.tables.values():
-            if table.context == context:
-                return table
-        raise CatalogError(f"no table declared for context {context!r}")
+    def table_of(self, context: str, name: str | None = None) -> TableSpec:
+        """The context's table (`name` picks one where it has several)."""
+        tables = [t for t in self.tables.values() if t.context == context and (name is None or t.name == name)]
+        if len(tables) != 1:
+            raise CatalogError(f"topics.yaml declares {len(tables)} tables {name or ''} for context {context!r}")
+        return tables[0]
 
     def by_name(self, topic_name: str) -> TopicSpec:
         for topic in self.topics.values():

@@ -27,9 +27,14 @@ def new_correlation_id() -> str:
     return uuid.uuid4().hex
 
 
-def make_event(event_type: str, *, correlation_id: str, cause: Event | None = None, **fields: Any) -> Event:
-    """Build an event of a declared type. With a `cause`, its id is derived from the cause's id."""
-    event_id = str(uuid.uuid5(_DERIVED, f"{cause['eventId']}/{event_type}")) if cause else uuid.uuid4().hex
+def make_event(event_type: str, *, correlation_id: str, cause: Event | str | None = None, **fields: Any) -> Event:
+    """Build an event of a declared type.
+
+    With a `cause` (the event it reacts to, or a name for a decision taken once per order), its id is derived
+    from the cause, so deciding again yields the same id.
+    """
+    cause_id = cause["eventId"] if isinstance(cause, dict) else cause
+    event_id = str(uuid.uuid5(_DERIVED, f"{cause_id}/{event_type}")) if cause_id else uuid.uuid4().hex
     event = {
         "type": event_type,
         "eventId": event_id,

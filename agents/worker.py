@@ -70,15 +70,15 @@ class Worker:
 
     def _partitions(self) -> int:
         """Tables are co-partitioned with every keyed topic the context reads (topics.yaml checks they agree)."""
-        return catalog().table_of(self.context).partitions
+        return next(t.partitions for t in catalog().tables.values() if t.context == self.context)
 
     def _topic(self, name: str) -> faust.TopicT:
         if name not in self._topics:
             self._topics[name] = self.app.topic(name, key_type=str, internal=False)
         return self._topics[name]
 
-    def table(self) -> faust.Table:
-        spec = catalog().table_of(self.context)
+    def table(self, name: str | None = None) -> faust.Table:
+        spec = catalog().table_of(self.context, name)
         table = self.app.Table(spec.name, default=None, key_type=str, partitions=spec.partitions)
         # Faust would JSON-encode str keys ('"1"'), which hash to another partition than the topics' raw
         # keys ('1'), and routing a query to the key's owner would then miss.

@@ -3,7 +3,7 @@ import json
 
 from faust.web import Request, Response, View
 
-from agents.bakery.tickets import DecisionRefused, check_decision, decide
+from agents.bakery.tickets import EVENT_OF_DECISION, DecisionRefused, check_decision, decide
 from agents.bakery.worker import tickets, worker
 from agents.events import make_event, new_correlation_id
 from api.faustweb import error, forward_to_owner, serve_rows
@@ -20,7 +20,7 @@ class BakeryDecision(View):
         except ValueError as exc:
             return error(self, 400, f"the body is not valid JSON: {exc}")
         try:
-            order_id, status = check_decision(decision)
+            order_id, status, reason = check_decision(decision)
         except DecisionRefused as exc:
             return error(self, exc.status, str(exc))
         forwarded = await forward_to_owner(app, tickets, str(order_id), request, body)
@@ -33,9 +33,10 @@ class BakeryDecision(View):
             return error(self, exc.status, str(exc))
         if announce:
             correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
-            await worker.emit(make_event("BakeryConfirmed", correlation_id=correlation,
-                                         orderId=order_id, bakeryId=ticket["bakeryId"]))
-        return self.json({**ticket, "status": status})
+            because = {"reason": reason} if reason else {}
+            await worker.emit(make_event(EVENT_OF_DECISION[status], correlation_id=correlation,
+                                         orderId=order_id, bakeryId=ticket["bakeryId"], **because))
+        return self.json({**ticket, "status": status, **({"reason": reason} if reason else {})})
 
 
 serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}", lambda ticket, _: ticket)

@@ -3,10 +3,12 @@
 POST /orders: check the request against the menu, reserve an order number, emit OrderPlaced, call pay with a
 timeout. Pay down or slow: emit OrderRejected and answer 503 at once, so no order is left dangling.
 GET /orders/{id}: the order's state from the order worker's table (Faust routes it to the key's owner).
+DELETE /orders/{id}: the customer cancels (until the bakery confirms): OrderCancelled starts the compensation.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -19,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from agents import config
 from agents.catalog import catalog
 from agents.events import Event, encode, key_of, make_event, new_correlation_id
-from agents.order.lifecycle import OrderStatus
+from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
 from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
 
@@ -29,10 +31,15 @@ PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 MENU = web.AppKey("menu", dict)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
+CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 
 
 class PaymentUnavailable(Exception):
     """pay could not be reached, did not answer in time, or failed."""
+
+
+class PaymentDeclined(Exception):
+    """pay answered, and refused the charge; pay itself announces it (PayRejected)."""
 
 
 def pay_timeout() -> float:
@@ -71,6 +78,8 @@ async def charge(app: web.Application, order_id: int, order: OrderRequest, corre
             headers={"X-Correlation-ID": correlation},
             timeout=aiohttp.ClientTimeout(total=pay_timeout()),
         ) as response:
+            if response.status == 402:
+                raise PaymentDeclined((await response.json()).get("error", "payment declined"))
             if response.status >= 300:
                 raise PaymentUnavailable(f"pay answered {response.status}: {(await response.text())[:200]}")
             return await response.json()
@@ -97,23 +106,54 @@ async def place_order(request: web.Request) -> web.Response:
         log.warning("order %s rejected: %s [correlation %s]", order_id, reason, correlation)
         await emit(app, make_event("OrderRejected", correlation_id=correlation, orderId=order_id, reason=reason))
         raise JsonError(503, reason, orderId=order_id, status=OrderStatus.REJECTED.value) from None
+    except PaymentDeclined as exc:
+        raise JsonError(402, f"payment declined: {exc}", orderId=order_id,
+                        status=OrderStatus.PAYMENT_FAILED.value) from None
     body = {"id": order_id, "item": order.item, "qty": order.qty, "status": OrderStatus.PAID.value,
             "price": order.price}
     return json_response(body, 201, headers={"Location": f"/orders/{order_id}", "X-Correlation-ID": correlation})
 
 
-async def get_order(request: web.Request) -> web.Response:
+def order_id_of(request: web.Request) -> int:
     order_id = request.match_info["orderId"]
-    if not order_id.isdigit():
+    if not order_id.isdigit() or int(order_id) < 1:
         raise JsonError(400, "the order id must be a positive whole number")
+    return int(order_id)
+
+
+async def order_state(app: web.Application, order_id: int) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) of the order as the order worker's table has it."""
     try:
-        async with request.app[HTTP].get(
+        async with app[HTTP].get(
             f"{config.service_url('order-worker')}/orders/{order_id}", timeout=aiohttp.ClientTimeout(total=5)
         ) as response:
-            return web.Response(body=await response.read(), status=response.status,
-                                content_type="application/json")
+            return response.status, await response.read()
     except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
         raise JsonError(503, f"the order worker is unavailable: {exc or 'timeout'}") from None
+
+
+async def get_order(request: web.Request) -> web.Response:
+    status, body = await order_state(request.app, order_id_of(request))
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    """The customer cancels: refused once the bakery confirmed or the order ended; the saga does the rest."""
+    order_id = order_id_of(request)
+    status, body = await order_state(request.app, order_id)
+    if status != 200:
+        return web.Response(body=body, status=status, content_type="application/json")
+    order = json.loads(body)
+    try:
+        announce = check_cancellable(OrderStatus(order["status"]))
+    except CancelRefused as exc:
+        raise JsonError(409, f"order {order_id} cannot be cancelled: {exc}", orderId=order_id,
+                        status=order["status"]) from None
+    if announce:
+        correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
+        await emit(request.app, make_event("OrderCancelled", correlation_id=correlation, orderId=order_id,
+                                           reason=CANCELLED_BY_CUSTOMER))
+    return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 
 
 async def ready(app: web.Application) -> list[str]:
@@ -126,4 +166,5 @@ def init_app() -> web.Application:
     app.cleanup_ctx.append(resources)
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)
+    app.router.add_delete("/orders/{orderId}", cancel_order)
     return app

@@ -18,7 +18,7 @@ from agents import config
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode, new_correlation_id
 from agents.pay.ledger import Ledger
-from agents.pay.payments import PaymentRefused, check_payment
+from agents.pay.payments import DECLINE, DEFAULT_LIMIT, PaymentRefused, check_payment
 from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,12 @@ async def relay_outbox(app: web.Application) -> None:
             pending.set()
 
 
-async def void_rejected_orders(app: web.Application, consumer: AIOKafkaConsumer) -> None:
-    """Compensate: an order the edge rejected (pay too slow or down) is never charged, or is refunded."""
+# The saga's compensations that reach pay: the order will not be baked, so its money goes back.
+VOIDING_EVENTS = {"OrderRejected", "BakeryRejected", "BakeryTicketClosed"}
+
+
+async def void_abandoned_orders(app: web.Application, consumer: AIOKafkaConsumer) -> None:
+    """Compensate: an order rejected at intake, refused by the bakery or cancelled is refunded, or never charged."""
     ledger, pending = app[LEDGER], app[OUTBOX_PENDING]
     committed_at = time.monotonic()
     while True:
@@ -58,12 +62,12 @@ async def void_rejected_orders(app: web.Application, consumer: AIOKafkaConsumer)
         for message in (m for batch in batches.values() for m in batch):
             try:
                 event = decode(message.value, message.topic)
-                if event["type"] == "OrderRejected" and await ledger.void(
-                    event["orderId"], event["reason"], event["correlationId"]
-                ):
-                    log.info("refunded order %s after its rejection [correlation %s]",
-                             event["orderId"], event["correlationId"])
-                    pending.set()
+                if event["type"] in VOIDING_EVENTS:
+                    outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
+                    if outcome:
+                        log.info("order %s: %s after %s [correlation %s]",
+                                 event["orderId"], outcome, event["type"], event["correlationId"])
+                        pending.set()
             except Exception as exc:  # noqa: BLE001 - a poison event must not stop compensation
                 log.error("skipped message %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc,
                           exc_info=not isinstance(exc, InvalidEvent))
@@ -74,7 +78,8 @@ async def void_rejected_orders(app: web.Application, consumer: AIOKafkaConsumer)
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
-    ledger = Ledger(ledger_path(), lambda event_type: catalog().topic_of_event(event_type).name)
+    ledger = Ledger(ledger_path(), lambda event_type: catalog().topic_of_event(event_type).name,
+                    limit=config.env_int("PAY_LIMIT", DEFAULT_LIMIT))
     await ledger.open()
     producer = AIOKafkaProducer(**kafka_producer_settings(config.kafka_bootstrap()))
     await producer.start()
@@ -85,7 +90,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         group_id="bread-pay", enable_auto_commit=False, auto_offset_reset="earliest",
     )
     await consumer.start()
-    tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(void_rejected_orders(app, consumer))]
+    tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(void_abandoned_orders(app, consumer))]
     yield
     for task in tasks:
         task.cancel()
@@ -104,6 +109,8 @@ async def post_payment(request: web.Request) -> web.Response:
         raise JsonError(exc.status, str(exc)) from None
     if payment.created:
         request.app[OUTBOX_PENDING].set()
+    if payment.action == DECLINE:
+        raise JsonError(402, payment.reason or "payment declined", **payment.as_json())
     return json_response(payment.as_json(), 201 if payment.created else 200,
                          headers={"Location": f"/payments/{payment.order_id}"})
 

@@ -6,8 +6,12 @@ from typing import Any, Mapping
 
 CONFIRMING = "Confirming"
 CONFIRMED = "Confirmed"
+REJECTED = "Rejected"
 CLOSED = "Closed"
-DECISIONS = (CONFIRMED,)
+DECISIONS = (CONFIRMED, REJECTED)
+# The baker's decision, and the event that announces it.
+EVENT_OF_DECISION = {CONFIRMED: "BakeryConfirmed", REJECTED: "BakeryRejected"}
+DEFAULT_REJECT_REASON = "rejected by the bakery"
 
 _TICKETS = uuid.UUID("0d1f6a52-3c64-4f0e-9a0b-7a7f61f3b0c4")
 
@@ -29,16 +33,20 @@ def open_ticket(order_id: int) -> dict[str, Any]:
     return {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING}
 
 
-def check_decision(body: Any) -> tuple[int, str]:
-    """Parse the baker's request {"orderId", "status"} into (orderId, status)."""
+def check_decision(body: Any) -> tuple[int, str, str | None]:
+    """Parse the baker's request {"orderId", "status", "reason"?} into (orderId, status, reason)."""
     if not isinstance(body, Mapping):
         raise DecisionRefused('the body must be a JSON object like {"orderId": 1, "status": "Confirmed"}', 400)
-    order_id, status = body.get("orderId"), body.get("status")
+    order_id, status, reason = body.get("orderId"), body.get("status"), body.get("reason")
     if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id < 1:
         raise DecisionRefused("'orderId' must be a positive whole number", 400)
     if status not in DECISIONS:
         raise DecisionRefused(f"'status' must be one of {', '.join(DECISIONS)}", 400)
-    return order_id, status
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        raise DecisionRefused("'reason', when given, must be text of at most 500 characters", 400)
+    if status == REJECTED:
+        reason = f"{DEFAULT_REJECT_REASON}: {reason}" if reason else DEFAULT_REJECT_REASON
+    return order_id, status, reason
 
 
 def decide(ticket: Mapping[str, Any] | None, order_id: int, status: str) -> bool:
@@ -56,7 +64,8 @@ def after_event(ticket: Mapping[str, Any] | None, event: Mapping[str, Any]) -> d
     """The ticket after one of the bakery's own events; None when nothing changes."""
     if event["type"] == "BakeryTicketOpened" and ticket is None:
         return open_ticket(event["orderId"])
-    for event_type, status in (("BakeryConfirmed", CONFIRMED), ("BakeryTicketClosed", CLOSED)):
+    for event_type, status in (("BakeryConfirmed", CONFIRMED), ("BakeryRejected", REJECTED),
+                               ("BakeryTicketClosed", CLOSED)):
         if event["type"] == event_type and (ticket is None or ticket["status"] != status):
             return {**(ticket or open_ticket(event["orderId"])), "status": status}
     return None
@@ -65,5 +74,18 @@ def after_event(ticket: Mapping[str, Any] | None, event: Mapping[str, Any]) -> d
 def close_on_refund(ticket: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The ticket after its order was refunded: closed unless the baker already confirmed; None if unchanged."""
     if ticket is None or ticket["status"] != CONFIRMING:
+        return None
+    return {**ticket, "status": CLOSED}
+
+
+def close_on_cancel(ticket: Mapping[str, Any] | None, order_id: int) -> dict[str, Any] | None:
+    """The ticket after its order was cancelled; None when the cancel changes nothing.
+
+    A ticket the baker confirmed stays confirmed (the cancel came too late); an order cancelled before its
+    payment reached the bakery gets a closed ticket, so the payment opens none later.
+    """
+    if ticket is None:
+        return {**open_ticket(order_id), "status": CLOSED}
+    if ticket["status"] != CONFIRMING:
         return None
     return {**ticket, "status": CLOSED}

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Sequence
 from agents.order.lifecycle import apply_event
 
 # The payment action a row shows, in pay's own words.
-ACTION_OF = {"PayApproved": "apply", "PayCanceled": "cancel"}
+ACTION_OF = {"PayApproved": "apply", "PayCanceled": "cancel", "PayRejected": "decline", "PayVoided": "void"}
 ROW_FIELDS = ("orderId", "item", "qty", "price", "action", "paymentId", "bakeryId", "status")
 
 

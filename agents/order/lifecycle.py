@@ -3,6 +3,13 @@
 Events about one order travel on several topics, so they can arrive in any order (a bakery ticket may be
 seen before the payment that caused it). An event therefore moves an order to its state only when that
 state is reachable from where the order is; a late event still contributes its data.
+
+    Ordered ──► Paid ──► Confirming ──► Confirmed
+       │          │          │   ▲
+       │          └──────────┴───┼──► Cancelling ──► Cancelled   (customer, bakery rejection, saga deadline)
+       │                         └────────┘                      (the bakery confirmed before it saw the cancel)
+       ├──► Rejected        (pay unreachable or too slow at intake)
+       └──► PaymentFailed   (pay declined the charge)
 """
 from __future__ import annotations
 
@@ -16,28 +23,36 @@ class OrderStatus(str, Enum):
     PAID = "Paid"
     CONFIRMING = "Confirming"
     CONFIRMED = "Confirmed"
-    REJECTED = "Rejected"
+    CANCELLING = "Cancelling"
     CANCELLED = "Cancelled"
+    REJECTED = "Rejected"
+    PAYMENT_FAILED = "PaymentFailed"
 
 
 S = OrderStatus
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
-    S.ORDERED: frozenset({S.PAID, S.REJECTED}),
-    S.PAID: frozenset({S.CONFIRMING, S.CANCELLED}),
-    S.CONFIRMING: frozenset({S.CONFIRMED, S.CANCELLED}),
+    S.ORDERED: frozenset({S.PAID, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLING}),
+    S.PAID: frozenset({S.CONFIRMING, S.CANCELLING, S.CANCELLED}),
+    S.CONFIRMING: frozenset({S.CONFIRMED, S.CANCELLING, S.CANCELLED}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.CONFIRMED}),
     S.CONFIRMED: frozenset(),
-    S.REJECTED: frozenset(),
     S.CANCELLED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.PAYMENT_FAILED: frozenset(),
 }
 
-# The state each event announces.
+# The state each event announces; events not listed (a ticket closed) change no state.
 STATUS_AFTER: Mapping[str, OrderStatus] = {
     "OrderPlaced": S.ORDERED,
     "OrderRejected": S.REJECTED,
+    "OrderCancelled": S.CANCELLING,
     "PayApproved": S.PAID,
+    "PayRejected": S.PAYMENT_FAILED,
     "PayCanceled": S.CANCELLED,
+    "PayVoided": S.CANCELLED,
     "BakeryTicketOpened": S.CONFIRMING,
     "BakeryConfirmed": S.CONFIRMED,
+    "BakeryRejected": S.CANCELLING,
 }
 
 
@@ -69,8 +84,23 @@ def next_status(current: OrderStatus | None, event_type: str) -> OrderStatus | N
     return current
 
 
+class CancelRefused(ValueError):
+    """The customer may not cancel the order in its current state."""
+
+
+def check_cancellable(status: OrderStatus) -> bool:
+    """Whether a cancel must be announced: False when one is under way already; refused once the order ended."""
+    if status == S.CANCELLING:
+        return False
+    if status == S.CONFIRMED:
+        raise CancelRefused("the bakery has confirmed the order; it can no longer be cancelled")
+    if is_terminal(status):
+        raise CancelRefused(f"the order has ended as {status.value}")
+    return True
+
+
 # Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).
-ORDER_FIELDS = ("orderId", "item", "qty", "price", "paymentId", "bakeryId")
+ORDER_FIELDS = ("orderId", "item", "qty", "price", "paymentId", "bakeryId", "correlationId")
 MAX_SEEN_EVENTS = 32
 
 
@@ -87,8 +117,8 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
             order[field] = event[field]
     if status is not None:
         order["status"] = status.value
-        # The reason an order ended is the one its ending event gave, not a later event's.
-        if status != current and is_terminal(status) and "reason" in event:
+        # Why an order left the happy path is what the event that moved it there said, not a later event.
+        if status != current and "reason" in event:
             order["reason"] = event["reason"]
     order["updatedAt"] = event["occurredAt"]
     order["eventIds"] = (seen + [event["eventId"]])[-MAX_SEEN_EVENTS:]

@@ -15,7 +15,8 @@ from typing import Any, Callable, TypeVar
 
 from agents.events import encode, key_of, make_event
 from agents.pay.payments import (
-    APPLY, CANCEL, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable, refund_for,
+    APPLY, CANCEL, DECLINE, DEFAULT_LIMIT, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable,
+    decline_reason, refund_for,
 )
 
 T = TypeVar("T")
@@ -25,7 +26,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     order_id INTEGER NOT NULL,
-    action TEXT NOT NULL CHECK (action IN ('apply', 'cancel')),
+    action TEXT NOT NULL,
     amount INTEGER NOT NULL,
     correlation_id TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
@@ -47,6 +48,9 @@ CREATE TABLE IF NOT EXISTS voided_orders (
 """
 
 
+STATUS_OF_ACTION = {APPLY: "Approved", CANCEL: "Refunded", DECLINE: "Declined"}
+
+
 @dataclass(frozen=True)
 class Payment:
     id: int
@@ -54,10 +58,11 @@ class Payment:
     action: str
     amount: int
     created: bool  # False when the request repeated one already recorded
+    reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"id": self.id, "orderId": self.order_id, "action": self.action, "price": self.amount,
-                "status": "Approved" if self.action == APPLY else "Refunded"}
+                "status": STATUS_OF_ACTION[self.action]}
 
 
 @dataclass(frozen=True)
@@ -69,8 +74,9 @@ class OutboxEntry:
 
 
 class Ledger:
-    def __init__(self, path: Path, topic_of: Callable[[str], str]) -> None:
+    def __init__(self, path: Path, topic_of: Callable[[str], str], limit: int = DEFAULT_LIMIT) -> None:
         self._path = path
+        self._limit = limit
         self._topic_of = topic_of
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._db: sqlite3.Connection | None = None
@@ -141,52 +147,77 @@ class Ledger:
         return outcomes
 
     def _record(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
-        existing = db.execute(
-            "SELECT id, amount FROM payments WHERE order_id = ? AND action = ?", (request.order_id, request.action)
-        ).fetchone()
-        if existing:
-            return Payment(existing[0], request.order_id, request.action, existing[1], created=False)
+        # A repeated request gets the answer the first one got: the charge, the refund, or the decline.
+        answered = (request.action, DECLINE) if request.action == APPLY else (request.action,)
+        for action in answered:
+            existing = db.execute(
+                "SELECT id, amount FROM payments WHERE order_id = ? AND action = ?", (request.order_id, action)
+            ).fetchone()
+            if existing:
+                reason = decline_reason(existing[1], self._limit) if action == DECLINE else None
+                return Payment(existing[0], request.order_id, action, existing[1], created=False, reason=reason)
         if request.action == CANCEL:
             amount = refund_for(self._charged(db, request.order_id), request.order_id)
-        else:
-            voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
-            check_chargeable(request.order_id, voided[0] if voided else None)
-            amount = request.price
-        return self._insert(db, request.order_id, request.action, amount, correlation_id)
+            return self._insert(db, request.order_id, CANCEL, amount, correlation_id)
+        voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
+        check_chargeable(request.order_id, voided[0] if voided else None)
+        reason = decline_reason(request.price, self._limit)
+        if reason:
+            return self._insert(db, request.order_id, DECLINE, request.price, correlation_id, reason=reason)
+        return self._insert(db, request.order_id, APPLY, request.price, correlation_id)
 
     @staticmethod
     def _charged(db: sqlite3.Connection, order_id: int) -> int | None:
         row = db.execute("SELECT amount FROM payments WHERE order_id = ? AND action = ?", (order_id, APPLY)).fetchone()
         return row[0] if row else None
 
-    def _insert(self, db: sqlite3.Connection, order_id: int, action: str, amount: int, correlation_id: str) -> Payment:
+    def _insert(self, db: sqlite3.Connection, order_id: int, action: str, amount: int, correlation_id: str,
+                reason: str | None = None) -> Payment:
         """A payment row and the event announcing it, inside the caller's transaction."""
         payment_id = db.execute(
             "INSERT INTO payments (order_id, action, amount, correlation_id) VALUES (?, ?, ?, ?)",
             (order_id, action, amount, correlation_id),
         ).lastrowid
-        event = make_event(EVENT_OF_ACTION[action], correlation_id=correlation_id,
-                           orderId=order_id, paymentId=payment_id, price=amount)
+        if action == DECLINE:
+            event = make_event("PayRejected", correlation_id=correlation_id, orderId=order_id, price=amount,
+                               reason=reason)
+        else:
+            event = make_event(EVENT_OF_ACTION[action], correlation_id=correlation_id,
+                               orderId=order_id, paymentId=payment_id, price=amount)
+        self._to_outbox(db, event)
+        return Payment(payment_id, order_id, action, amount, created=True, reason=reason)
+
+    def _to_outbox(self, db: sqlite3.Connection, event: dict[str, Any]) -> None:
         db.execute(
             "INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)",
             (self._topic_of(event["type"]), key_of(event), encode(event)),
         )
-        return Payment(payment_id, order_id, action, amount, created=True)
 
-    async def void(self, order_id: int, reason: str, correlation_id: str) -> Payment | None:
-        """The order was rejected: refuse any later charge, and refund one already made. Idempotent."""
+    async def void(self, order_id: int, reason: str, correlation_id: str) -> str | None:
+        """The order was rejected or cancelled: refund what was charged, refuse any later charge.
+
+        Returns the event announcing it (PayCanceled for a refund, PayVoided when nothing was charged), or
+        None when the order was voided before: voiding is idempotent.
+        """
         return await self._call(lambda db: self._void(db, order_id, reason, correlation_id))
 
-    def _void(self, db: sqlite3.Connection, order_id: int, reason: str, correlation_id: str) -> Payment | None:
+    def _void(self, db: sqlite3.Connection, order_id: int, reason: str, correlation_id: str) -> str | None:
         with db:
             db.execute("BEGIN IMMEDIATE")
-            db.execute("INSERT OR IGNORE INTO voided_orders (order_id, reason) VALUES (?, ?)", (order_id, reason))
+            if not db.execute("INSERT OR IGNORE INTO voided_orders (order_id, reason) VALUES (?, ?)",
+                              (order_id, reason)).rowcount:
+                return None
             charged = self._charged(db, order_id)
             refunded = db.execute(
                 "SELECT 1 FROM payments WHERE order_id = ? AND action = ?", (order_id, CANCEL)).fetchone()
-            if charged is None or refunded:
-                return None
-            return self._insert(db, order_id, CANCEL, refund_for(charged, order_id), correlation_id)
+            if charged is not None and not refunded:
+                self._insert(db, order_id, CANCEL, refund_for(charged, order_id), correlation_id)
+                return "PayCanceled"
+            if charged is None:
+                self._to_outbox(db, make_event("PayVoided", correlation_id=correlation_id, orderId=order_id,
+                                               reason=reason))
+                return "PayVoided"
+            return None
 
     async def find(self, order_id: int) -> list[Payment]:
         rows = await self._call(lambda db: db.execute(

@@ -4,8 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-APPLY, CANCEL = "apply", "cancel"
-EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled"}
+APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
+# What each kind of ledger row announces.
+EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled", DECLINE: "PayRejected"}
+REQUESTED_ACTIONS = (APPLY, CANCEL)
+DEFAULT_LIMIT = 1_000_000
 
 
 class PaymentRefused(ValueError):
@@ -33,8 +36,8 @@ def check_payment(body: Any) -> PaymentRequest:
     order_id, price, action = body.get("orderId"), body.get("price"), body.get("action", APPLY)
     if not _positive_int(order_id):
         raise PaymentRefused("'orderId' must be a positive whole number")
-    if action not in EVENT_OF_ACTION:
-        raise PaymentRefused(f"'action' must be one of {', '.join(EVENT_OF_ACTION)}")
+    if action not in REQUESTED_ACTIONS:
+        raise PaymentRefused(f"'action' must be one of {', '.join(REQUESTED_ACTIONS)}")
     if action == APPLY and not _positive_int(price):
         raise PaymentRefused("'price' must be a positive whole number")
     if action == CANCEL and price is not None and not _positive_int(price):
@@ -46,6 +49,13 @@ def check_chargeable(order_id: int, voided_reason: str | None) -> None:
     """An order rejected before its charge arrived (pay was slow or down) must not be charged any more."""
     if voided_reason is not None:
         raise PaymentRefused(f"order {order_id} was rejected ({voided_reason}); it is not charged", status=409)
+
+
+def decline_reason(price: int, limit: int) -> str | None:
+    """Why pay declines a charge, or None when it takes it."""
+    if price > limit:
+        return f"the price {price} is over the payment limit of {limit}"
+    return None
 
 
 def refund_for(charged: int | None, order_id: int) -> int:

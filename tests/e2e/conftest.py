@@ -27,6 +27,9 @@ from api.localkafka import LocalKafka, wait_until_ready
 TEST_PORTS = {"order": 18081, "bakery": 18082, "pay": 18083, "mypage": 18084, "gateway": 18088, "order-worker": 16081}
 KAFKA_PORT, KAFKA_CONTROLLER_PORT = 19092, 19093
 PAY_TIMEOUT_S = 1.0
+# Short enough for a test to watch an abandoned order be cancelled; long enough for every other test's saga.
+SAGA_DEADLINE_S = 12
+PAY_LIMIT = 1_000_000
 
 
 async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 30, what: str = "condition") -> Any:
@@ -96,7 +99,8 @@ class System:
 
 def system_env(root: Path, bootstrap: str) -> dict[str, str]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
-           "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info"}
+           "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
+           "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false"}
     for service, port in TEST_PORTS.items():
         env[config.PORTS[service][0]] = str(port)
         if service in config.URL_VARS:

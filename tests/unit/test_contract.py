@@ -6,11 +6,16 @@ from pathlib import Path
 
 from agents import config
 from agents.catalog import catalog
+from agents.bakery.tickets import EVENT_OF_DECISION
 from agents.pay.payments import EVENT_OF_ACTION
 
 SOURCES = [p for d in ("agents", "api") for p in (config.PROJECT_ROOT / d).rglob("*.py")]
 # Where each file's code belongs: agents/<context>/..., api/<context>.py; the order worker's face is order's.
 API_CONTEXT = {"order": "order", "order_worker": "order", "pay": "pay", "bakery": "bakery", "mypage": "mypage"}
+
+
+# The tables of event types the code looks event types up in.
+EVENT_TABLES = {"EVENT_OF_ACTION": EVENT_OF_ACTION, "EVENT_OF_DECISION": EVENT_OF_DECISION}
 
 
 def context_of(path: Path) -> str | None:
@@ -31,8 +36,9 @@ def emitted_events() -> list[tuple[str, str | None, str]]:
                 first = node.args[0] if node.args else None
                 if isinstance(first, ast.Constant):
                     found.append((first.value, context_of(path), str(path)))
-                elif isinstance(first, ast.Subscript):  # the ledger's EVENT_OF_ACTION[...] lookup
-                    found.extend((t, context_of(path), str(path)) for t in EVENT_OF_ACTION.values())
+                elif isinstance(first, ast.Subscript):  # an event type looked up in a table of them
+                    table = EVENT_TABLES[first.value.id]
+                    found.extend((t, context_of(path), str(path)) for t in table.values())
     return found
 
 

@@ -4,7 +4,8 @@ import itertools
 import pytest
 
 from agents.order.lifecycle import (
-    STATUS_AFTER, TRANSITIONS, OrderStatus, apply_event, is_terminal, next_status, public_view, reachable,
+    STATUS_AFTER, TRANSITIONS, CancelRefused, OrderStatus, apply_event, check_cancellable, is_terminal, next_status,
+    public_view, reachable,
 )
 from agents.events import make_event
 
@@ -14,7 +15,7 @@ HAPPY = [S.ORDERED, S.PAID, S.CONFIRMING, S.CONFIRMED]
 
 def test_every_status_has_a_row_and_only_terminal_ones_are_dead_ends():
     assert set(TRANSITIONS) == set(OrderStatus)
-    assert {s for s in OrderStatus if is_terminal(s)} == {S.CONFIRMED, S.REJECTED, S.CANCELLED}
+    assert {s for s in OrderStatus if is_terminal(s)} == {S.CONFIRMED, S.REJECTED, S.CANCELLED, S.PAYMENT_FAILED}
 
 
 @pytest.mark.parametrize("source, target", list(itertools.product(OrderStatus, OrderStatus)))
@@ -34,9 +35,38 @@ def test_the_happy_path_only_moves_forward():
         assert reachable(earlier, later) and not reachable(later, earlier)
 
 
-def test_rejection_is_possible_only_before_payment():
-    assert reachable(S.ORDERED, S.REJECTED)
-    assert not any(reachable(s, S.REJECTED) for s in (S.PAID, S.CONFIRMING, S.CONFIRMED))
+def test_rejection_and_payment_failure_are_possible_only_before_payment():
+    for ending in (S.REJECTED, S.PAYMENT_FAILED):
+        assert reachable(S.ORDERED, ending)
+        assert not any(reachable(s, ending) for s in OrderStatus if s != S.ORDERED)
+
+
+def test_every_open_order_can_still_end_and_every_cancel_ends_cancelled_or_confirmed():
+    for status in OrderStatus:
+        assert is_terminal(status) or any(reachable(status, end) for end in OrderStatus if is_terminal(end))
+    assert {s for s in OrderStatus if reachable(S.CANCELLING, s)} == {S.CANCELLED, S.CONFIRMED}
+
+
+@pytest.mark.parametrize("status", list(OrderStatus))
+def test_who_may_cancel_when(status):
+    if status == S.CANCELLING:
+        assert check_cancellable(status) is False
+    elif is_terminal(status):
+        with pytest.raises(CancelRefused):
+            check_cancellable(status)
+    else:
+        assert check_cancellable(status) is True
+
+
+def test_a_cancelled_order_keeps_the_reason_it_was_cancelled_for():
+    placed, paid, opened, _ = saga_events()
+    cancel = make_event("OrderCancelled", correlation_id="c", orderId=1, reason="cancelled by the customer")
+    closed = make_event("BakeryTicketClosed", correlation_id="c", orderId=1, bakeryId="b1", reason="other")
+    refund = make_event("PayCanceled", correlation_id="c", orderId=1, paymentId=10, price=25000)
+    order = None
+    for event in (placed, paid, opened, cancel, closed, refund):
+        order = apply_event(order, event)
+    assert (order["status"], order["reason"]) == ("Cancelled", "cancelled by the customer")
 
 
 @pytest.mark.parametrize("current", [None, *OrderStatus])

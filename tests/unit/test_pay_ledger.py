@@ -47,12 +47,28 @@ async def test_nothing_to_refund_is_a_conflict(ledger):
 
 async def test_voiding_refunds_a_charge_once_and_refuses_later_charges(ledger):
     await ledger.record(apply(3), "c")
-    assert (await ledger.void(3, "payment unavailable", "c")).action == "cancel"
+    assert await ledger.void(3, "payment unavailable", "c") == "PayCanceled"
     assert await ledger.void(3, "payment unavailable", "c") is None
     assert await outbox_types(ledger) == ["PayApproved", "PayCanceled"]
-    await ledger.void(4, "payment unavailable", "c")
+    assert await ledger.void(4, "payment unavailable", "c") == "PayVoided"
     with pytest.raises(PaymentRefused, match="was rejected"):
         await ledger.record(apply(4), "c")
+    assert await outbox_types(ledger) == ["PayApproved", "PayCanceled", "PayVoided"]
+
+
+async def test_a_charge_over_the_limit_is_declined_once_and_announced(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3", lambda t: catalog().topic_of_event(t).name, limit=100_000)
+    await ledger.open()
+    try:
+        declined = await ledger.record(apply(7, 250_000), "c")
+        again = await ledger.record(apply(7, 250_000), "c")
+        assert (declined.action, declined.created, again.created) == ("decline", True, False)
+        assert "over the payment limit" in declined.reason and again.reason == declined.reason
+        assert await outbox_types(ledger) == ["PayRejected"]
+        assert (await ledger.record(apply(8, 100_000), "c")).action == "apply"
+        assert await ledger.void(7, "cancelled", "c") == "PayVoided"  # nothing was charged
+    finally:
+        await ledger.close()
 
 
 async def test_published_entries_leave_the_outbox(ledger):
