@@ -88,6 +88,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     consumer = AIOKafkaConsumer(
         *[t.name for t in catalog().topics_consumed_by("pay")], bootstrap_servers=config.kafka_bootstrap(),
         group_id="bread-pay", enable_auto_commit=False, auto_offset_reset="earliest",
+        # Never refund for an event whose transaction a Faust worker (exactly-once) may still abort.
+        isolation_level="read_committed",
     )
     await consumer.start()
     tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(void_abandoned_orders(app, consumer))]

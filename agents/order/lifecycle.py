@@ -56,6 +56,10 @@ STATUS_AFTER: Mapping[str, OrderStatus] = {
 }
 
 
+# The states an order reaches only when something went wrong, and the events announcing them carry a reason.
+OFF_PATH = frozenset({S.CANCELLING, S.REJECTED, S.PAYMENT_FAILED})
+
+
 def is_terminal(status: OrderStatus) -> bool:
     return not TRANSITIONS[status]
 
@@ -117,9 +121,10 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
             order[field] = event[field]
     if status is not None:
         order["status"] = status.value
-        # Why an order left the happy path is what the event that moved it there said, not a later event.
-        if status != current and "reason" in event:
-            order["reason"] = event["reason"]
+    # Why an order left the happy path is what the first event announcing that said, in whatever order the
+    # events arrive (a refund may overtake the rejection that caused it).
+    if "reason" in event and STATUS_AFTER.get(event["type"]) in OFF_PATH and "reason" not in order:
+        order["reason"] = event["reason"]
     order["updatedAt"] = event["occurredAt"]
     order["eventIds"] = (seen + [event["eventId"]])[-MAX_SEEN_EVENTS:]
     return order

@@ -106,3 +106,14 @@ def test_a_rejected_order_keeps_its_reason_and_status_when_a_late_payment_arrive
     rejected = make_event("OrderRejected", correlation_id="c", orderId=1, reason="payment unavailable")
     order = apply_event(apply_event(apply_event(None, placed), rejected), paid)
     assert order["status"] == "Rejected" and order["reason"] == "payment unavailable"
+
+
+def test_the_reason_is_kept_even_when_the_refund_overtakes_the_rejection_that_caused_it():
+    placed, paid, opened, _ = saga_events()
+    refund = make_event("PayCanceled", correlation_id="c", orderId=1, paymentId=10, price=25000)
+    rejected = make_event("BakeryRejected", correlation_id="c", orderId=1, bakeryId="b1", reason="no flour")
+    closed = make_event("BakeryTicketClosed", correlation_id="c", orderId=1, bakeryId="b1", reason="later")
+    order = None
+    for event in (placed, paid, opened, refund, rejected, closed):
+        order = apply_event(order, event)
+    assert (order["status"], order["reason"]) == ("Cancelled", "no flour")
