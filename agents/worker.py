@@ -11,6 +11,8 @@ import logging
 from typing import Awaitable, Callable, Mapping
 
 import faust
+from aiokafka import AIOKafkaProducer
+from faust.streams import current_event
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import Counter
 
@@ -30,6 +32,8 @@ Handler = Callable[[Event], Awaitable[None]]
 
 
 def processing_guarantee() -> str:
+    # exactly_once runs the saga, but a worker then hangs on SIGTERM in Faust's last transaction commit
+    # ("Not in the middle of a transaction"), so it is not yet the default; see README, Delivery guarantees.
     return config.env("PROCESSING_GUARANTEE", "at_least_once")
 
 
@@ -65,6 +69,8 @@ class Worker:
         self._topics: dict[str, faust.TopicT] = {}
         self._tables: list[faust.Table] = []
         self._routing_known = False
+        self._producer: AIOKafkaProducer | None = None
+        self.app.on_before_shutdown.connect(self._stop_standalone)
         self._install_health()
         self.app.task(self._learn_routing)
 
@@ -97,11 +103,29 @@ class Worker:
         self._routing_known = True
 
     async def emit(self, event: Event) -> None:
+        """Send an event: inside an agent with the event being processed (in its transaction under
+        exactly-once), outside one (a web view, a timer) at once with a plain producer (acks=all)."""
         topic = catalog().topic_of_event(event["type"])
         if topic.producer != self.context:
             raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producer} does")
-        await self._topic(topic.name).send(key=key_of(event), value=encode(event))
+        if current_event() is not None:
+            await self._topic(topic.name).send(key=key_of(event), value=encode(event))
+        else:
+            # Faust's own producer would put it in a transaction that no stream ever commits.
+            await (await self._standalone()).send_and_wait(topic.name, key=key_of(event), value=encode(event))
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
+
+    async def _standalone(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=config.kafka_bootstrap(), acks="all",
+                                        enable_idempotence=True, linger_ms=2)
+            await producer.start()
+            self._producer = producer
+        return self._producer
+
+    async def _stop_standalone(self, *args: object, **kwargs: object) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
 
     def consume(self, handlers: Mapping[str, Handler]) -> None:
         """Run `handlers` (by event type) over every topic topics.yaml says this context consumes."""
