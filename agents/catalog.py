@@ -34,7 +34,7 @@ class TopicSpec:
     key: str | None
     cleanup: str
     retention_ms: int | None
-    producer: str
+    producers: tuple[str, ...]
     consumers: tuple[str, ...]
     events: Mapping[str, Mapping[str, type]]
 
@@ -77,7 +77,7 @@ class Catalog:
         return [t for t in self.topics.values() if context in t.consumers]
 
     def topics_produced_by(self, context: str) -> list[TopicSpec]:
-        return [t for t in self.topics.values() if t.producer == context]
+        return [t for t in self.topics.values() if context in t.producers]
 
     def table_of(self, context: str, name: str | None = None) -> TableSpec:
         """The context's table (`name` picks one where it has several)."""
@@ -130,7 +130,8 @@ def parse(document: Mapping[str, Any]) -> Catalog:
         for required in ("name", "partitions", "producer", "events"):
             if required not in raw:
                 raise CatalogError(f"topic {alias!r} lacks {required!r}")
-        contexts = [raw["producer"], *raw.get("consumers", [])]
+        producers = raw["producer"] if isinstance(raw["producer"], list) else [raw["producer"]]
+        contexts = [*producers, *raw.get("consumers", [])]
         unknown = [c for c in contexts if c not in CONTEXTS]
         if unknown:
             raise CatalogError(f"topic {alias!r} names unknown contexts {unknown}")
@@ -149,7 +150,7 @@ def parse(document: Mapping[str, Any]) -> Catalog:
             key=raw.get("key"),
             cleanup=raw.get("cleanup", "delete"),
             retention_ms=raw.get("retention_ms"),
-            producer=raw["producer"],
+            producers=tuple(producers),
             consumers=tuple(raw.get("consumers", [])),
             events=events,
         )
@@ -179,7 +180,8 @@ def markdown_table(cat: Catalog) -> str:
     for t in cat.topics.values():
         events = "<br>".join(f"`{name}` ({', '.join(fields)})" for name, fields in t.events.items())
         consumers = ", ".join(t.consumers) or "—"
-        lines.append(f"| `{t.name}` | {t.key or '—'} | {t.partitions} | {t.producer} → {consumers} | {events} |")
+        producers = ", ".join(t.producers)
+        lines.append(f"| `{t.name}` | {t.key or '—'} | {t.partitions} | {producers} → {consumers} | {events} |")
     for table in cat.tables.values():
         lines.append(f"| `{table.changelog}` | orderId | {table.partitions} | {table.context} (Faust table "
                      f"`{table.name}`, compacted) | changelog |")

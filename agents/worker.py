@@ -2,8 +2,8 @@
 
 A bounded context calls `Worker(context)` once, declares its table, and hands `consume` one handler per event
 type it cares about. The agent loop decodes and validates each message against topics.yaml; a message that
-fails either, or whose handler raises, is logged and counted and the agent goes on: a poison event never
-stops it.
+fails either, or whose handler raises, goes to the dead-letter topic with the error, and the agent goes on:
+a poison event never stops it.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from prometheus_client import Counter
 
 from agents import config
 from agents.catalog import InvalidEvent, catalog
+from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by an agent", ["context", "topic", "type"])
 EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by an agent", ["context", "topic", "type"])
 POISON_EVENTS = Counter(
-    "bread_poison_events_total", "Messages an agent skipped: invalid, or their handler failed", ["context", "topic"]
+    "bread_poison_events_total", "Messages dead-lettered: invalid, or their handler failed", ["context", "topic"]
 )
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -106,8 +107,8 @@ class Worker:
         """Send an event: inside an agent with the event being processed (in its transaction under
         exactly-once), outside one (a web view, a timer) at once with a plain producer (acks=all)."""
         topic = catalog().topic_of_event(event["type"])
-        if topic.producer != self.context:
-            raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producer} does")
+        if self.context not in topic.producers:
+            raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producers} do")
         if current_event() is not None:
             await self._topic(topic.name).send(key=key_of(event), value=encode(event))
         else:
@@ -149,11 +150,10 @@ class Worker:
                     EVENTS_CONSUMED.labels(context, topic, event["type"]).inc()
                 except Exception as exc:  # noqa: BLE001 - a poison event must not stop the agent
                     POISON_EVENTS.labels(context, topic).inc()
-                    log.error(
-                        "skipped message %s[%s]@%s: %s",
-                        topic, message.message.partition, message.message.offset, exc,
-                        exc_info=not isinstance(exc, InvalidEvent),
-                    )
+                    raw = message.message
+                    log.error("dead-lettered message %s[%s]@%s: %s", topic, raw.partition, raw.offset, exc,
+                              exc_info=not isinstance(exc, InvalidEvent))
+                    await self.emit(dead_letter(context, topic, raw.partition, raw.offset, raw.key, raw.value, exc))
 
     def fold_into(self, table: faust.Table, fold: Callable[[Event | None, Event], Event | None]) -> None:
         """Keep `table` (keyed by orderId) as the fold of every event this context consumes."""

@@ -4,6 +4,7 @@
     bread kafka          only the local broker, in the foreground
     bread run SERVICE    one service alone: order, order-worker, pay, bakery, mypage, gateway
     bread topics         create the topics of topics.yaml on the configured Kafka
+    bread dlq [--replay] list the dead letters; replay them to their topics after a fix
 """
 from __future__ import annotations
 
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("kafka", help="run only the local Kafka broker, in the foreground")
     topics = sub.add_parser("topics", help="create the topics of topics.yaml")
     topics.add_argument("--markdown", action="store_true", help="print them as a Markdown table instead")
+    dlq = sub.add_parser("dlq", help="list the dead letters, or replay them to their topics")
+    dlq.add_argument("--replay", action="store_true", help="send the letters not replayed before to their topics")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
@@ -190,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_up()
     if args.command == "kafka":
         return run_kafka()
+    if args.command == "dlq":
+        from api import dlq as dead_letters
+
+        lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
+        print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
+        return 0
     if args.command == "topics" and args.markdown:
         from agents.catalog import catalog, markdown_table
 

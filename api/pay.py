@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents import config
 from agents.catalog import InvalidEvent, catalog
-from agents.events import decode, new_correlation_id
+from agents.deadletters import dead_letter
+from agents.events import decode, encode, new_correlation_id
 from agents.pay.ledger import Ledger
 from agents.pay.payments import DECLINE, DEFAULT_LIMIT, PaymentRefused, check_payment
 from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
@@ -69,8 +70,11 @@ async def void_abandoned_orders(app: web.Application, consumer: AIOKafkaConsumer
                                  event["orderId"], outcome, event["type"], event["correlationId"])
                         pending.set()
             except Exception as exc:  # noqa: BLE001 - a poison event must not stop compensation
-                log.error("skipped message %s[%s]@%s: %s", message.topic, message.partition, message.offset, exc,
-                          exc_info=not isinstance(exc, InvalidEvent))
+                log.error("dead-lettered message %s[%s]@%s: %s", message.topic, message.partition, message.offset,
+                          exc, exc_info=not isinstance(exc, InvalidEvent))
+                letter = dead_letter("pay", message.topic, message.partition, message.offset, message.key,
+                                     message.value, exc)
+                await app[PRODUCER].send_and_wait(catalog().topic_of_event("DeadLetter").name, value=encode(letter))
         # Committing every batch would cost a request per batch; voiding twice is harmless.
         if batches and time.monotonic() - committed_at >= 1:
             await consumer.commit()

@@ -9,7 +9,7 @@ def test_every_topic_declares_its_key_partitions_cleanup_and_owners():
     for topic in catalog().topics.values():
         assert topic.name and topic.partitions >= 1
         assert topic.cleanup in {"delete", "compact"}
-        assert topic.producer
+        assert topic.producers
         assert topic.events, f"{topic.alias} carries no events"
 
 

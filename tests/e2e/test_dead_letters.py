@@ -1,0 +1,76 @@
+"""Poison messages go to the dead-letter topic and never stop an agent; `bread dlq` lists and replays them."""
+from __future__ import annotations
+
+import asyncio
+import random
+import subprocess
+import sys
+
+from aiokafka import AIOKafkaProducer
+
+from agents import config
+from agents.catalog import catalog
+from agents.deadletters import dead_letter
+from agents.events import encode, key_of, make_event
+from tests.e2e.conftest import System, eventually
+from tests.e2e.test_saga import mypage, place, until_status
+
+
+async def produce(kafka: str, topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
+    """(partition, offset) of one message sent with a plain producer, as any other system would."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(topic, key=key, value=value)
+        return sent.partition, sent.offset
+    finally:
+        await producer.stop()
+
+
+async def bread(system: System, *args: str) -> str:
+    """Run the `bread` command against the test system; its standard output."""
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "api.cli", *args], env=system.env, cwd=config.PROJECT_ROOT,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def test_poison_messages_are_dead_lettered_by_every_consumer_and_the_saga_goes_on(system, kafka):
+    orders = catalog().topic_of_event("OrderPlaced").name
+    garbage = await produce(kafka, orders, b"424242", b"\x00 not json at all")
+    lacking = make_event("OrderPlaced", correlation_id="poison", orderId=424243, item="cake", qty=1, price=1)
+    del lacking["price"]
+    invalid = await produce(kafka, orders, b"424243", encode(lacking))
+
+    consumers = catalog().topic_of_event("OrderPlaced").consumers
+    wanted = [f"{context:<7} {orders}[{p}]@{o}" for context in consumers for p, o in (garbage, invalid)]
+
+    async def all_dead_lettered():
+        listing = await bread(system, "dlq")
+        return listing if all(w in listing for w in wanted) else None
+
+    listing = await eventually(all_dead_lettered, what="every consumer of the orders topic dead-lettered both")
+    assert "not JSON" in listing and "lacks price" in listing
+
+    order = await place(system, via="gateway")
+    await until_status(system, order["id"], "Confirming")
+
+
+async def test_a_replayed_dead_letter_reaches_its_consumers(system, kafka):
+    order_id = random.randint(20_000_001, 30_000_000)
+    placed = make_event("OrderPlaced", correlation_id="replayed", orderId=order_id, item="bread", qty=2, price=6000)
+    orders = catalog().topic_of_event("OrderPlaced").name
+    letter = dead_letter("mypage", orders, 0, 0, key_of(placed), encode(placed), RuntimeError("a bug since fixed"))
+    _, offset = await produce(kafka, catalog().topic_of_event("DeadLetter").name, None, encode(letter))
+
+    replayed = await bread(system, "dlq", "--replay")
+    assert f"{offset:>6}  {orders}" in replayed
+
+    async def shown():
+        row = await mypage(system, order_id)
+        return row if row and row["item"] == "bread" else None
+
+    row = await eventually(shown, what="the replayed order on mypage")
+    assert (row["qty"], row["price"]) == (2, 6000)
