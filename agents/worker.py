@@ -16,7 +16,7 @@ from faust.streams import current_event
 from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import Counter
 
-from agents import config
+from agents import config, correlation
 from agents.catalog import InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
@@ -109,11 +109,13 @@ class Worker:
         topic = catalog().topic_of_event(event["type"])
         if self.context not in topic.producers:
             raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producers} do")
+        headers = correlation.kafka_headers(event)
         if current_event() is not None:
-            await self._topic(topic.name).send(key=key_of(event), value=encode(event))
+            await self._topic(topic.name).send(key=key_of(event), value=encode(event), headers=headers)
         else:
             # Faust's own producer would put it in a transaction that no stream ever commits.
-            await (await self._standalone()).send_and_wait(topic.name, key=key_of(event), value=encode(event))
+            await (await self._standalone()).send_and_wait(topic.name, key=key_of(event), value=encode(event),
+                                                           headers=headers)
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
 
     async def _standalone(self) -> AIOKafkaProducer:
@@ -144,6 +146,7 @@ class Worker:
                 topic = message.message.topic
                 try:
                     event = decode(message.value, topic)
+                    correlation.current.set(event["correlationId"])
                     handler = handlers.get(event["type"])
                     if handler is not None:
                         await handler(event)
@@ -192,4 +195,5 @@ class Worker:
         # Faust's terminal spinner hangs a DEBUG handler on the root logger, so every debug call in Faust and
         # aiokafka would build a log record: a tenth of a busy worker's time, for a spinner nobody sees.
         worker.spinner = None
+        correlation.install_log_tagging()
         worker.execute_from_commandline()

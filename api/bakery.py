@@ -5,6 +5,7 @@ from faust.web import Request, Response, View
 
 from agents.bakery.tickets import EVENT_OF_DECISION, DecisionRefused, check_decision, decide
 from agents.bakery.worker import tickets, worker
+from agents.correlation import HTTP_HEADER
 from agents.events import make_event, new_correlation_id
 from api.faustweb import error, forward_to_owner, serve_rows
 
@@ -32,7 +33,8 @@ class BakeryDecision(View):
         except DecisionRefused as exc:
             return error(self, exc.status, str(exc))
         if announce:
-            correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
+            # The decision belongs to the order's saga, not to the baker's request.
+            correlation = ticket.get("correlationId") or request.headers.get(HTTP_HEADER) or new_correlation_id()
             because = {"reason": reason} if reason else {}
             await worker.emit(make_event(EVENT_OF_DECISION[status], correlation_id=correlation,
                                          orderId=order_id, bakeryId=ticket["bakeryId"], **because))

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from agents import config
+from agents.correlation import HTTP_HEADER, current
 from api.http import JsonError, service_app
 
 # Path prefix -> the service that owns it. Targets come from each service's *_URL variable.
@@ -40,6 +41,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 
 def forward_headers(request: web.Request) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    headers[HTTP_HEADER] = current.get()  # the caller's, or the one the gateway assigned
     headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
     headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
     if request.remote:

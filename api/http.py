@@ -9,6 +9,9 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from agents.correlation import HTTP_HEADER, current, install_log_tagging
+from agents.events import new_correlation_id
+
 log = logging.getLogger(__name__)
 
 HTTP_REQUESTS = Counter("bread_http_requests_total", "HTTP requests served", ["service", "route", "status"])
@@ -46,8 +49,11 @@ async def read_json(request: web.Request) -> Any:
 
 @web.middleware
 async def errors_and_metrics(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-    """Turn every error into a JSON body, and count and time every request by route and status."""
+    """Turn every error into a JSON body, count and time every request by route and status, and carry the
+    caller's correlation id (or a new one) through the handling and back in the answer."""
     started = time.perf_counter()
+    correlation = request.headers.get(HTTP_HEADER) or new_correlation_id()
+    current.set(correlation)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:
@@ -63,6 +69,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         response = json_response({"error": "internal error"}, 500)
+    response.headers[HTTP_HEADER] = correlation
     service = request.app[SERVICE]
     HTTP_REQUESTS.labels(service, route, str(response.status)).inc()
     HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - started)
@@ -82,6 +89,7 @@ async def metrics(_: web.Request) -> web.Response:
 
 def service_app(service: str, ready_check: ReadyCheck) -> web.Application:
     """An aiohttp application with bread's middleware, /health and /metrics."""
+    install_log_tagging()
     app = web.Application(middlewares=[errors_and_metrics], client_max_size=64 * 1024)
     app[SERVICE] = service
     app[READY_CHECK] = ready_check

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents import config
 from agents.catalog import catalog
+from agents.correlation import HTTP_HEADER, current, kafka_headers
 from agents.events import Event, encode, key_of, make_event, new_correlation_id
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
@@ -60,7 +61,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 async def emit(app: web.Application, event: Event) -> int:
     """Send one event (acks=all) and return its offset."""
     topic = catalog().topic_of_event(event["type"]).name
-    metadata = await app[PRODUCER].send_and_wait(topic, key=key_of(event), value=encode(event))
+    metadata = await app[PRODUCER].send_and_wait(topic, key=key_of(event), value=encode(event),
+                                                 headers=kafka_headers(event))
     return metadata.offset
 
 
@@ -75,7 +77,7 @@ async def charge(app: web.Application, order_id: int, order: OrderRequest, corre
         async with app[HTTP].post(
             f"{config.service_url('pay')}/payments",
             json={"orderId": order_id, "price": order.price, "action": "apply"},
-            headers={"X-Correlation-ID": correlation},
+            headers={HTTP_HEADER: correlation},
             timeout=aiohttp.ClientTimeout(total=pay_timeout()),
         ) as response:
             if response.status == 402:
@@ -95,7 +97,7 @@ async def place_order(request: web.Request) -> web.Response:
         order = check_order(await read_json(request), app[MENU])
     except InvalidOrder as exc:
         raise JsonError(400, str(exc)) from None
-    correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
+    correlation = current.get() or new_correlation_id()
     order_id = await reserve_order_id(app, correlation)
     await emit(app, make_event("OrderPlaced", correlation_id=correlation,
                                orderId=order_id, item=order.item, qty=order.qty, price=order.price))
@@ -103,7 +105,7 @@ async def place_order(request: web.Request) -> web.Response:
         await charge(app, order_id, order, correlation)
     except PaymentUnavailable as exc:
         reason = f"payment unavailable: {exc}"
-        log.warning("order %s rejected: %s [correlation %s]", order_id, reason, correlation)
+        log.warning("order %s rejected: %s", order_id, reason)
         await emit(app, make_event("OrderRejected", correlation_id=correlation, orderId=order_id, reason=reason))
         raise JsonError(503, reason, orderId=order_id, status=OrderStatus.REJECTED.value) from None
     except PaymentDeclined as exc:
@@ -111,7 +113,7 @@ async def place_order(request: web.Request) -> web.Response:
                         status=OrderStatus.PAYMENT_FAILED.value) from None
     body = {"id": order_id, "item": order.item, "qty": order.qty, "status": OrderStatus.PAID.value,
             "price": order.price}
-    return json_response(body, 201, headers={"Location": f"/orders/{order_id}", "X-Correlation-ID": correlation})
+    return json_response(body, 201, headers={"Location": f"/orders/{order_id}"})
 
 
 def order_id_of(request: web.Request) -> int:
@@ -150,8 +152,9 @@ async def cancel_order(request: web.Request) -> web.Response:
         raise JsonError(409, f"order {order_id} cannot be cancelled: {exc}", orderId=order_id,
                         status=order["status"]) from None
     if announce:
-        correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
-        await emit(request.app, make_event("OrderCancelled", correlation_id=correlation, orderId=order_id,
+        # The cancel belongs to the order's saga, whoever asks for it.
+        saga = order.get("correlationId") or current.get() or new_correlation_id()
+        await emit(request.app, make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
                                            reason=CANCELLED_BY_CUSTOMER))
     return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 

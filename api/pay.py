@@ -6,6 +6,7 @@ crash), so a request is answered as soon as the money is recorded.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents import config
 from agents.catalog import InvalidEvent, catalog
+from agents.correlation import current, kafka_headers
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
 from agents.pay.ledger import Ledger
@@ -41,7 +43,8 @@ async def relay_outbox(app: web.Application) -> None:
         pending.clear()
         try:
             while entries := await ledger.unpublished():
-                sent = [await producer.send(e.topic, key=e.key, value=e.value) for e in entries]
+                sent = [await producer.send(e.topic, key=e.key, value=e.value,
+                                            headers=kafka_headers(json.loads(e.value))) for e in entries]
                 await asyncio.gather(*sent)
                 await ledger.mark_published([e.id for e in entries])
         except Exception:
@@ -63,18 +66,19 @@ async def void_abandoned_orders(app: web.Application, consumer: AIOKafkaConsumer
         for message in (m for batch in batches.values() for m in batch):
             try:
                 event = decode(message.value, message.topic)
+                current.set(event["correlationId"])
                 if event["type"] in VOIDING_EVENTS:
                     outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
                     if outcome:
-                        log.info("order %s: %s after %s [correlation %s]",
-                                 event["orderId"], outcome, event["type"], event["correlationId"])
+                        log.info("order %s: %s after %s", event["orderId"], outcome, event["type"])
                         pending.set()
             except Exception as exc:  # noqa: BLE001 - a poison event must not stop compensation
                 log.error("dead-lettered message %s[%s]@%s: %s", message.topic, message.partition, message.offset,
                           exc, exc_info=not isinstance(exc, InvalidEvent))
                 letter = dead_letter("pay", message.topic, message.partition, message.offset, message.key,
                                      message.value, exc)
-                await app[PRODUCER].send_and_wait(catalog().topic_of_event("DeadLetter").name, value=encode(letter))
+                await app[PRODUCER].send_and_wait(catalog().topic_of_event("DeadLetter").name, value=encode(letter),
+                                                  headers=kafka_headers(letter))
         # Committing every batch would cost a request per batch; voiding twice is harmless.
         if batches and time.monotonic() - committed_at >= 1:
             await consumer.commit()
@@ -109,8 +113,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 async def post_payment(request: web.Request) -> web.Response:
     try:
         payment_request = check_payment(await read_json(request))
-        correlation = request.headers.get("X-Correlation-ID") or new_correlation_id()
-        payment = await request.app[LEDGER].record(payment_request, correlation)
+        payment = await request.app[LEDGER].record(payment_request, current.get() or new_correlation_id())
     except PaymentRefused as exc:
         raise JsonError(exc.status, str(exc)) from None
     if payment.created:

@@ -29,8 +29,9 @@ def bakery_id_for(order_id: int) -> str:
     return str(uuid.uuid5(_TICKETS, str(order_id)))
 
 
-def open_ticket(order_id: int) -> dict[str, Any]:
-    return {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING}
+def open_ticket(order_id: int, correlation_id: str | None = None) -> dict[str, Any]:
+    ticket = {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING}
+    return {**ticket, "correlationId": correlation_id} if correlation_id else ticket
 
 
 def check_decision(body: Any) -> tuple[int, str, str | None]:

@@ -20,8 +20,8 @@ async def on_pay_approved(event: Event) -> None:
     key = str(event["orderId"])
     if tickets.get(key) is not None:
         return
-    ticket = open_ticket(event["orderId"])
     correlation = event["correlationId"]
+    ticket = open_ticket(event["orderId"], correlation)
     await worker.emit(make_event("BakeryTicketOpened", correlation_id=correlation, cause=event,
                                  orderId=ticket["orderId"], bakeryId=ticket["bakeryId"]))
     if auto_confirm():

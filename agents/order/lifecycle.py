@@ -139,4 +139,5 @@ def public_view(order: Mapping[str, Any]) -> dict[str, Any]:
         "price": order.get("price"),
         "status": order.get("status"),
         **({"reason": order["reason"]} if order.get("reason") else {}),
+        "correlationId": order.get("correlationId"),
     }

@@ -91,7 +91,8 @@ def test_the_saga_ends_confirmed_whatever_order_its_events_arrive_in(order_of_ar
     order = None
     for i in order_of_arrival:
         order = apply_event(order, events[i])
-    assert public_view(order) == {"id": 1, "item": "cake", "qty": 1, "price": 25000, "status": "Confirmed"}
+    assert public_view(order) == {"id": 1, "item": "cake", "qty": 1, "price": 25000, "status": "Confirmed",
+                                  "correlationId": "c"}
     assert order["paymentId"] == 9 and order["bakeryId"] == "b1"
 
 

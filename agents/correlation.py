@@ -1,0 +1,34 @@
+"""One correlation id per saga: from the caller's X-Correlation-ID (or a new one) at the edge, through every
+event (its `correlationId` field and a Kafka header), into every log line written while handling it."""
+from __future__ import annotations
+
+import logging
+from contextvars import ContextVar
+
+from agents.events import Event
+
+HTTP_HEADER = "X-Correlation-ID"
+KAFKA_HEADER = "correlation-id"
+current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+def kafka_headers(event: Event) -> list[tuple[str, bytes]]:
+    return [(KAFKA_HEADER, event["correlationId"].encode()), ("event-type", event["type"].encode())]
+
+
+def install_log_tagging() -> None:
+    """Every log record written while a correlation id is current ends with it, whatever the handler's format
+    (Faust's workers configure their own)."""
+    make_record = logging.getLogRecordFactory()
+
+    def tagged(*args, **kwargs) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        correlation = current.get()
+        record.correlation_id = correlation or "-"
+        if correlation and isinstance(record.msg, str) and correlation not in record.msg:
+            record.msg = f"{record.msg} [correlation {correlation}]"
+        return record
+
+    if not getattr(make_record, "bread_tagging", False):
+        tagged.bread_tagging = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(tagged)

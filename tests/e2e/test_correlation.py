@@ -1,0 +1,76 @@
+"""One correlation id follows an order from the HTTP call through every event of its saga."""
+from __future__ import annotations
+
+import uuid
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from agents.catalog import catalog
+from agents.correlation import KAFKA_HEADER
+from agents.events import decode
+from tests.e2e.conftest import eventually
+from tests.e2e.test_saga import confirm, until_status
+
+SAGA = {"OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"}
+
+
+async def events_of(kafka: str, order_id: int) -> list[tuple[dict, dict[str, bytes]]]:
+    """Every event about `order_id` on the keyed topics, with its Kafka headers."""
+    names = [t.name for t in catalog().topics.values() if t.key == "orderId"]
+    consumer = AIOKafkaConsumer(*names, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n)]
+        ends = await consumer.end_offsets(partitions)
+        found = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                for message in batch:
+                    if message.key == str(order_id).encode():
+                        found.append((decode(message.value, message.topic), dict(message.headers)))
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def test_the_callers_correlation_id_is_on_every_event_of_the_saga(system, kafka):
+    trace = f"trace-{uuid.uuid4().hex}"
+    status, order, headers = await system.request(
+        "POST", f"{system.url('gateway')}/orders", json={"item": "croissant", "qty": 2},
+        headers={"X-Correlation-ID": trace})
+    assert status == 201 and headers["X-Correlation-ID"] == trace
+    await until_status(system, order["id"], "Confirming")
+    await confirm(system, order["id"])  # the baker's own request carries no id: the saga's is kept
+    await until_status(system, order["id"], "Confirmed")
+
+    async def whole_saga():
+        found = await events_of(kafka, order["id"])
+        return found if {event["type"] for event, _ in found} >= SAGA else None
+
+    found = await eventually(whole_saga, what="every event of the saga on Kafka")
+    for event, kafka_headers in found:
+        assert event["correlationId"] == trace, event
+        assert kafka_headers[KAFKA_HEADER] == trace.encode(), event["type"]
+    _, shown, _ = await system.request("GET", f"{system.url('gateway')}/orders/{order['id']}")
+    assert shown["correlationId"] == trace
+
+
+async def test_a_new_correlation_id_is_assigned_and_logged_when_the_caller_has_none(system):
+    system.stop("pay")
+    try:
+        status, body, headers = await system.request("POST", f"{system.url('gateway')}/orders",
+                                                     json={"item": "cake", "qty": 1})
+        assert status == 503
+        assigned = headers["X-Correlation-ID"]
+        assert assigned
+        log = await eventually(lambda: _logged(system, assigned), what="the edge's log line with the id")
+        assert f"order {body['orderId']} rejected" in log
+    finally:
+        system.start("pay")
+        await system.wait_ready("pay")
+
+
+async def _logged(system, text):
+    lines = [line for line in system.log("order").read_text().splitlines() if text in line]
+    return lines[-1] if lines else None
