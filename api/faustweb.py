@@ -34,13 +34,18 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
     app.page(path, name=f"{table.name}-row")(RowView)
 
 
+def is_this_worker(app: faust.App, url: URL | str) -> bool:
+    url, me = URL(str(url)), URL(app.conf.canonical_url)
+    return (url.host, url.port) == (me.host, me.port)
+
+
 async def forward_to_owner(app: faust.App, table: faust.Table, key: str, request: Request, body: bytes) -> Response | None:
     """Send a request with a body to the worker owning `key` in `table`; None when that is this worker.
 
     Faust's own table_route forwards without the body, so it serves GETs only.
     """
     owner = app.router.key_store(table.name, key)
-    if (owner.host, owner.port) == (URL(app.conf.canonical_url).host, URL(app.conf.canonical_url).port):
+    if is_this_worker(app, owner):
         return None
     async with app.http_client.request(
         request.method, request.url.with_host(owner.host).with_port(owner.port), data=body,

@@ -1,9 +1,12 @@
 """Mypage's face (8084), Faust web views over the `mypages` table: the list in HAL shape, and one row."""
+import asyncio
+
+import aiohttp
 from faust.web import Request, Response, View
 
 from agents.mypage.projection import page_of, row_view
 from agents.mypage.worker import mypages, worker
-from api.faustweb import base_url, error, serve_rows
+from api.faustweb import base_url, error, is_this_worker, serve_rows
 
 app = worker.app
 MAX_PAGE_SIZE = 1000
@@ -19,14 +22,35 @@ def _page_params(request: Request) -> tuple[int, int]:
     return page, size
 
 
+async def all_rows() -> list[dict]:
+    """Every row, from every worker that holds a share of the table (each answers for its own partitions)."""
+    rows: list[dict] = []
+    for owner in app.router.table_metadata(mypages.name):
+        if is_this_worker(app, owner):
+            rows.extend(mypages.values())
+            continue
+        async with app.http_client.get(f"{owner}/mypages", params={"scope": "local"},
+                                       timeout=aiohttp.ClientTimeout(total=10)) as response:
+            if response.status != 200:
+                raise aiohttp.ClientError(f"{owner} answered {response.status}")
+            rows.extend((await response.json())["rows"])
+    return rows
+
+
 @app.page("/mypages")
 class MypageList(View):
     async def get(self, request: Request) -> Response:
+        if request.query.get("scope") == "local":
+            return self.json({"rows": list(mypages.values())})
         try:
             page, size = _page_params(request)
         except ValueError as exc:
             return error(self, 400, str(exc))
-        return self.json(page_of(list(mypages.values()), page, size, base_url(request)))
+        try:
+            rows = await all_rows()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
+        return self.json(page_of(rows, page, size, base_url(request)))
 
 
 serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}", lambda row, request: row_view(row, base_url(request)))

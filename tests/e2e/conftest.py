@@ -50,18 +50,25 @@ class System:
     env: dict[str, str]
     http: aiohttp.ClientSession | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=lambda: dict(TEST_PORTS))
 
-    def url(self, service: str) -> str:
-        return f"http://127.0.0.1:{TEST_PORTS[service]}"
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
 
     def log(self, service: str) -> Path:
         return self.root / "log" / f"{service}.log"
 
-    def start(self, service: str) -> None:
-        self.log(service).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log(service), "ab") as out:
-            self.processes[service] = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "run", service], env=self.env, stdout=out,
+    def start(self, service: str, name: str | None = None, port: int | None = None) -> None:
+        """Start `service`; with a `name` and `port`, as one more instance of it beside the first."""
+        name = name or service
+        env = dict(self.env)
+        if port is not None:
+            self.ports[name] = port
+            env[config.PORTS[service][0]] = str(port)
+        self.log(name).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log(name), "ab") as out:
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "api.cli", "run", service], env=env, stdout=out,
                 stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT,
             )
 
