@@ -86,10 +86,15 @@ class Worker:
 
     def table(self, name: str | None = None) -> faust.Table:
         spec = catalog().table_of(self.context, name)
-        table = self.app.Table(spec.name, default=None, key_type=str, partitions=spec.partitions)
-        # Faust would JSON-encode str keys ('"1"'), which hash to another partition than the topics' raw
-        # keys ('1'), and routing a query to the key's owner would then miss.
-        table.key_serializer = "raw"
+        # Keys stay raw text ('1'), as on every topic: Faust's default would JSON-encode them ('"1"'), and a
+        # JSON key hashes to another partition, so a query routed to the key's owner would reach another worker.
+        changelog = self.app.topic(
+            spec.changelog, key_type=str, key_serializer="raw", value_serializer="json", partitions=spec.partitions,
+            compacting=True, deleting=False, acks=False, internal=True, maxsize=131_072, allow_empty=True,
+        )
+        table = self.app.Table(spec.name, default=None, key_type=str, partitions=spec.partitions,
+                               changelog_topic=changelog)
+        table.key_serializer = "raw"  # and the same in the RocksDB store
         self._tables.append(table)
         return table
 

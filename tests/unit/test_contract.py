@@ -78,3 +78,5 @@ def test_workers_consume_only_declared_topics_with_handlers_for_declared_events(
         tables = {t.name: t for t in worker.app.tables.values()}
         for name, table in tables.items():
             assert table.changelog_topic.get_topic_name() == catalog().tables[name].changelog
+            # A key must hash as it does on the topics, or queries are routed to a worker without it.
+            assert table.changelog_topic.prepare_key("5", None)[0] == b"5", name
