@@ -16,6 +16,7 @@ from agents import config
 
 FIELD_TYPES: dict[str, type] = {"str": str, "int": int}
 CONTEXTS = ("order", "pay", "bakery", "mypage")
+EXTERNAL = "external"  # a producer outside bread (another system sending commands)
 
 
 class CatalogError(ValueError):
@@ -37,6 +38,7 @@ class TopicSpec:
     producers: tuple[str, ...]
     consumers: tuple[str, ...]
     events: Mapping[str, Mapping[str, type]]
+    enveloped: bool = True
 
     def config(self) -> dict[str, str]:
         settings = {"cleanup.policy": self.cleanup}
@@ -102,7 +104,7 @@ class Catalog:
         topic = self.topic_of_event(event_type)
         if topic_name is not None and topic.name != topic_name:
             raise InvalidEvent(f"{event_type} belongs on {topic.name}, not on {topic_name}")
-        fields = {**self.envelope, **topic.events[event_type]}
+        fields = {**(self.envelope if topic.enveloped else {}), **topic.events[event_type]}
         missing = [name for name in fields if name not in event]
         if missing:
             raise InvalidEvent(f"{event_type} lacks {', '.join(missing)}")
@@ -132,7 +134,7 @@ def parse(document: Mapping[str, Any]) -> Catalog:
                 raise CatalogError(f"topic {alias!r} lacks {required!r}")
         producers = raw["producer"] if isinstance(raw["producer"], list) else [raw["producer"]]
         contexts = [*producers, *raw.get("consumers", [])]
-        unknown = [c for c in contexts if c not in CONTEXTS]
+        unknown = [c for c in contexts if c not in CONTEXTS and c not in ([EXTERNAL] if c in producers else [])]
         if unknown:
             raise CatalogError(f"topic {alias!r} names unknown contexts {unknown}")
         events = {}
@@ -151,6 +153,7 @@ def parse(document: Mapping[str, Any]) -> Catalog:
             cleanup=raw.get("cleanup", "delete"),
             retention_ms=raw.get("retention_ms"),
             producers=tuple(producers),
+            enveloped=raw.get("envelope", True),
             consumers=tuple(raw.get("consumers", [])),
             events=events,
         )

@@ -108,20 +108,23 @@ class Worker:
             await producer.partitions_for(table.changelog_topic.get_topic_name())
         self._routing_known = True
 
-    async def emit(self, event: Event) -> None:
+    async def emit(self, event: Event, wait: bool = False) -> int | None:
         """Send an event: inside an agent with the event being processed (in its transaction under
-        exactly-once), outside one (a web view, a timer) at once with a plain producer (acks=all)."""
+        exactly-once), outside one (a web view, a timer) at once with a plain producer (acks=all).
+        With `wait`, wait for the broker's acknowledgement and return the event's offset."""
         topic = catalog().topic_of_event(event["type"])
         if self.context not in topic.producers:
             raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producers} do")
         headers = correlation.kafka_headers(event)
         if current_event() is not None:
-            await self._topic(topic.name).send(key=key_of(event), value=encode(event), headers=headers)
+            sent = await self._topic(topic.name).send(key=key_of(event), value=encode(event), headers=headers)
+            offset = (await sent).offset if wait else None
         else:
             # Faust's own producer would put it in a transaction that no stream ever commits.
-            await (await self._standalone()).send_and_wait(topic.name, key=key_of(event), value=encode(event),
-                                                           headers=headers)
+            offset = (await (await self._standalone()).send_and_wait(
+                topic.name, key=key_of(event), value=encode(event), headers=headers)).offset
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
+        return offset
 
     async def _standalone(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -136,22 +139,23 @@ class Worker:
             await self._producer.stop()
 
     def consume(self, handlers: Mapping[str, Handler]) -> None:
-        """Run `handlers` (by event type) over every topic topics.yaml says this context consumes."""
-        names = [t.name for t in catalog().topics_consumed_by(self.context)]
-        declared = {e for t in catalog().topics_consumed_by(self.context) for e in t.events}
-        stray = set(handlers) - declared
+        """One agent running `handlers` (by event type) over the topics that carry those events, each of
+        which topics.yaml must say this context consumes."""
+        consumed = catalog().topics_consumed_by(self.context)
+        stray = set(handlers) - {e for t in consumed for e in t.events}
         if stray:
             raise SystemExit(f"{self.context} handles {sorted(stray)}, which no topic it consumes carries")
-        source = self.app.topic(*names, key_type=str, internal=False)
+        topics = [t for t in consumed if set(t.events) & set(handlers)]
+        source = self.app.topic(*[t.name for t in topics], key_type=str, internal=False)
         context = self.context
 
-        @self.app.agent(source, name=f"{context}-events")
+        @self.app.agent(source, name=f"{context}-{'-'.join(t.alias for t in topics)}")
         async def on_event(stream: faust.StreamT) -> None:
             async for message in stream.events():
                 topic = message.message.topic
                 try:
                     event = decode(message.value, topic)
-                    correlation.current.set(event["correlationId"])
+                    correlation.current.set(event.get("correlationId"))
                     handler = handlers.get(event["type"])
                     if handler is not None:
                         await handler(event)

@@ -1,10 +1,14 @@
 """Helpers for the Faust web views of bread's workers."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable
 
+import aiohttp
 import faust
+from faust.exceptions import SameNode
 from faust.web import Request, Response, View
+from faust.web.exceptions import ServiceUnavailable
 from yarl import URL
 
 
@@ -20,15 +24,23 @@ def error(view: View, status: int, message: str, **extra: Any) -> Response:
 
 
 def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
-               render: Callable[[dict[str, Any], Request], dict[str, Any]]) -> None:
-    """GET `path` (with an {orderId} in it): the table's row for that order, from whichever worker owns it."""
+               render: Callable[[dict[str, Any], Request], dict[str, Any]], key: str = "orderId") -> None:
+    """GET `path` (with a {key} in it): the table's row for that key, from whichever worker owns it."""
 
     class RowView(View):
-        @app.table_route(table=table, match_info="orderId")
-        async def get(self, request: Request, orderId: str) -> Response:  # noqa: N803 - the route's name
-            row = table.get(orderId)
+        async def get(self, request: Request, **match: str) -> Response:
+            # What Faust's table_route does, and a JSON 503 where the owner cannot be reached (it left,
+            # and the group has not rebalanced yet) instead of a bare 500.
+            try:
+                return await app.router.route_req(table.name, match[key], self.web, request)
+            except SameNode:
+                pass
+            except (ServiceUnavailable, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                return error(self, 503, f"the worker holding {key} {match[key]} is unavailable: "
+                                        f"{exc or 'timeout'}; try again")
+            row = table.get(match[key])
             if row is None:
-                return error(self, 404, not_found.format(orderId=orderId))
+                return error(self, 404, not_found.format(**match))
             return self.json(render(row, request))
 
     app.page(path, name=f"{table.name}-row")(RowView)

@@ -16,7 +16,8 @@ from agents.correlation import HTTP_HEADER, current
 from api.http import JsonError, service_app
 
 # Path prefix -> the service that owns it. Targets come from each service's *_URL variable.
-ROUTES = {"/orders": "order", "/payments": "pay", "/bakeries": "bakery", "/mypages": "mypage"}
+ROUTES = {"/orders": "order", "/payments": "pay", "/bakeries": "bakery", "/mypages": "mypage",
+          "/order-requests": "order-worker"}
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
 HTTP = web.AppKey("http", aiohttp.ClientSession)

@@ -20,10 +20,12 @@ from aiokafka import AIOKafkaProducer
 
 from agents import config
 from agents.catalog import catalog
-from agents.correlation import HTTP_HEADER, current, kafka_headers
+from agents.correlation import current, kafka_headers
 from agents.events import Event, encode, key_of, make_event, new_correlation_id
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
-from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
+from agents.order import intake
+from agents.order.intake import Emit
+from agents.order.menu import InvalidOrder, check_order, menu_from_env
 from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
 
 log = logging.getLogger(__name__)
@@ -33,18 +35,6 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 MENU = web.AppKey("menu", dict)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
-
-
-class PaymentUnavailable(Exception):
-    """pay could not be reached, did not answer in time, or failed."""
-
-
-class PaymentDeclined(Exception):
-    """pay answered, and refused the charge; pay itself announces it (PayRejected)."""
-
-
-def pay_timeout() -> float:
-    return config.env_float("PAY_TIMEOUT_S", 1.5)
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -58,37 +48,15 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await producer.stop()
 
 
-async def emit(app: web.Application, event: Event) -> int:
-    """Send one event (acks=all) and return its offset."""
-    topic = catalog().topic_of_event(event["type"]).name
-    metadata = await app[PRODUCER].send_and_wait(topic, key=key_of(event), value=encode(event),
-                                                 headers=kafka_headers(event))
-    return metadata.offset
+def emitter(app: web.Application) -> Emit:
+    async def emit(event: Event) -> int:
+        """Send one event (acks=all) and return its offset."""
+        topic = catalog().topic_of_event(event["type"]).name
+        metadata = await app[PRODUCER].send_and_wait(topic, key=key_of(event), value=encode(event),
+                                                     headers=kafka_headers(event))
+        return metadata.offset
 
-
-async def reserve_order_id(app: web.Application, correlation: str) -> int:
-    """The next order number: the offset of a reservation on the one-partition sequence topic, plus one."""
-    offset = await emit(app, make_event("OrderNumberReserved", correlation_id=correlation, reservedBy=EDGE_NAME))
-    return offset + 1
-
-
-async def charge(app: web.Application, order_id: int, order: OrderRequest, correlation: str) -> dict:
-    try:
-        async with app[HTTP].post(
-            f"{config.service_url('pay')}/payments",
-            json={"orderId": order_id, "price": order.price, "action": "apply"},
-            headers={HTTP_HEADER: correlation},
-            timeout=aiohttp.ClientTimeout(total=pay_timeout()),
-        ) as response:
-            if response.status == 402:
-                raise PaymentDeclined((await response.json()).get("error", "payment declined"))
-            if response.status >= 300:
-                raise PaymentUnavailable(f"pay answered {response.status}: {(await response.text())[:200]}")
-            return await response.json()
-    except asyncio.TimeoutError:
-        raise PaymentUnavailable(f"pay did not answer within {pay_timeout()}s") from None
-    except aiohttp.ClientError as exc:
-        raise PaymentUnavailable(f"pay is unreachable: {exc}") from None
+    return emit
 
 
 async def place_order(request: web.Request) -> web.Response:
@@ -97,23 +65,15 @@ async def place_order(request: web.Request) -> web.Response:
         order = check_order(await read_json(request), app[MENU])
     except InvalidOrder as exc:
         raise JsonError(400, str(exc)) from None
-    correlation = current.get() or new_correlation_id()
-    order_id = await reserve_order_id(app, correlation)
-    await emit(app, make_event("OrderPlaced", correlation_id=correlation,
-                               orderId=order_id, item=order.item, qty=order.qty, price=order.price))
-    try:
-        await charge(app, order_id, order, correlation)
-    except PaymentUnavailable as exc:
-        reason = f"payment unavailable: {exc}"
-        log.warning("order %s rejected: %s", order_id, reason)
-        await emit(app, make_event("OrderRejected", correlation_id=correlation, orderId=order_id, reason=reason))
-        raise JsonError(503, reason, orderId=order_id, status=OrderStatus.REJECTED.value) from None
-    except PaymentDeclined as exc:
-        raise JsonError(402, f"payment declined: {exc}", orderId=order_id,
-                        status=OrderStatus.PAYMENT_FAILED.value) from None
-    body = {"id": order_id, "item": order.item, "qty": order.qty, "status": OrderStatus.PAID.value,
+    placed = await intake.place(emitter(app), app[HTTP], order, current.get() or new_correlation_id(), EDGE_NAME)
+    if placed.status == OrderStatus.REJECTED:
+        log.warning("order %s rejected: %s", placed.order_id, placed.reason)
+        raise JsonError(503, placed.reason, orderId=placed.order_id, status=placed.status.value)
+    if placed.status == OrderStatus.PAYMENT_FAILED:
+        raise JsonError(402, placed.reason, orderId=placed.order_id, status=placed.status.value)
+    body = {"id": placed.order_id, "item": order.item, "qty": order.qty, "status": placed.status.value,
             "price": order.price}
-    return json_response(body, 201, headers={"Location": f"/orders/{order_id}"})
+    return json_response(body, 201, headers={"Location": f"/orders/{placed.order_id}"})
 
 
 def order_id_of(request: web.Request) -> int:
@@ -154,8 +114,8 @@ async def cancel_order(request: web.Request) -> web.Response:
     if announce:
         # The cancel belongs to the order's saga, whoever asks for it.
         saga = order.get("correlationId") or current.get() or new_correlation_id()
-        await emit(request.app, make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
-                                           reason=CANCELLED_BY_CUSTOMER))
+        await emitter(request.app)(make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
+                                              reason=CANCELLED_BY_CUSTOMER))
     return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 
 

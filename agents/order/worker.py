@@ -1,4 +1,5 @@
-"""The order worker: keeps each order's lifecycle state in the `orders` table and enforces the saga deadline.
+"""The order worker: keeps each order's lifecycle state in the `orders` table, enforces the saga deadline,
+and places the orders other systems request over Kafka.
 
 Every open order has an entry in `order-deadlines`. A timer cancels the orders whose deadline has passed
 (the baker never answered, or the edge died between placing the order and charging it); the cancellation
@@ -8,13 +9,19 @@ then runs as any other: the bakery closes its ticket, pay refunds what it charge
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+
+import aiohttp
 
 from agents import config
 from agents.catalog import catalog
+from agents.correlation import current as current_correlation
 from agents.events import Event, make_event
-from agents.order import deadline
+from agents.order import deadline, intake
 from agents.order.lifecycle import OrderStatus, apply_event, is_terminal
+from agents.order.menu import check_order, menu_from_env
 from agents.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -22,8 +29,12 @@ log = logging.getLogger(__name__)
 worker = Worker("order", service="order-worker")
 orders = worker.table("orders")
 deadlines = worker.table("order-deadlines")
+requests = worker.table("order-requests")
 # Orders this process has already cancelled for their deadline, until the cancel comes back to the agent.
 _cancelling: set[str] = set()
+_http: list[aiohttp.ClientSession] = []
+MENU = menu_from_env()
+WORKER_NAME = f"order-worker {socket.gethostname()}:{os.getpid()}"
 
 
 async def on_event(event: Event) -> None:
@@ -42,7 +53,38 @@ async def on_event(event: Event) -> None:
         deadlines[key] = deadline.deadline_after(event["occurredAt"], deadline.saga_deadline_s())
 
 
-worker.consume({event: on_event for topic in catalog().topics_consumed_by("order") for event in topic.events})
+worker.consume({event: on_event for topic in catalog().topics_consumed_by("order") if topic.key == "orderId"
+                for event in topic.events})
+
+
+async def http() -> aiohttp.ClientSession:
+    if not _http:
+        _http.append(aiohttp.ClientSession())
+        worker.app.on_before_shutdown.connect(_close_http)
+    return _http[0]
+
+
+async def _close_http(*args: object, **kwargs: object) -> None:
+    await _http[0].close()
+
+
+async def on_request_order(command: Event) -> None:
+    """Place an order another system asked for: the same checks and saga as `POST /orders`.
+
+    An invalid request raises, and so becomes a dead letter with the reason.
+    """
+    if requests.get(command["requestId"]) is not None:
+        return  # sent again: the order was placed the first time
+    order = check_order(command, MENU)
+    correlation = command.get("correlationId") or f"request-{command['requestId']}"
+    placed = await intake.place(lambda event: worker.emit(event, wait=True), await http(), order, correlation,
+                                WORKER_NAME)
+    requests[command["requestId"]] = {"orderId": placed.order_id, "status": placed.status.value,
+                                      "reason": placed.reason}
+    log.info("request %s placed order %s: %s", command["requestId"], placed.order_id, placed.status.value)
+
+
+worker.consume({"RequestOrder": on_request_order})
 
 
 @worker.app.timer(interval=config.env_float("SAGA_SWEEP_S", 1.0))
@@ -52,8 +94,8 @@ async def enforce_deadlines() -> None:
             continue
         order = orders.get(key) or {}
         correlation = order.get("correlationId", f"deadline-{key}")
-        log.warning("order %s passed its saga deadline in %s; cancelling [correlation %s]",
-                    key, order.get("status"), correlation)
+        current_correlation.set(correlation)
+        log.warning("order %s passed its saga deadline in %s; cancelling", key, order.get("status"))
         await worker.emit(make_event("OrderCancelled", correlation_id=correlation, cause=f"deadline/{key}",
                                      orderId=int(key), reason=deadline.REASON))
         _cancelling.add(key)

@@ -18,6 +18,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents import config
 from agents.topics_admin import create_topics
@@ -42,6 +43,23 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 30, w
             return last
         await asyncio.sleep(0.1)  # poll interval of a condition wait, bounded by the deadline
     pytest.fail(f"{what} not reached within {timeout}s; last seen: {last!r}")
+
+
+async def read_all(kafka: str, names: list[str]) -> list:
+    """Every message now on the named topics, from the beginning."""
+    consumer = AIOKafkaConsumer(*names, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest",
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n)]
+        ends = await consumer.end_offsets(partitions)
+        messages = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                messages.extend(batch)
+        return messages
+    finally:
+        await consumer.stop()
 
 
 @dataclass

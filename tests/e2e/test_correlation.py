@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import uuid
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from agents.catalog import catalog
 from agents.correlation import KAFKA_HEADER
 from agents.events import decode
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import eventually, read_all
 from tests.e2e.test_saga import confirm, until_status
 
 SAGA = {"OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"}
@@ -17,21 +15,8 @@ SAGA = {"OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"}
 async def events_of(kafka: str, order_id: int) -> list[tuple[dict, dict[str, bytes]]]:
     """Every event about `order_id` on the keyed topics, with its Kafka headers."""
     names = [t.name for t in catalog().topics.values() if t.key == "orderId"]
-    consumer = AIOKafkaConsumer(*names, bootstrap_servers=kafka, group_id=None, auto_offset_reset="earliest",
-                                enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n)]
-        ends = await consumer.end_offsets(partitions)
-        found = []
-        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-            for batch in (await consumer.getmany(timeout_ms=1000)).values():
-                for message in batch:
-                    if message.key == str(order_id).encode():
-                        found.append((decode(message.value, message.topic), dict(message.headers)))
-        return found
-    finally:
-        await consumer.stop()
+    return [(decode(m.value, m.topic), dict(m.headers)) for m in await read_all(kafka, names)
+            if m.key == str(order_id).encode()]
 
 
 async def test_the_callers_correlation_id_is_on_every_event_of_the_saga(system, kafka):

@@ -16,10 +16,13 @@ async def both_ready(system: System) -> None:
         await system.wait_ready(second)
 
 
-async def ready(system: System, name: str) -> bool:
-    """Whether the worker serves: its health is ready only with partitions assigned and tables recovered."""
+async def alone(system: System, name: str) -> bool:
+    """Whether the worker is ready and its router knows no other worker of its context any more."""
     status, _, _ = await system.request("GET", f"{system.url(name)}/health")
-    return status == 200
+    if status != 200:
+        return False
+    _, owners, _ = await system.request("GET", f"{system.url(name)}/router/")
+    return list(owners) == [system.url(name)]
 
 
 async def test_every_order_is_answered_by_either_worker_of_its_context(system):
@@ -56,4 +59,4 @@ async def test_every_order_is_answered_by_either_worker_of_its_context(system):
             system.stop(second)
         # The first workers take every partition back once the group has rebalanced.
         for service in SECOND:
-            await eventually(lambda: ready(system, service), what=f"{service} alone again")
+            await eventually(lambda: alone(system, service), what=f"{service} alone again")

@@ -13,9 +13,14 @@ def test_every_topic_declares_its_key_partitions_cleanup_and_owners():
         assert topic.events, f"{topic.alias} carries no events"
 
 
-def test_keyed_topics_are_keyed_by_order_id():
+def test_events_are_keyed_by_order_id_and_commands_by_their_request_id():
     keyed = [t for t in catalog().topics.values() if t.key]
-    assert keyed and all(t.key == "orderId" for t in keyed)
+    assert keyed and all(t.key == ("orderId" if t.enveloped else "requestId") for t in keyed)
+    assert {t.alias for t in keyed if not t.enveloped} == {"order-requests"}
+
+
+def test_commands_need_no_envelope():
+    catalog().validate({"type": "RequestOrder", "requestId": "r1", "item": "cake", "qty": 1})
 
 
 def test_events_are_found_by_type_and_contexts_by_what_they_read():

@@ -1,0 +1,77 @@
+"""Other systems place orders by producing to Kafka: same checks, same saga, idempotent by request id."""
+from __future__ import annotations
+
+import json
+import uuid
+
+from aiokafka import AIOKafkaProducer
+
+from agents.catalog import InvalidEvent, catalog
+from agents.events import decode
+from tests.e2e.conftest import System, eventually, read_all
+from tests.e2e.test_correlation import events_of
+from tests.e2e.test_dead_letters import bread
+from tests.e2e.test_saga import _confirmed_row, confirm, until_status
+
+
+async def send_plain(kafka: str, requests: list[dict]) -> None:
+    """As any other system would: a plain producer, JSON values, the request id as key. No bread code."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    try:
+        for request in requests:
+            await producer.send_and_wait("bread.order-requests", key=request["requestId"].encode(),
+                                         value=json.dumps(request).encode())
+    finally:
+        await producer.stop()
+
+
+async def placed_order(system: System, request_id: str) -> dict | None:
+    status, body, _ = await system.request("GET", f"{system.url('gateway')}/order-requests/{request_id}")
+    return body if status == 200 else None
+
+
+async def test_an_order_requested_over_kafka_runs_the_saga_once_however_often_it_is_sent(system, kafka):
+    assert catalog().topic_of_event("RequestOrder").name == "bread.order-requests"  # the name the README gives
+    request = {"type": "RequestOrder", "requestId": f"req-{uuid.uuid4().hex}", "item": "baguette", "qty": 3,
+               "correlationId": f"partner-{uuid.uuid4().hex}"}
+    bad = {"type": "RequestOrder", "requestId": f"req-{uuid.uuid4().hex}", "item": "baguette", "qty": 0}
+    await send_plain(kafka, [request, bad, request])
+
+    placed = await eventually(lambda: placed_order(system, request["requestId"]), what="the requested order")
+    assert placed["status"] == "Paid"
+    order_id = placed["orderId"]
+    await until_status(system, order_id, "Confirming")
+    await confirm(system, order_id)
+    row = await eventually(lambda: _confirmed_row(system, order_id), what="the requested order confirmed")
+    assert (row["item"], row["qty"], row["price"]) == ("baguette", 3, 13500)
+
+    events = await events_of(kafka, order_id)
+    assert [e["type"] for e, _ in events].count("OrderPlaced") == 1
+    assert {e["correlationId"] for e, _ in events} == {request["correlationId"]}
+    sent_twice = await eventually(lambda: _placed_orders(kafka, request["correlationId"]), what="placements")
+    assert sent_twice == [order_id], "the re-sent request placed a second order"
+
+    listing = await eventually(lambda: _letter_for(system, bad["requestId"]), what="the invalid request dead-lettered")
+    assert "'qty' must be between 1 and" in listing
+    assert await placed_order(system, bad["requestId"]) is None
+
+
+async def _placed_orders(kafka: str, correlation: str) -> list[int]:
+    name = catalog().topic_of_event("OrderPlaced").name
+    placed = []
+    for message in await read_all(kafka, [name]):
+        try:
+            event = decode(message.value, name)
+        except InvalidEvent:
+            continue  # the poison other tests put there
+        if event["type"] == "OrderPlaced" and event["correlationId"] == correlation:
+            placed.append(event["orderId"])
+    return placed
+
+
+async def _letter_for(system: System, request_id: str) -> str | None:
+    listing = await bread(system, "dlq")
+    lines = listing.splitlines()
+    found = [lines[i - 1] + lines[i] for i in range(1, len(lines)) if request_id in lines[i]]
+    return found[0] if found else None
