@@ -57,6 +57,9 @@ class Worker:
             web_host=config.advertised_host(),
             canonical_url=f"http://{config.advertised_host()}:{web_port}",
             producer_acks=-1,
+            # How long a killed worker's partitions wait before the group hands them to the others.
+            broker_session_timeout=config.env_float("KAFKA_SESSION_TIMEOUT_S", 10.0),
+            broker_heartbeat_interval=config.env_float("KAFKA_SESSION_TIMEOUT_S", 10.0) / 5,
             # Every table write is a changelog message: batch them, or each becomes its own produce request.
             producer_linger=config.env_float("PRODUCER_LINGER_S", 0.005),
             processing_guarantee=processing_guarantee(),

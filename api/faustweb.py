@@ -1,14 +1,11 @@
 """Helpers for the Faust web views of bread's workers."""
 from __future__ import annotations
 
-import asyncio
 from typing import Any, Callable
 
-import aiohttp
 import faust
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
-from faust.web.exceptions import ServiceUnavailable
 from yarl import URL
 
 
@@ -35,9 +32,9 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                 return await app.router.route_req(table.name, match[key], self.web, request)
             except SameNode:
                 pass
-            except (ServiceUnavailable, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                return error(self, 503, f"the worker holding {key} {match[key]} is unavailable: "
-                                        f"{exc or 'timeout'}; try again")
+            except Exception as exc:  # noqa: BLE001 - starting, rebalancing, or the owner is gone: all transient
+                return error(self, 503, f"the worker holding {key} {match[key]} is unavailable "
+                                        f"({type(exc).__name__}: {exc}); try again")
             row = table.get(match[key])
             if row is None:
                 return error(self, 404, not_found.format(**match))

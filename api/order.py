@@ -89,6 +89,8 @@ async def order_state(app: web.Application, order_id: int) -> tuple[int, bytes]:
         async with app[HTTP].get(
             f"{config.service_url('order-worker')}/orders/{order_id}", timeout=aiohttp.ClientTimeout(total=5)
         ) as response:
+            if response.content_type != "application/json":  # not bread's answer: the worker is in trouble
+                raise aiohttp.ClientError(f"it answered {response.status} {response.reason}")
             return response.status, await response.read()
     except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
         raise JsonError(503, f"the order worker is unavailable: {exc or 'timeout'}") from None

@@ -40,10 +40,11 @@ WORKER_NAME = f"order-worker {socket.gethostname()}:{os.getpid()}"
 async def on_event(event: Event) -> None:
     key = str(event["orderId"])
     updated = apply_event(orders.get(key), event)
-    if updated is None:
-        return
-    orders[key] = updated
-    ended = is_terminal(OrderStatus(updated["status"]))
+    if updated is not None:
+        orders[key] = updated
+    # Even for an event seen before: a crash may have kept the order's change and lost the deadline's.
+    order = updated or orders.get(key) or {}
+    ended = bool(order.get("status")) and is_terminal(OrderStatus(order["status"]))
     # Once a cancel is on its way, Kafka carries it to the end; the deadline has done its work.
     if ended or event["type"] == "OrderCancelled":
         if key in deadlines:
@@ -93,6 +94,8 @@ async def enforce_deadlines() -> None:
         if key in _cancelling:
             continue
         order = orders.get(key) or {}
+        if order.get("status") and is_terminal(OrderStatus(order["status"])):
+            continue  # ended already; the agent drops the deadline with the order's next event
         correlation = order.get("correlationId", f"deadline-{key}")
         current_correlation.set(correlation)
         log.warning("order %s passed its saga deadline in %s; cancelling", key, order.get("status"))

@@ -41,7 +41,7 @@ async def eventually(probe: Callable[[], Awaitable[Any]], timeout: float = 30, w
         last = await probe()
         if last:
             return last
-        await asyncio.sleep(0.1)  # poll interval of a condition wait, bounded by the deadline
+        await asyncio.sleep(0.1)  # ok-sleep: the poll interval of a condition wait, bounded by the deadline
     pytest.fail(f"{what} not reached within {timeout}s; last seen: {last!r}")
 
 
@@ -76,10 +76,11 @@ class System:
     def log(self, service: str) -> Path:
         return self.root / "log" / f"{service}.log"
 
-    def start(self, service: str, name: str | None = None, port: int | None = None) -> None:
-        """Start `service`; with a `name` and `port`, as one more instance of it beside the first."""
+    def start(self, service: str, name: str | None = None, port: int | None = None, **settings: str) -> None:
+        """Start `service` (with extra `settings` in its environment); with a `name` and `port`, as one more
+        instance of it beside the first."""
         name = name or service
-        env = dict(self.env)
+        env = {**self.env, **settings}
         if port is not None:
             self.ports[name] = port
             env[config.PORTS[service][0]] = str(port)
@@ -125,7 +126,7 @@ class System:
 def system_env(root: Path, bootstrap: str) -> dict[str, str]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
            "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
-           "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false"}
+           "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6"}
     for service, port in TEST_PORTS.items():
         env[config.PORTS[service][0]] = str(port)
         if service in config.URL_VARS:
