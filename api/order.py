@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import time
 from typing import AsyncIterator
 
 import aiohttp
@@ -21,11 +22,13 @@ from aiokafka import AIOKafkaProducer
 from agents import config
 from agents.catalog import catalog
 from agents.correlation import current, kafka_headers
+from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
+from agents.idempotency import check_key
 from agents.events import Event, encode, key_of, make_event, new_correlation_id
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
 from agents.order.intake import Emit
-from agents.order.menu import InvalidOrder, check_order, menu_from_env
+from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
 from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,7 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 MENU = web.AppKey("menu", dict)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
+PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -63,17 +67,54 @@ async def place_order(request: web.Request) -> web.Response:
     app = request.app
     try:
         order = check_order(await read_json(request), app[MENU])
-    except InvalidOrder as exc:
+        key = check_key(request.headers.get(IDEMPOTENCY_HEADER))
+    except (InvalidOrder, ValueError) as exc:
         raise JsonError(400, str(exc)) from None
+    if key is not None:
+        return await place_once(app, key, order)
     placed = await intake.place(emitter(app), app[HTTP], order, current.get() or new_correlation_id(), EDGE_NAME)
-    if placed.status == OrderStatus.REJECTED:
-        log.warning("order %s rejected: %s", placed.order_id, placed.reason)
-        raise JsonError(503, placed.reason, orderId=placed.order_id, status=placed.status.value)
-    if placed.status == OrderStatus.PAYMENT_FAILED:
-        raise JsonError(402, placed.reason, orderId=placed.order_id, status=placed.status.value)
-    body = {"id": placed.order_id, "item": order.item, "qty": order.qty, "status": placed.status.value,
-            "price": order.price}
-    return json_response(body, 201, headers={"Location": f"/orders/{placed.order_id}"})
+    return answer(placed.order_id, placed.status, placed.reason, order)
+
+
+def answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderRequest) -> web.Response:
+    """The answer to a placement, the same for the first request and for every repeat of it."""
+    if status == OrderStatus.REJECTED:
+        log.warning("order %s rejected: %s", order_id, reason)
+        raise JsonError(503, reason, orderId=order_id, status=status.value)
+    if status == OrderStatus.PAYMENT_FAILED:
+        raise JsonError(402, reason, orderId=order_id, status=status.value)
+    body = {"id": order_id, "item": order.item, "qty": order.qty, "status": status.value, "price": order.price}
+    return json_response(body, 201, headers={"Location": f"/orders/{order_id}"})
+
+
+async def placement_of(app: web.Application, key: str) -> dict | None:
+    """What the order worker recorded for a keyed request, or None while it has not placed it."""
+    try:
+        async with app[HTTP].get(f"{config.service_url('order-worker')}/order-requests/{key}",
+                                 timeout=aiohttp.ClientTimeout(total=5)) as response:
+            return await response.json() if response.status == 200 else None
+    except (asyncio.TimeoutError, aiohttp.ClientError):
+        return None
+
+
+async def place_once(app: web.Application, key: str, order: OrderRequest) -> web.Response:
+    """Place the order through the order worker's request log, keyed by the Idempotency-Key: requests with
+    one key go to one partition and are placed one after the other, so a repeat — to any edge replica —
+    finds the first placement instead of making a second."""
+    placed = await placement_of(app, key)
+    if placed is None:
+        await emitter(app)(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
+                                      requestId=key, item=order.item, qty=order.qty))
+        deadline = time.monotonic() + intake.pay_timeout() + PLACEMENT_WAIT_S
+        while placed is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)  # the request log has no push channel: poll it, bounded by the deadline
+            placed = await placement_of(app, key)
+    if placed is None:
+        return json_response({"requestId": key, "status": "Requested"}, 202,
+                             headers={"Location": f"/order-requests/{key}"})
+    if (placed["item"], placed["qty"]) != (order.item, order.qty):
+        raise JsonError(422, f"the {IDEMPOTENCY_HEADER} {key!r} was used for another order", orderId=placed["orderId"])
+    return answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order)
 
 
 def order_id_of(request: web.Request) -> int:

@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from agents import config
 from agents.catalog import InvalidEvent, catalog
 from agents.correlation import current, kafka_headers
+from agents import idempotency
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
 from agents.pay.ledger import Ledger
@@ -112,7 +113,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 
 async def post_payment(request: web.Request) -> web.Response:
     try:
-        payment_request = check_payment(await read_json(request))
+        payment_request = check_payment(await read_json(request), request.headers.get(idempotency.HEADER))
         payment = await request.app[LEDGER].record(payment_request, current.get() or new_correlation_id())
     except PaymentRefused as exc:
         raise JsonError(exc.status, str(exc)) from None

@@ -81,7 +81,8 @@ async def on_request_order(command: Event) -> None:
     placed = await intake.place(lambda event: worker.emit(event, wait=True), await http(), order, correlation,
                                 WORKER_NAME)
     requests[command["requestId"]] = {"orderId": placed.order_id, "status": placed.status.value,
-                                      "reason": placed.reason}
+                                      "reason": placed.reason, "item": order.item, "qty": order.qty,
+                                      "price": order.price}
     log.info("request %s placed order %s: %s", command["requestId"], placed.order_id, placed.status.value)
 
 

@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS outbox (
     published INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (published, id);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key TEXT PRIMARY KEY,
+    order_id INTEGER NOT NULL,
+    action TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS voided_orders (
     order_id INTEGER PRIMARY KEY,
     reason TEXT NOT NULL,
@@ -147,6 +152,18 @@ class Ledger:
         return outcomes
 
     def _record(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
+        """One payment request; with an Idempotency-Key, the key stays bound to that request."""
+        key = request.idempotency_key
+        if key:
+            bound = db.execute("SELECT order_id, action FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
+            if bound and tuple(bound) != (request.order_id, request.action):
+                raise PaymentRefused(f"the Idempotency-Key {key!r} was used for another payment request", 422)
+            if not bound:
+                db.execute("INSERT INTO idempotency_keys (key, order_id, action) VALUES (?, ?, ?)",
+                           (key, request.order_id, request.action))
+        return self._record_once(db, request, correlation_id)
+
+    def _record_once(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
         # A repeated request gets the answer the first one got: the charge, the refund, or the decline.
         answered = (request.action, DECLINE) if request.action == APPLY else (request.action,)
         for action in answered:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from agents.idempotency import check_key
+
 APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
 # What each kind of ledger row announces.
 EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled", DECLINE: "PayRejected"}
@@ -24,13 +26,14 @@ class PaymentRequest:
     order_id: int
     price: int | None
     action: str
+    idempotency_key: str | None = None
 
 
 def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def check_payment(body: Any) -> PaymentRequest:
+def check_payment(body: Any, idempotency_key: str | None = None) -> PaymentRequest:
     if not isinstance(body, Mapping):
         raise PaymentRefused('the body must be a JSON object like {"orderId": 1, "price": 25000, "action": "apply"}')
     order_id, price, action = body.get("orderId"), body.get("price"), body.get("action", APPLY)
@@ -42,7 +45,11 @@ def check_payment(body: Any) -> PaymentRequest:
         raise PaymentRefused("'price' must be a positive whole number")
     if action == CANCEL and price is not None and not _positive_int(price):
         raise PaymentRefused("'price', when given with cancel, must be a positive whole number")
-    return PaymentRequest(order_id=order_id, price=price, action=action)
+    try:
+        key = check_key(idempotency_key)
+    except ValueError as exc:
+        raise PaymentRefused(str(exc)) from None
+    return PaymentRequest(order_id=order_id, price=price, action=action, idempotency_key=key)
 
 
 def check_chargeable(order_id: int, voided_reason: str | None) -> None:

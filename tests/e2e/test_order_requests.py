@@ -75,3 +75,27 @@ async def _letter_for(system: System, request_id: str) -> str | None:
     lines = listing.splitlines()
     found = [lines[i - 1] + lines[i] for i in range(1, len(lines)) if request_id in lines[i]]
     return found[0] if found else None
+
+
+async def test_an_idempotency_key_places_one_order_however_often_it_is_posted(system):
+    key = f"basket-{uuid.uuid4().hex}"
+    posted = [await system.request("POST", f"{system.url(via)}/orders", json={"item": "cake", "qty": 2},
+                                   headers={"Idempotency-Key": key}) for via in ("gateway", "order", "gateway")]
+    statuses = [status for status, _, _ in posted]
+    assert statuses == [201, 201, 201], [body for _, body, _ in posted]
+    assert len({body["id"] for _, body, _ in posted}) == 1
+    assert posted[0][1] == {"id": posted[0][1]["id"], "item": "cake", "qty": 2, "status": "Paid", "price": 50000}
+    status, body, _ = await system.request("POST", f"{system.url('gateway')}/orders", json={"item": "cake", "qty": 3},
+                                           headers={"Idempotency-Key": key})
+    assert status == 422 and "another order" in body["error"]
+    status, body, _ = await system.request("POST", f"{system.url('gateway')}/orders", json={"item": "cake"},
+                                           headers={"Idempotency-Key": "a/b"})
+    assert status == 400 and "Idempotency-Key" in body["error"]
+
+    payment = {"orderId": posted[0][1]["id"], "price": 50000, "action": "apply"}
+    first = await system.request("POST", f"{system.url('pay')}/payments", json=payment,
+                                 headers={"Idempotency-Key": f"pay-{key}"})
+    other = await system.request("POST", f"{system.url('pay')}/payments", json={**payment, "action": "cancel"},
+                                 headers={"Idempotency-Key": f"pay-{key}"})
+    assert first[0] == 200 and first[1]["action"] == "apply"  # the charge made when the order was placed
+    assert other[0] == 422

@@ -110,3 +110,21 @@ async def test_payments_arriving_together_are_committed_together_each_on_its_own
     assert isinstance(outcomes[2], PaymentRefused)  # nothing to refund: refused alone, the others stand
     assert not outcomes[3].created and outcomes[3].id == outcomes[0].id
     assert await outbox_types(ledger) == ["PayApproved", "PayApproved"]
+
+
+async def test_an_idempotency_key_returns_the_first_payment_and_refuses_another_request(ledger):
+    keyed = PaymentRequest(order_id=30, price=25000, action="apply", idempotency_key="k-30")
+    first = await ledger.record(keyed, "c")
+    again = await ledger.record(keyed, "c")
+    assert first.created and not again.created and again.id == first.id
+    with pytest.raises(PaymentRefused) as reused:
+        await ledger.record(PaymentRequest(order_id=31, price=25000, action="apply", idempotency_key="k-30"), "c")
+    assert reused.value.status == 422
+    assert await outbox_types(ledger) == ["PayApproved"]
+
+
+def test_an_idempotency_key_must_be_short_printable_text():
+    assert check_payment({"orderId": 1, "price": 1}, "abc-1").idempotency_key == "abc-1"
+    for bad in ("", "x" * 101, "a\nb"):
+        with pytest.raises(PaymentRefused, match="Idempotency-Key"):
+            check_payment({"orderId": 1, "price": 1}, bad)
