@@ -68,6 +68,15 @@ logger.started.level = info
 """
 
 
+def new_cluster_id() -> str:
+    """16 random bytes in url-safe base64, as Kafka's own Uuid.randomUuid makes them: never starting with '-',
+    which a command line would take for an option (one id in 64 would fail to format)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass
 class LocalKafka:
     port: int = field(default_factory=lambda: config.env_int("KAFKA_PORT", 9092))
@@ -120,10 +129,9 @@ class LocalKafka:
         props.write_text(self.properties())
         (self.data / "log4j2.properties").write_text(LOG4J2)
         if not (self.data / "logs" / "meta.properties").exists():
-            # A Kafka cluster id is 16 random bytes in url-safe base64.
-            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
             result = subprocess.run(
-                [*self._java(), "kafka.tools.StorageTool", "format", "--standalone", "-t", cid, "-c", str(props)],
+                [*self._java(), "kafka.tools.StorageTool", "format", "--standalone",
+                 f"--cluster-id={new_cluster_id()}", "-c", str(props)],
                 capture_output=True, text=True,
             )
             if result.returncode != 0:
