@@ -92,3 +92,8 @@ def port(service: str) -> int:
 def service_url(service: str) -> str:
     """Where another service reaches `service`: its *_URL variable, else this host and its port."""
     return env(URL_VARS[service], f"http://127.0.0.1:{port(service)}").rstrip("/")
+
+
+def kafka_producer_settings() -> dict[str, object]:
+    """Every producer of bread: acknowledged by all in-sync replicas, idempotent, lightly batched."""
+    return {"bootstrap_servers": kafka_bootstrap(), "acks": "all", "enable_idempotence": True, "linger_ms": 2}

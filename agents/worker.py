@@ -131,8 +131,7 @@ class Worker:
 
     async def _standalone(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(bootstrap_servers=config.kafka_bootstrap(), acks="all",
-                                        enable_idempotence=True, linger_ms=2)
+            producer = AIOKafkaProducer(**config.kafka_producer_settings())
             await producer.start()
             self._producer = producer
         return self._producer

@@ -54,7 +54,7 @@ async def list_letters() -> list[str]:
 async def replay() -> list[str]:
     consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=config.kafka_bootstrap(), group_id=REPLAYER_GROUP,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(bootstrap_servers=config.kafka_bootstrap(), acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(**config.kafka_producer_settings())
     await consumer.start()
     await producer.start()
     replayed = []

@@ -96,8 +96,3 @@ def service_app(service: str, ready_check: ReadyCheck) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     return app
-
-
-def kafka_producer_settings(bootstrap: str) -> dict[str, Any]:
-    """Every producer of bread: acknowledged by all in-sync replicas, idempotent, lightly batched."""
-    return {"bootstrap_servers": bootstrap, "acks": "all", "enable_idempotence": True, "linger_ms": 2}

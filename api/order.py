@@ -29,7 +29,7 @@ from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
 from agents.order.intake import Emit
 from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
-from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
+from api.http import JsonError, json_response, read_json, service_app
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back f
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
-    producer = AIOKafkaProducer(**kafka_producer_settings(config.kafka_bootstrap()))
+    producer = AIOKafkaProducer(**config.kafka_producer_settings())
     await producer.start()
     # One pooled client for every call to pay and to the order worker: no per-request connection set-up.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))

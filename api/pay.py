@@ -23,7 +23,7 @@ from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
 from agents.pay.ledger import Ledger
 from agents.pay.payments import DECLINE, DEFAULT_LIMIT, PaymentRefused, check_payment
-from api.http import JsonError, json_response, kafka_producer_settings, read_json, service_app
+from api.http import JsonError, json_response, read_json, service_app
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     ledger = Ledger(ledger_path(), lambda event_type: catalog().topic_of_event(event_type).name,
                     limit=config.env_int("PAY_LIMIT", DEFAULT_LIMIT))
     await ledger.open()
-    producer = AIOKafkaProducer(**kafka_producer_settings(config.kafka_bootstrap()))
+    producer = AIOKafkaProducer(**config.kafka_producer_settings())
     await producer.start()
     app[LEDGER], app[PRODUCER], app[OUTBOX_PENDING] = ledger, producer, asyncio.Event()
     app[OUTBOX_PENDING].set()  # whatever a previous run left unpublished goes out first
