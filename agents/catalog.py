@@ -78,21 +78,12 @@ class Catalog:
     def topics_consumed_by(self, context: str) -> list[TopicSpec]:
         return [t for t in self.topics.values() if context in t.consumers]
 
-    def topics_produced_by(self, context: str) -> list[TopicSpec]:
-        return [t for t in self.topics.values() if context in t.producers]
-
     def table_of(self, context: str, name: str | None = None) -> TableSpec:
         """The context's table (`name` picks one where it has several)."""
         tables = [t for t in self.tables.values() if t.context == context and (name is None or t.name == name)]
         if len(tables) != 1:
             raise CatalogError(f"topics.yaml declares {len(tables)} tables {name or ''} for context {context!r}")
         return tables[0]
-
-    def by_name(self, topic_name: str) -> TopicSpec:
-        for topic in self.topics.values():
-            if topic.name == topic_name:
-                return topic
-        raise InvalidEvent(f"topic {topic_name!r} is not declared in topics.yaml")
 
     def validate(self, event: Mapping[str, Any], topic_name: str | None = None) -> None:
         """Raise InvalidEvent naming the problem unless `event` matches its declaration (and its topic)."""
