@@ -5,7 +5,7 @@ topics a bounded context reads (`topics_consumed_by`). Events are checked agains
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,6 +15,7 @@ import yaml
 from agents import config
 
 FIELD_TYPES: dict[str, type] = {"str": str, "int": int}
+OPTIONAL = "?"  # `str?`: the field may be absent (a field added later, or one only some senders know)
 CONTEXTS = ("order", "pay", "bakery", "mypage")
 EXTERNAL = "external"  # a producer outside bread (another system sending commands)
 
@@ -39,6 +40,7 @@ class TopicSpec:
     consumers: tuple[str, ...]
     events: Mapping[str, Mapping[str, type]]
     enveloped: bool = True
+    optional: Mapping[str, frozenset[str]] = field(default_factory=dict)  # event type -> its optional fields
 
     def config(self) -> dict[str, str]:
         settings = {"cleanup.policy": self.cleanup}
@@ -96,27 +98,37 @@ class Catalog:
         if topic_name is not None and topic.name != topic_name:
             raise InvalidEvent(f"{event_type} belongs on {topic.name}, not on {topic_name}")
         fields = {**(self.envelope if topic.enveloped else {}), **topic.events[event_type]}
-        missing = [name for name in fields if name not in event]
+        optional = topic.optional.get(event_type, frozenset())
+        missing = [name for name in fields if name not in event and name not in optional]
         if missing:
             raise InvalidEvent(f"{event_type} lacks {', '.join(missing)}")
         for name, kind in fields.items():
+            if name not in event:
+                continue
             value = event[name]
             # bool is an int in Python, never in an event.
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise InvalidEvent(f"{event_type}.{name} must be {kind.__name__}, got {value!r}")
 
 
-def _field_types(where: str, fields: Mapping[str, str] | None) -> dict[str, type]:
-    out = {}
+def _field_types(where: str, fields: Mapping[str, str] | None) -> tuple[dict[str, type], frozenset[str]]:
+    """The declared fields' types, and which of them are optional."""
+    out, optional = {}, set()
     for name, kind in (fields or {}).items():
+        if kind.endswith(OPTIONAL):
+            kind = kind[: -len(OPTIONAL)]
+            optional.add(name)
         if kind not in FIELD_TYPES:
-            raise CatalogError(f"{where}.{name}: unknown type {kind!r} (use one of {sorted(FIELD_TYPES)})")
+            raise CatalogError(f"{where}.{name}: unknown type {kind!r} (use one of {sorted(FIELD_TYPES)}, "
+                               f"with {OPTIONAL!r} for an optional field)")
         out[name] = FIELD_TYPES[kind]
-    return out
+    return out, frozenset(optional)
 
 
 def parse(document: Mapping[str, Any]) -> Catalog:
-    envelope = _field_types("envelope", document.get("envelope"))
+    envelope, optional_envelope = _field_types("envelope", document.get("envelope"))
+    if optional_envelope:
+        raise CatalogError("envelope fields cannot be optional")
     topics: dict[str, TopicSpec] = {}
     seen_events: dict[str, str] = {}
     for alias, raw in (document.get("topics") or {}).items():
@@ -128,13 +140,13 @@ def parse(document: Mapping[str, Any]) -> Catalog:
         unknown = [c for c in contexts if c not in CONTEXTS and c not in ([EXTERNAL] if c in producers else [])]
         if unknown:
             raise CatalogError(f"topic {alias!r} names unknown contexts {unknown}")
-        events = {}
+        events, optional = {}, {}
         for event_type, fields in raw["events"].items():
             if event_type in seen_events:
                 raise CatalogError(f"event {event_type} declared on both {seen_events[event_type]} and {alias}")
             seen_events[event_type] = alias
-            events[event_type] = _field_types(f"{alias}.{event_type}", fields)
-            if raw.get("key") and raw["key"] not in events[event_type]:
+            events[event_type], optional[event_type] = _field_types(f"{alias}.{event_type}", fields)
+            if raw.get("key") and (raw["key"] not in events[event_type] or raw["key"] in optional[event_type]):
                 raise CatalogError(f"{event_type} lacks its topic's key field {raw['key']!r}")
         topics[alias] = TopicSpec(
             alias=alias,
@@ -147,6 +159,7 @@ def parse(document: Mapping[str, Any]) -> Catalog:
             enveloped=raw.get("envelope", True),
             consumers=tuple(raw.get("consumers", [])),
             events=events,
+            optional=optional,
         )
     tables = {}
     for name, raw in (document.get("tables") or {}).items():
@@ -172,7 +185,9 @@ def markdown_table(cat: Catalog) -> str:
     """The topics and their events as a Markdown table (the README embeds it; a test keeps them equal)."""
     lines = ["| topic | key | partitions | producer → consumers | events (fields) |", "|---|---|---|---|---|"]
     for t in cat.topics.values():
-        events = "<br>".join(f"`{name}` ({', '.join(fields)})" for name, fields in t.events.items())
+        events = "<br>".join(
+            f"`{name}` ({', '.join(f + OPTIONAL * (f in t.optional.get(name, ())) for f in fields)})"
+            for name, fields in t.events.items())
         consumers = ", ".join(t.consumers) or "—"
         producers = ", ".join(t.producers)
         lines.append(f"| `{t.name}` | {t.key or '—'} | {t.partitions} | {producers} → {consumers} | {events} |")

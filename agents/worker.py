@@ -13,28 +13,24 @@ from typing import Awaitable, Callable, Mapping
 import faust
 from aiokafka import AIOKafkaProducer
 from faust.streams import current_event
+from faust.types import TP
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import Counter
 
 from agents import config, correlation
 from agents.catalog import InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
+from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
 
 log = logging.getLogger(__name__)
 
-EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by an agent", ["context", "topic", "type"])
-EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by an agent", ["context", "topic", "type"])
-POISON_EVENTS = Counter(
-    "bread_poison_events_total", "Messages dead-lettered: invalid, or their handler failed", ["context", "topic"]
-)
 
 Handler = Callable[[Event], Awaitable[None]]
 
 
 def processing_guarantee() -> str:
-    # exactly_once runs the saga, but a worker then hangs on SIGTERM in Faust's last transaction commit
-    # ("Not in the middle of a transaction"), so it is not yet the default; see README, Delivery guarantees.
+    # exactly_once is not the default: with faust-streaming 0.15.3 a worker hangs on SIGTERM in its last
+    # transaction commit, and a second worker of a context crashes restoring a table; see README.
     return config.env("PROCESSING_GUARANTEE", "at_least_once")
 
 
@@ -74,7 +70,10 @@ class Worker:
         self._tables: list[faust.Table] = []
         self._routing_known = False
         self._producer: AIOKafkaProducer | None = None
+        self._sources: set[str] = set()  # the topics this context's agents read
+        self.progress = Progress(context)
         self.app.on_before_shutdown.connect(self._stop_standalone)
+        self.app.timer(interval=config.env_float("CONSUMER_LAG_SAMPLE_S", 5.0))(self._sample_lag)
         self._install_health()
         self.app.task(self._learn_routing)
 
@@ -148,6 +147,7 @@ class Worker:
         if stray:
             raise SystemExit(f"{self.context} handles {sorted(stray)}, which no topic it consumes carries")
         topics = [t for t in consumed if set(t.events) & set(handlers)]
+        self._sources.update(t.name for t in topics)
         source = self.app.topic(*[t.name for t in topics], key_type=str, internal=False)
         context = self.context
 
@@ -168,6 +168,19 @@ class Worker:
                     log.error("dead-lettered message %s[%s]@%s: %s", topic, raw.partition, raw.offset, exc,
                               exc_info=not isinstance(exc, InvalidEvent))
                     await self.emit(dead_letter(context, topic, raw.partition, raw.offset, raw.key, raw.value, exc))
+                self.progress.handled(topic, message.message.partition, message.message.offset)
+
+    async def _sample_lag(self) -> None:
+        consumer = self.app.consumer
+        owned = {(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self._sources}
+        for topic, partition in owned:
+            tp = TP(topic, partition)
+            try:
+                self.progress.observe(topic, partition, consumer.highwater(tp), await consumer.position(tp))
+            except Exception as exc:  # noqa: BLE001 - not fetched yet, or reassigned meanwhile: next time
+                log.debug("no lag for %s[%s] yet: %s", topic, partition, exc)
+        for topic, partition in self.progress.watched() - owned:
+            self.progress.forget(topic, partition)
 
     def fold_into(self, table: faust.Table, fold: Callable[[Event | None, Event], Event | None]) -> None:
         """Keep `table` (keyed by orderId) as the fold of every event this context consumes."""

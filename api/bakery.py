@@ -41,4 +41,5 @@ class BakeryDecision(View):
         return self.json({**ticket, "status": status, **({"reason": reason} if reason else {})})
 
 
-serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}", lambda ticket, _: ticket)
+serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}", lambda ticket, _: ticket,
+           customers_own_rows=False)  # tickets are the bakers' business

@@ -177,6 +177,27 @@ def run_up() -> int:
     return 1 if failed else 0
 
 
+def make_token(customer: str) -> int:
+    """Append the token's digest to the gateway's tokens file and print the token (shown this once only)."""
+    from agents import customers
+    from api.gateway import tokens_file
+
+    token = customers.new_token()
+    try:
+        line = customers.token_line(customer, token)
+    except ValueError as exc:
+        print(f"bread token: {exc}", file=sys.stderr)
+        return 2
+    path = tokens_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as tokens:
+        tokens.write(line)
+    path.chmod(0o600)
+    print(token)
+    print(f"(its digest was added to {path} for {customer})", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bread", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     topics.add_argument("--markdown", action="store_true", help="print them as a Markdown table instead")
     dlq = sub.add_parser("dlq", help="list the dead letters, or replay them to their topics")
     dlq.add_argument("--replay", action="store_true", help="send the letters not replayed before to their topics")
+    token = sub.add_parser("token", help="make a customer's bearer token for the gateway (GATEWAY_AUTH=on)")
+    token.add_argument("customer", help="the customer id the token stands for")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
@@ -199,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
         print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
         return 0
+    if args.command == "token":
+        return make_token(args.customer)
     if args.command == "topics" and args.markdown:
         from agents.catalog import catalog, markdown_table
 

@@ -8,6 +8,8 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from yarl import URL
 
+from agents import customers
+
 
 def base_url(request: Request) -> str:
     """The origin the caller used: the gateway's when it forwarded the request, else this worker's."""
@@ -21,8 +23,10 @@ def error(view: View, status: int, message: str, **extra: Any) -> Response:
 
 
 def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
-               render: Callable[[dict[str, Any], Request], dict[str, Any]], key: str = "orderId") -> None:
-    """GET `path` (with a {key} in it): the table's row for that key, from whichever worker owns it."""
+               render: Callable[[dict[str, Any], Request], dict[str, Any]], key: str = "orderId",
+               customers_own_rows: bool = True) -> None:
+    """GET `path` (with a {key} in it): the table's row for that key, from whichever worker owns it. Where
+    rows belong to customers, a customer named by the gateway sees only their own; others' are not found."""
 
     class RowView(View):
         async def get(self, request: Request, **match: str) -> Response:
@@ -36,7 +40,8 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                 return error(self, 503, f"the worker holding {key} {match[key]} is unavailable "
                                         f"({type(exc).__name__}: {exc}); try again")
             row = table.get(match[key])
-            if row is None:
+            if row is None or (customers_own_rows and
+                               not customers.may_see(row, request.headers.get(customers.HTTP_HEADER))):
                 return error(self, 404, not_found.format(**match))
             return self.json(render(row, request))
 

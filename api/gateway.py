@@ -1,37 +1,172 @@
 """The gateway (8088): one entry point that passes each request through to the service owning its path.
 
-Bodies stream through in both directions; a target that is down answers 502, one that is too slow 504,
-both with a JSON error.
+- Routes are the table below; targets come from each service's *_URL variable, timeouts per route.
+- Bodies stream through in both directions; a target that is down answers 502, one that is too slow 504.
+- Every request gets an X-Correlation-ID (the caller's or a new one) and X-Forwarded-For/-Host/-Proto, and
+  leaves one JSON access-log line.
+- GATEWAY_AUTH=on: every route wants `Authorization: Bearer <token>`; the token's customer goes on to the
+  services as X-Customer-ID (orders are recorded with it, Mypage shows a customer only their own). Off by
+  default, so the seed's calls work as written.
+- Bodies over GATEWAY_MAX_BODY_BYTES answer 413; a client over its rate (GATEWAY_RATE_LIMIT_RPS, a token
+  bucket per customer, or per address without auth) answers 429 with Retry-After.
 """
 from __future__ import annotations
 
 import asyncio
-from typing import AsyncIterator
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
-from agents import config
+from agents import config, customers
 from agents.correlation import HTTP_HEADER, current
 from api.http import JsonError, service_app
 
-# Path prefix -> the service that owns it. Targets come from each service's *_URL variable.
-ROUTES = {"/orders": "order", "/payments": "pay", "/bakeries": "bakery", "/mypages": "mypage",
-          "/order-requests": "order-worker"}
+access_log = logging.getLogger("gateway.access")
+
+
+@dataclass(frozen=True)
+class Route:
+    prefix: str
+    service: str
+    timeout_s: float  # the default; GATEWAY_TIMEOUT_<NAME>_S overrides it
+
+    @property
+    def timeout_variable(self) -> str:
+        return f"GATEWAY_TIMEOUT_{self.prefix.strip('/').replace('-', '_').upper()}_S"
+
+    def timeout(self) -> float:
+        return config.env_float(self.timeout_variable, config.env_float("GATEWAY_TIMEOUT_S", self.timeout_s))
+
+
+ROUTES = (
+    # An order with an Idempotency-Key may wait for pay's timeout and the order worker: allow for both.
+    Route("/orders", "order", 10.0),
+    Route("/payments", "pay", 5.0),
+    Route("/bakeries", "bakery", 5.0),
+    Route("/mypages", "mypage", 10.0),  # the list gathers every mypage worker's share
+    Route("/order-requests", "order-worker", 5.0),
+)
+OPEN_PATHS = {"/health", "/metrics"}  # the gateway's own; no token, no rate limit
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
+# Never passed on from the caller: the gateway alone says who the customer is, and whose token it was.
+STRIPPED = HOP_BY_HOP | {customers.HTTP_HEADER.lower(), "authorization"}
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+TOKENS = web.AppKey("tokens", customers.TokenBook)
+LIMITER = web.AppKey("limiter", "RateLimiter")
+MAX_BODY = web.AppKey("max_body", int)
+CUSTOMER = "customer"  # request key: the authenticated customer id
 
 
-def gateway_timeout() -> float:
-    return config.env_float("GATEWAY_TIMEOUT_S", 10.0)
-
-
-def target_of(path: str) -> str | None:
-    for prefix, service in ROUTES.items():
-        if path == prefix or path.startswith(prefix + "/"):
-            return service
+def route_of(path: str) -> Route | None:
+    for route in ROUTES:
+        if path == route.prefix or path.startswith(route.prefix + "/"):
+            return route
     return None
+
+
+class RateLimiter:
+    """A token bucket per client: `rate` requests a second on average, bursts up to `burst`."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self._clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+
+    def wait_for(self, client: str) -> float:
+        """0 when the request may go now (and it is counted); else the seconds until it could."""
+        now = self._clock()
+        tokens, then = self._buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate)
+        if tokens >= 1:
+            self._buckets[client] = (tokens - 1, now)
+            self._forget_idle(now)
+            return 0.0
+        self._buckets[client] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+    def _forget_idle(self, now: float) -> None:
+        # A bucket refilled to the brim is the same as no bucket: drop those, so the table stays small.
+        if len(self._buckets) > 10_000:
+            full_after = self.burst / self.rate
+            self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < full_after}
+
+
+def gateway_settings() -> tuple[customers.TokenBook | None, RateLimiter | None, int]:
+    tokens = None
+    if config.env_bool("GATEWAY_AUTH", False):
+        tokens = customers.TokenBook(tokens_file())
+    rate = config.env_float("GATEWAY_RATE_LIMIT_RPS", 100.0)
+    limiter = RateLimiter(rate, config.env_float("GATEWAY_RATE_LIMIT_BURST", 2 * rate)) if rate > 0 else None
+    return tokens, limiter, config.env_int("GATEWAY_MAX_BODY_BYTES", 64 * 1024)
+
+
+def tokens_file() -> Path:
+    return Path(config.env("GATEWAY_TOKENS_FILE", str(config.data_dir() / "gateway" / "tokens")))
+
+
+def client_of(request: web.Request) -> str:
+    return request.get(CUSTOMER) or request.remote or "unknown"
+
+
+@web.middleware
+async def log_access(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    # Outside the error middleware, so it sees the final status of every request, errors included.
+    started = time.perf_counter()
+    response = await handler(request)
+    access_log.info(json.dumps({
+        "method": request.method, "path": request.path, "status": response.status,
+        "durationMs": round((time.perf_counter() - started) * 1000, 1), "correlationId": current.get(),
+        "client": request.remote, "customer": request.get(CUSTOMER),
+    }, separators=(",", ":")))
+    return response
+
+
+@web.middleware
+async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Authentication, the body limit and the rate limit, in that order, before anything is forwarded."""
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    tokens = request.app[TOKENS]
+    if tokens is not None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        customer = tokens.customer_of(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if customer is None:
+            raise JsonError(401, "a valid bearer token is required (Authorization: Bearer <token>)",
+                            headers={"WWW-Authenticate": 'Bearer realm="bread"'})
+        request[CUSTOMER] = customer
+    if request.content_length is not None and request.content_length > request.app[MAX_BODY]:
+        raise JsonError(413, f"the body is {request.content_length} bytes; at most {request.app[MAX_BODY]} are taken")
+    limiter = request.app[LIMITER]
+    if limiter is not None:
+        wait = limiter.wait_for(client_of(request))
+        if wait:
+            raise JsonError(429, f"too many requests from {client_of(request)}; slow down",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
+    return await handler(request)
+
+
+class LimitedBody:
+    """The request body as it streams in, cut off past `limit` (a chunked body announces no length). The
+    client library reports the cut as a broken connection; `exceeded` tells the two apart."""
+
+    def __init__(self, body: aiohttp.StreamReader, limit: int) -> None:
+        self.body, self.limit, self.exceeded = body, limit, False
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.body.iter_any():
+            seen += len(chunk)
+            if seen > self.limit:
+                self.exceeded = True
+                raise ValueError(f"the body is over {self.limit} bytes")
+            yield chunk
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -41,8 +176,10 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 
 
 def forward_headers(request: web.Request) -> dict[str, str]:
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED}
     headers[HTTP_HEADER] = current.get()  # the caller's, or the one the gateway assigned
+    if request.get(CUSTOMER):
+        headers[customers.HTTP_HEADER] = request[CUSTOMER]
     headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
     headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
     if request.remote:
@@ -51,15 +188,18 @@ def forward_headers(request: web.Request) -> dict[str, str]:
 
 
 async def pass_through(request: web.Request) -> web.StreamResponse:
-    service = target_of(request.path)
-    if service is None:
-        raise JsonError(404, f"no route for {request.path}; routes: {', '.join(ROUTES)}")
-    url = f"{config.service_url(service)}{request.rel_url}"
+    route = route_of(request.path)
+    if route is None:
+        raise JsonError(404, f"no route for {request.path}; routes: {', '.join(r.prefix for r in ROUTES)}")
+    url = f"{config.service_url(route.service)}{request.rel_url}"
+    timeout = route.timeout()
+    response = None
+    body = LimitedBody(request.content, request.app[MAX_BODY])
     try:
         async with request.app[HTTP].request(
             request.method, url, headers=forward_headers(request),
-            data=request.content if request.body_exists else None,
-            timeout=aiohttp.ClientTimeout(total=gateway_timeout()), allow_redirects=False,
+            data=body.chunks() if request.body_exists else None,
+            timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
         ) as upstream:
             response = web.StreamResponse(
                 status=upstream.status,
@@ -71,9 +211,15 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
             await response.write_eof()
             return response
     except asyncio.TimeoutError:
-        raise JsonError(504, f"{service} did not answer within {gateway_timeout()}s", service=service) from None
-    except aiohttp.ClientConnectionError as exc:
-        raise JsonError(502, f"{service} is unreachable: {exc}", service=service) from None
+        if response is not None and response.prepared:
+            raise  # the answer has begun: nothing to do but drop the connection
+        raise JsonError(504, f"{route.service} did not answer within {timeout}s", service=route.service) from None
+    except (aiohttp.ClientError, ValueError) as exc:
+        if body.exceeded:
+            raise JsonError(413, f"the body is over {request.app[MAX_BODY]} bytes") from None
+        if response is not None and response.prepared or not isinstance(exc, aiohttp.ClientConnectionError):
+            raise
+        raise JsonError(502, f"{route.service} is unreachable: {exc}", service=route.service) from None
 
 
 async def ready(app: web.Application) -> list[str]:
@@ -81,7 +227,8 @@ async def ready(app: web.Application) -> list[str]:
 
 
 def init_app() -> web.Application:
-    app = service_app("gateway", ready)
+    app = service_app("gateway", ready, outer=(log_access,), inner=(guard,))
+    app[TOKENS], app[LIMITER], app[MAX_BODY] = gateway_settings()
     app.cleanup_ctx.append(resources)
     app.router.add_route("*", "/{tail:.*}", pass_through)
     return app

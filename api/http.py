@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 HTTP_REQUESTS = Counter("bread_http_requests_total", "HTTP requests served", ["service", "route", "status"])
 HTTP_LATENCY = Histogram(
-    "bread_http_request_seconds", "HTTP request latency", ["service", "route"],
+    "bread_http_request_seconds", "HTTP request latency", ["service", "route", "status"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
@@ -28,9 +28,10 @@ READY_CHECK = web.AppKey("ready_check", ReadyCheck)
 class JsonError(Exception):
     """A request that ends in an HTTP error with a JSON body naming the problem."""
 
-    def __init__(self, http_status: int, message: str, **extra: Any) -> None:
+    def __init__(self, http_status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(message)
         self.http_status = http_status
+        self.headers = headers
         self.body = {"error": message, **extra}
 
 
@@ -59,7 +60,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     try:
         response = await handler(request)
     except JsonError as exc:
-        response = json_response(exc.body, exc.http_status)
+        response = json_response(exc.body, exc.http_status, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -72,7 +73,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     response.headers[HTTP_HEADER] = correlation
     service = request.app[SERVICE]
     HTTP_REQUESTS.labels(service, route, str(response.status)).inc()
-    HTTP_LATENCY.labels(service, route).observe(time.perf_counter() - started)
+    HTTP_LATENCY.labels(service, route, str(response.status)).observe(time.perf_counter() - started)
     return response
 
 
@@ -87,10 +88,16 @@ async def metrics(_: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def service_app(service: str, ready_check: ReadyCheck) -> web.Application:
-    """An aiohttp application with bread's middleware, /health and /metrics."""
+Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
+                      Awaitable[web.StreamResponse]]
+
+
+def service_app(service: str, ready_check: ReadyCheck, outer: tuple[Middleware, ...] = (),
+                inner: tuple[Middleware, ...] = ()) -> web.Application:
+    """An aiohttp application with bread's middleware, /health and /metrics. `outer` middleware sees every
+    answer as sent (errors already JSON); `inner` may raise JsonError."""
     install_log_tagging()
-    app = web.Application(middlewares=[errors_and_metrics], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
     app[SERVICE] = service
     app[READY_CHECK] = ready_check
     app.router.add_get("/health", health)

@@ -4,6 +4,7 @@ import asyncio
 import aiohttp
 from faust.web import Request, Response, View
 
+from agents import customers
 from agents.mypage.projection import page_of, row_view
 from agents.mypage.worker import mypages, worker
 from api.faustweb import base_url, error, is_this_worker, serve_rows
@@ -50,6 +51,8 @@ class MypageList(View):
             rows = await all_rows()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
+        customer = request.headers.get(customers.HTTP_HEADER)
+        rows = [row for row in rows if customers.may_see(row, customer)]
         return self.json(page_of(rows, page, size, base_url(request)))
 
 

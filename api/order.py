@@ -1,7 +1,9 @@
 """The order edge (8081): takes orders, charges them through pay synchronously, and announces both on Kafka.
 
 POST /orders: check the request against the menu, reserve an order number, emit OrderPlaced, call pay with a
-timeout. Pay down or slow: emit OrderRejected and answer 503 at once, so no order is left dangling.
+timeout behind a circuit breaker. Pay down, slow or its breaker open: with PAY_FALLBACK=reject emit
+OrderRejected and answer 503 with Retry-After, so no order is left dangling; with PAY_FALLBACK=defer emit
+PaymentRequested and answer 202 PaymentPending.
 GET /orders/{id}: the order's state from the order worker's table (Faust routes it to the key's owner).
 DELETE /orders/{id}: the customer cancels (until the bakery confirms): OrderCancelled starts the compensation.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import logging
 import os
 import socket
@@ -19,11 +22,12 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from agents import config
+from agents import config, customers
 from agents.catalog import catalog
 from agents.correlation import current, kafka_headers
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agents.idempotency import check_key
+from agents.metrics import EVENTS_EMITTED
 from agents.events import Event, encode, key_of, make_event, new_correlation_id
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
@@ -35,6 +39,7 @@ log = logging.getLogger(__name__)
 
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
+PAY = web.AppKey("pay", intake.Pay)
 MENU = web.AppKey("menu", dict)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
@@ -46,7 +51,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await producer.start()
     # One pooled client for every call to pay and to the order worker: no per-request connection set-up.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    app[PRODUCER], app[HTTP] = producer, http
+    app[PRODUCER], app[HTTP], app[PAY] = producer, http, intake.Pay(http)
     yield
     await http.close()
     await producer.stop()
@@ -58,6 +63,7 @@ def emitter(app: web.Application) -> Emit:
         topic = catalog().topic_of_event(event["type"]).name
         metadata = await app[PRODUCER].send_and_wait(topic, key=key_of(event), value=encode(event),
                                                      headers=kafka_headers(event))
+        EVENTS_EMITTED.labels("order", topic, event["type"]).inc()
         return metadata.offset
 
     return emit
@@ -70,20 +76,26 @@ async def place_order(request: web.Request) -> web.Response:
         key = check_key(request.headers.get(IDEMPOTENCY_HEADER))
     except (InvalidOrder, ValueError) as exc:
         raise JsonError(400, str(exc)) from None
+    customer = customer_of(request)
     if key is not None:
-        return await place_once(app, key, order)
-    placed = await intake.place(emitter(app), app[HTTP], order, current.get() or new_correlation_id(), EDGE_NAME)
-    return answer(placed.order_id, placed.status, placed.reason, order)
+        return await place_once(app, key, order, customer)
+    placed = await intake.place(emitter(app), app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
+                                customer)
+    return answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
 
 
-def answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderRequest) -> web.Response:
+def answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderRequest,
+           retry_after: float | None = None) -> web.Response:
     """The answer to a placement, the same for the first request and for every repeat of it."""
     if status == OrderStatus.REJECTED:
         log.warning("order %s rejected: %s", order_id, reason)
-        raise JsonError(503, reason, orderId=order_id, status=status.value)
+        raise JsonError(503, reason, headers={"Retry-After": str(max(1, math.ceil(retry_after or 1)))},
+                        orderId=order_id, status=status.value)
     if status == OrderStatus.PAYMENT_FAILED:
         raise JsonError(402, reason, orderId=order_id, status=status.value)
     body = {"id": order_id, "item": order.item, "qty": order.qty, "status": status.value, "price": order.price}
+    if status == OrderStatus.PAYMENT_PENDING:
+        return json_response({**body, "reason": reason}, 202, headers={"Location": f"/orders/{order_id}"})
     return json_response(body, 201, headers={"Location": f"/orders/{order_id}"})
 
 
@@ -97,14 +109,23 @@ async def placement_of(app: web.Application, key: str) -> dict | None:
         return None
 
 
-async def place_once(app: web.Application, key: str, order: OrderRequest) -> web.Response:
+def customer_of(request: web.Request) -> str | None:
+    """The customer the gateway authenticated, if it did."""
+    customer = request.headers.get(customers.HTTP_HEADER)
+    if customer is not None and not customers.CUSTOMER_ID.match(customer):
+        raise JsonError(400, f"{customers.HTTP_HEADER} is not a customer id")
+    return customer
+
+
+async def place_once(app: web.Application, key: str, order: OrderRequest, customer: str | None) -> web.Response:
     """Place the order through the order worker's request log, keyed by the Idempotency-Key: requests with
     one key go to one partition and are placed one after the other, so a repeat — to any edge replica —
     finds the first placement instead of making a second."""
     placed = await placement_of(app, key)
     if placed is None:
         await emitter(app)(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
-                                      requestId=key, item=order.item, qty=order.qty))
+                                      requestId=key, item=order.item, qty=order.qty,
+                                      **({"customerId": customer} if customer else {})))
         deadline = time.monotonic() + intake.pay_timeout() + PLACEMENT_WAIT_S
         while placed is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # the request log has no push channel: poll it, bounded by the deadline
@@ -112,9 +133,9 @@ async def place_once(app: web.Application, key: str, order: OrderRequest) -> web
     if placed is None:
         return json_response({"requestId": key, "status": "Requested"}, 202,
                              headers={"Location": f"/order-requests/{key}"})
-    if (placed["item"], placed["qty"]) != (order.item, order.qty):
+    if (placed["item"], placed["qty"], placed.get("customerId")) != (order.item, order.qty, customer):
         raise JsonError(422, f"the {IDEMPOTENCY_HEADER} {key!r} was used for another order", orderId=placed["orderId"])
-    return answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order)
+    return answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order, placed.get("retryAfter"))
 
 
 def order_id_of(request: web.Request) -> int:
@@ -124,11 +145,14 @@ def order_id_of(request: web.Request) -> int:
     return int(order_id)
 
 
-async def order_state(app: web.Application, order_id: int) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) of the order as the order worker's table has it."""
+async def order_state(request: web.Request, order_id: int) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) of the order as the order worker's table has it (for the request's customer:
+    another customer's order is not found)."""
+    customer = customer_of(request)
     try:
-        async with app[HTTP].get(
-            f"{config.service_url('order-worker')}/orders/{order_id}", timeout=aiohttp.ClientTimeout(total=5)
+        async with request.app[HTTP].get(
+            f"{config.service_url('order-worker')}/orders/{order_id}", timeout=aiohttp.ClientTimeout(total=5),
+            headers={customers.HTTP_HEADER: customer} if customer else None,
         ) as response:
             if response.content_type != "application/json":  # not bread's answer: the worker is in trouble
                 raise aiohttp.ClientError(f"it answered {response.status} {response.reason}")
@@ -138,14 +162,14 @@ async def order_state(app: web.Application, order_id: int) -> tuple[int, bytes]:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    status, body = await order_state(request.app, order_id_of(request))
+    status, body = await order_state(request, order_id_of(request))
     return web.Response(body=body, status=status, content_type="application/json")
 
 
 async def cancel_order(request: web.Request) -> web.Response:
     """The customer cancels: refused once the bakery confirmed or the order ended; the saga does the rest."""
     order_id = order_id_of(request)
-    status, body = await order_state(request.app, order_id)
+    status, body = await order_state(request, order_id)
     if status != 200:
         return web.Response(body=body, status=status, content_type="application/json")
     order = json.loads(body)

@@ -1,13 +1,16 @@
 """pay's HTTP face (8083): POST /payments charges or refunds; GET /payments/{orderId} shows the ledger.
 
 The ledger commit is the decision; the outbox relay announces it on Kafka right after (and again after a
-crash), so a request is answered as soon as the money is recorded.
+crash), so a request is answered as soon as the money is recorded. pay also follows the saga on Kafka: it
+charges the payments the order edge deferred (PAY_FALLBACK=defer) and refunds or voids abandoned orders.
+PAY_DELAY_MS makes every charge and refund take that long, to replay the seed's slow-pay scenario.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import random
 import time
 from pathlib import Path
 from typing import AsyncIterator
@@ -21,8 +24,11 @@ from agents.correlation import current, kafka_headers
 from agents import idempotency
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
+from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
 from agents.pay.ledger import Ledger
-from agents.pay.payments import DECLINE, DEFAULT_LIMIT, PaymentRefused, check_payment
+from agents.pay.payments import (
+    APPLY, DECLINE, DEFAULT_LIMIT, PaymentRefused, PaymentRequest, check_payment, delay_range,
+)
 from api.http import JsonError, json_response, read_json, service_app
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,23 @@ log = logging.getLogger(__name__)
 LEDGER = web.AppKey("ledger", Ledger)
 OUTBOX_PENDING = web.AppKey("outbox_pending", asyncio.Event)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+DELAY = web.AppKey("delay", tuple)
+PROGRESS = web.AppKey("progress", Progress)
+LAG_SAMPLE_S = config.env_float("CONSUMER_LAG_SAMPLE_S", 5.0)
+
+
+def pay_delay() -> tuple[float, float]:
+    try:
+        return delay_range(config.env("PAY_DELAY_MS", ""))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+async def take_time(app: web.Application) -> None:
+    """The artificial delay of PAY_DELAY_MS (none by default), as the seed's pay slept in each request."""
+    low, high = app[DELAY]
+    if high:
+        await asyncio.sleep(random.uniform(low, high))
 
 
 def ledger_path() -> Path:
@@ -44,10 +67,13 @@ async def relay_outbox(app: web.Application) -> None:
         pending.clear()
         try:
             while entries := await ledger.unpublished():
-                sent = [await producer.send(e.topic, key=e.key, value=e.value,
-                                            headers=kafka_headers(json.loads(e.value))) for e in entries]
+                events = [json.loads(e.value) for e in entries]
+                sent = [await producer.send(e.topic, key=e.key, value=e.value, headers=kafka_headers(event))
+                        for e, event in zip(entries, events)]
                 await asyncio.gather(*sent)
                 await ledger.mark_published([e.id for e in entries])
+                for entry, event in zip(entries, events):
+                    EVENTS_EMITTED.labels("pay", entry.topic, event["type"]).inc()
         except Exception:
             log.exception("outbox relay failed; retrying")
             await asyncio.sleep(1)  # back off before the next attempt against a failing broker
@@ -58,32 +84,68 @@ async def relay_outbox(app: web.Application) -> None:
 VOIDING_EVENTS = {"OrderRejected", "BakeryRejected", "BakeryTicketClosed"}
 
 
-async def void_abandoned_orders(app: web.Application, consumer: AIOKafkaConsumer) -> None:
-    """Compensate: an order rejected at intake, refused by the bakery or cancelled is refunded, or never charged."""
-    ledger, pending = app[LEDGER], app[OUTBOX_PENDING]
-    committed_at = time.monotonic()
+async def on_saga_event(app: web.Application, event: dict) -> None:
+    """Charge a deferred payment; refund or void an abandoned order. The ledger decides each at most once
+    per order, so the order these arrive in (and any redelivery) cannot charge or refund twice."""
+    ledger = app[LEDGER]
+    if event["type"] == "PaymentRequested":
+        await take_time(app)
+        try:
+            payment = await ledger.record(PaymentRequest(event["orderId"], event["price"], APPLY),
+                                          event["correlationId"])
+        except PaymentRefused as refused:  # voided meanwhile (cancelled, past its deadline): nothing to take
+            log.info("deferred payment of order %s not taken: %s", event["orderId"], refused)
+            return
+        outcome = "charged" if payment.action == APPLY else f"declined ({payment.reason})"
+        log.info("deferred payment of order %s: %s", event["orderId"], outcome if payment.created else "done before")
+    elif event["type"] in VOIDING_EVENTS:
+        outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
+        if outcome:
+            log.info("order %s: %s after %s", event["orderId"], outcome, event["type"])
+    app[OUTBOX_PENDING].set()
+
+
+async def handle(app: web.Application, message) -> None:
+    try:
+        event = decode(message.value, message.topic)
+        current.set(event["correlationId"])
+        await on_saga_event(app, event)
+        EVENTS_CONSUMED.labels("pay", message.topic, event["type"]).inc()
+    except Exception as exc:  # noqa: BLE001 - a poison event must not stop pay
+        POISON_EVENTS.labels("pay", message.topic).inc()
+        log.error("dead-lettered message %s[%s]@%s: %s", message.topic, message.partition, message.offset,
+                  exc, exc_info=not isinstance(exc, InvalidEvent))
+        letter = dead_letter("pay", message.topic, message.partition, message.offset, message.key, message.value, exc)
+        await app[PRODUCER].send_and_wait(catalog().topic_of_event("DeadLetter").name, value=encode(letter),
+                                          headers=kafka_headers(letter))
+
+
+async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer) -> None:
+    progress = app[PROGRESS]
+    committed_at = sampled_at = time.monotonic()
     while True:
         batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-        for message in (m for batch in batches.values() for m in batch):
-            try:
-                event = decode(message.value, message.topic)
-                current.set(event["correlationId"])
-                if event["type"] in VOIDING_EVENTS:
-                    outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
-                    if outcome:
-                        log.info("order %s: %s after %s", event["orderId"], outcome, event["type"])
-                        pending.set()
-            except Exception as exc:  # noqa: BLE001 - a poison event must not stop compensation
-                log.error("dead-lettered message %s[%s]@%s: %s", message.topic, message.partition, message.offset,
-                          exc, exc_info=not isinstance(exc, InvalidEvent))
-                letter = dead_letter("pay", message.topic, message.partition, message.offset, message.key,
-                                     message.value, exc)
-                await app[PRODUCER].send_and_wait(catalog().topic_of_event("DeadLetter").name, value=encode(letter),
-                                                  headers=kafka_headers(letter))
-        # Committing every batch would cost a request per batch; voiding twice is harmless.
+        # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
+        await asyncio.gather(*(handle(app, m) for batch in batches.values() for m in batch))
+        for tp, batch in batches.items():
+            progress.handled(tp.topic, tp.partition, batch[-1].offset)
+        # Committing every batch would cost a request per batch; handling an event twice is harmless.
         if batches and time.monotonic() - committed_at >= 1:
             await consumer.commit()
             committed_at = time.monotonic()
+        if time.monotonic() - sampled_at >= LAG_SAMPLE_S:
+            await sample_lag(consumer, progress)
+            sampled_at = time.monotonic()
+
+
+async def sample_lag(consumer: AIOKafkaConsumer, progress: Progress) -> None:
+    owned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
+    for (topic, partition), tp in owned.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            progress.observe(topic, partition, highwater, await consumer.position(tp))
+    for topic, partition in progress.watched() - set(owned):
+        progress.forget(topic, partition)
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
@@ -101,7 +163,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         isolation_level="read_committed",
     )
     await consumer.start()
-    tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(void_abandoned_orders(app, consumer))]
+    tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(follow_the_saga(app, consumer))]
     yield
     for task in tasks:
         task.cancel()
@@ -114,6 +176,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 async def post_payment(request: web.Request) -> web.Response:
     try:
         payment_request = check_payment(await read_json(request), request.headers.get(idempotency.HEADER))
+        await take_time(request.app)
         payment = await request.app[LEDGER].record(payment_request, current.get() or new_correlation_id())
     except PaymentRefused as exc:
         raise JsonError(exc.status, str(exc)) from None
@@ -141,6 +204,8 @@ async def ready(app: web.Application) -> list[str]:
 
 def init_app() -> web.Application:
     app = service_app("pay", ready)
+    app[DELAY] = pay_delay()
+    app[PROGRESS] = Progress("pay")
     app.cleanup_ctx.append(resources)
     app.router.add_post("/payments", post_payment)
     app.router.add_get("/payments/{orderId}", get_payments)

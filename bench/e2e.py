@@ -83,7 +83,10 @@ def rss_mib_of_bread() -> float:
     return total_kib / 1024
 
 
-async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed: dict[int, float]) -> dict:
+async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed: dict[int, float],
+                honor_retry_after: bool = False) -> dict:
+    """`concurrency` clients posting `body` back to back for `seconds`; with `honor_retry_after`, a client told
+    to come back later (503/429 with Retry-After) waits that long first, as a well-behaved client would."""
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
     deadline = time.monotonic() + seconds
@@ -100,14 +103,17 @@ async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed:
                     continue
                 latencies.append(time.monotonic() - started)
                 statuses[response.status] = statuses.get(response.status, 0) + 1
-                if response.status == 201:
+                if response.status in (201, 202):  # placed: paid at once, or its payment deferred
                     placed.setdefault(json.loads(payload)["id"], started)
+                elif honor_retry_after and "Retry-After" in response.headers:
+                    await asyncio.sleep(min(float(response.headers["Retry-After"]), deadline - time.monotonic()))
 
         began = time.monotonic()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.monotonic() - began
-    accepted = statuses.get(201, 0)
+    accepted = statuses.get(201, 0) + statuses.get(202, 0)
     return {"accepted_per_s": accepted / elapsed, "requests": sum(statuses.values()), "statuses": statuses,
+            "p90_ms": percentile(latencies, 0.90) * 1000, "max_ms": max(latencies, default=float("nan")) * 1000,
             "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
             "elapsed_s": elapsed}
 
@@ -195,7 +201,8 @@ async def wait_ready(env: dict[str, str], bread: subprocess.Popen, timeout: floa
 async def main(concurrency: int, seconds: float) -> None:
     data = tempfile.mkdtemp(prefix="bread-bench-")
     env = {**os.environ, **{k: str(v) for k, v in PORTS.items()}, "BREAD_DATA_DIR": data,
-           "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning"}
+           "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning",
+           "GATEWAY_RATE_LIMIT_RPS": "0"}  # one load driver is one client: it must not be rate-limited
     env.update({var: f"http://127.0.0.1:{PORTS[port]}" for var, port in URLS.items()})
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
     bootstrap = f"127.0.0.1:{PORTS['KAFKA_PORT']}"

@@ -27,8 +27,9 @@ def project(row: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str
 
 def row_view(row: Mapping[str, Any], base_url: str) -> dict[str, Any]:
     shown = {field: row.get(field) for field in ROW_FIELDS}
-    if row.get("reason"):
-        shown["reason"] = row["reason"]
+    for optional in ("reason", "customerId"):
+        if row.get(optional):
+            shown[optional] = row[optional]
     shown["history"] = row.get("history", [])
     shown["_links"] = {"self": {"href": f"{base_url}/mypages/{row.get('orderId')}"}}
     return shown

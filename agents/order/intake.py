@@ -1,5 +1,6 @@
 """Order intake, shared by the REST edge and the Kafka command consumer: reserve an order number, announce
-the order, charge it through pay synchronously (with a timeout), and announce a failure to charge.
+the order, charge it through pay synchronously (with a timeout, behind a circuit breaker), and when pay
+cannot be called, fall back as PAY_FALLBACK says: reject the order, or defer its payment to Kafka.
 
 What each outcome means is decided here once; how it is told to the customer (an HTTP status, a dead
 letter, a log line) is the caller's business.
@@ -8,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from enum import Enum
 from typing import Awaitable, Callable
 
 import aiohttp
 
 from agents import config
+from agents.breaker import BreakerSettings, CircuitBreaker, CircuitOpen
 from agents.correlation import HTTP_HEADER
 from agents.events import Event, make_event
 from agents.order.lifecycle import OrderStatus
@@ -29,15 +32,62 @@ class PaymentDeclined(Exception):
     """pay answered, and refused the charge; pay itself announces it (PayRejected)."""
 
 
+class Fallback(str, Enum):
+    """What intake does with an order when pay cannot be called (breaker open, timeout, pay down)."""
+    REJECT = "reject"  # the order ends Rejected; the caller is told to retry later
+    DEFER = "defer"    # the order is taken; pay charges it from the payment-requests topic when it is back
+
+
 @dataclass(frozen=True)
 class Placement:
     order_id: int
     status: OrderStatus
     reason: str | None = None
+    retry_after: float | None = None  # for a rejection: when pay may be worth trying again
 
 
 def pay_timeout() -> float:
     return config.env_float("PAY_TIMEOUT_S", 1.5)
+
+
+def pay_fallback() -> Fallback:
+    raw = config.env("PAY_FALLBACK", Fallback.REJECT.value)
+    try:
+        return Fallback(raw)
+    except ValueError:
+        raise SystemExit(f"PAY_FALLBACK must be one of {', '.join(f.value for f in Fallback)}, got {raw!r}") from None
+
+
+def breaker_settings() -> BreakerSettings:
+    try:
+        return BreakerSettings(
+            # A window larger than the edge's usual concurrency: a wave of simultaneous calls ends with its
+            # slowest ones (the timeouts) together, and a short window would see only those.
+            window=config.env_int("PAY_BREAKER_WINDOW", 100),
+            minimum_calls=config.env_int("PAY_BREAKER_MIN_CALLS", 50),
+            failure_rate=config.env_float("PAY_BREAKER_FAILURE_RATE", 0.5),
+            slow_call_seconds=config.env_float("PAY_BREAKER_SLOW_CALL_S", 1.0),
+            slow_call_rate=config.env_float("PAY_BREAKER_SLOW_CALL_RATE", 1.0),
+            open_seconds=config.env_float("PAY_BREAKER_OPEN_S", 5.0),
+            half_open_calls=config.env_int("PAY_BREAKER_HALF_OPEN_CALLS", 5),
+        )
+    except ValueError as exc:
+        raise SystemExit(f"PAY_BREAKER_* settings: {exc}") from None
+
+
+class Pay:
+    """The synchronous way to pay: one pooled HTTP client, the breaker in front of it, and the fallback."""
+
+    def __init__(self, http: aiohttp.ClientSession, breaker: CircuitBreaker | None = None,
+                 fallback: Fallback | None = None) -> None:
+        self.http = http
+        self.breaker = breaker or CircuitBreaker("pay", breaker_settings())
+        self.fallback = fallback or pay_fallback()
+
+    async def charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
+        # A refusal pay answers (402) is pay working; only an unreachable, slow or failing pay opens the breaker.
+        return await self.breaker.call(lambda: charge(self.http, order_id, order, correlation),
+                                       is_failure=lambda exc: isinstance(exc, PaymentUnavailable))
 
 
 async def charge(http: aiohttp.ClientSession, order_id: int, order: OrderRequest, correlation: str) -> dict:
@@ -59,18 +109,24 @@ async def charge(http: aiohttp.ClientSession, order_id: int, order: OrderRequest
         raise PaymentUnavailable(f"pay is unreachable: {exc}") from None
 
 
-async def place(emit: Emit, http: aiohttp.ClientSession, order: OrderRequest, correlation: str,
-                reserved_by: str) -> Placement:
+async def place(emit: Emit, pay: Pay, order: OrderRequest, correlation: str, reserved_by: str,
+                customer: str | None = None) -> Placement:
     # The order number is the offset of a reservation on the one-partition sequence topic, plus one.
     order_id = 1 + await emit(make_event("OrderNumberReserved", correlation_id=correlation, reservedBy=reserved_by))
-    await emit(make_event("OrderPlaced", correlation_id=correlation,
-                          orderId=order_id, item=order.item, qty=order.qty, price=order.price))
+    await emit(make_event("OrderPlaced", correlation_id=correlation, orderId=order_id, item=order.item,
+                          qty=order.qty, price=order.price, **({"customerId": customer} if customer else {})))
     try:
-        await charge(http, order_id, order, correlation)
-    except PaymentUnavailable as exc:
+        await pay.charge(order_id, order, correlation)
+    except (PaymentUnavailable, CircuitOpen) as exc:
         reason = f"payment unavailable: {exc}"
+        if pay.fallback == Fallback.DEFER:
+            # pay charges it from Kafka once it can (at most once: its ledger takes one charge per order).
+            await emit(make_event("PaymentRequested", correlation_id=correlation, orderId=order_id,
+                                  price=order.price, reason=reason))
+            return Placement(order_id, OrderStatus.PAYMENT_PENDING, reason)
         await emit(make_event("OrderRejected", correlation_id=correlation, orderId=order_id, reason=reason))
-        return Placement(order_id, OrderStatus.REJECTED, reason)
+        retry_after = exc.retry_after if isinstance(exc, CircuitOpen) else pay.breaker.settings.open_seconds
+        return Placement(order_id, OrderStatus.REJECTED, reason, retry_after)
     except PaymentDeclined as exc:
         return Placement(order_id, OrderStatus.PAYMENT_FAILED, f"payment declined: {exc}")
     return Placement(order_id, OrderStatus.PAID)

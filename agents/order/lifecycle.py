@@ -8,11 +8,13 @@ state is reachable from where the order is; a late event still contributes its d
        │          │          │   ▲
        │          └──────────┴───┼──► Cancelling ──► Cancelled   (customer, bakery rejection, saga deadline)
        │                         └────────┘                      (the bakery confirmed before it saw the cancel)
-       ├──► Rejected        (pay unreachable or too slow at intake)
-       └──► PaymentFailed   (pay declined the charge)
+       ├──► Rejected        (pay unreachable or too slow at intake, PAY_FALLBACK=reject)
+       ├──► PaymentFailed   (pay declined the charge)
+       └──► PaymentPending ──► Paid, PaymentFailed or Cancelling   (PAY_FALLBACK=defer: pay charges later)
 """
 from __future__ import annotations
 
+from datetime import datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Mapping
@@ -20,6 +22,7 @@ from typing import Any, Mapping
 
 class OrderStatus(str, Enum):
     ORDERED = "Ordered"
+    PAYMENT_PENDING = "PaymentPending"
     PAID = "Paid"
     CONFIRMING = "Confirming"
     CONFIRMED = "Confirmed"
@@ -31,7 +34,8 @@ class OrderStatus(str, Enum):
 
 S = OrderStatus
 TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
-    S.ORDERED: frozenset({S.PAID, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLING}),
+    S.ORDERED: frozenset({S.PAYMENT_PENDING, S.PAID, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLING}),
+    S.PAYMENT_PENDING: frozenset({S.PAID, S.PAYMENT_FAILED, S.CANCELLING}),
     S.PAID: frozenset({S.CONFIRMING, S.CANCELLING, S.CANCELLED}),
     S.CONFIRMING: frozenset({S.CONFIRMED, S.CANCELLING, S.CANCELLED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.CONFIRMED}),
@@ -46,6 +50,7 @@ STATUS_AFTER: Mapping[str, OrderStatus] = {
     "OrderPlaced": S.ORDERED,
     "OrderRejected": S.REJECTED,
     "OrderCancelled": S.CANCELLING,
+    "PaymentRequested": S.PAYMENT_PENDING,
     "PayApproved": S.PAID,
     "PayRejected": S.PAYMENT_FAILED,
     "PayCanceled": S.CANCELLED,
@@ -104,7 +109,7 @@ def check_cancellable(status: OrderStatus) -> bool:
 
 
 # Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).
-ORDER_FIELDS = ("orderId", "item", "qty", "price", "paymentId", "bakeryId", "correlationId")
+ORDER_FIELDS = ("orderId", "customerId", "item", "qty", "price", "paymentId", "bakeryId", "correlationId")
 MAX_SEEN_EVENTS = 32
 
 
@@ -126,8 +131,23 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
     if "reason" in event and STATUS_AFTER.get(event["type"]) in OFF_PATH and "reason" not in order:
         order["reason"] = event["reason"]
     order["updatedAt"] = event["occurredAt"]
+    if event["type"] == "OrderPlaced":
+        order["placedAt"] = event["occurredAt"]
+    if status is not None and is_terminal(status) and (current is None or not is_terminal(current)):
+        order["endedAt"] = event["occurredAt"]
     order["eventIds"] = (seen + [event["eventId"]])[-MAX_SEEN_EVENTS:]
     return order
+
+
+def saga_seconds(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> float | None:
+    """How long the saga took, at the moment it becomes known (the order ended, and its start was seen —
+    in whichever order those events arrived); None before and after that moment."""
+    def known(order: Mapping[str, Any] | None) -> bool:
+        return bool(order) and "placedAt" in order and "endedAt" in order
+    if known(before) or not known(after):
+        return None
+    ended, placed = (datetime.fromisoformat(after[k]) for k in ("endedAt", "placedAt"))
+    return max(0.0, (ended - placed).total_seconds())
 
 
 def public_view(order: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,5 +159,6 @@ def public_view(order: Mapping[str, Any]) -> dict[str, Any]:
         "price": order.get("price"),
         "status": order.get("status"),
         **({"reason": order["reason"]} if order.get("reason") else {}),
+        **({"customerId": order["customerId"]} if order.get("customerId") else {}),
         "correlationId": order.get("correlationId"),
     }

@@ -20,7 +20,8 @@ from agents.catalog import catalog
 from agents.correlation import current as current_correlation
 from agents.events import Event, make_event
 from agents.order import deadline, intake
-from agents.order.lifecycle import OrderStatus, apply_event, is_terminal
+from agents.metrics import SAGA_SECONDS
+from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
 from agents.order.menu import check_order, menu_from_env
 from agents.worker import Worker
 
@@ -32,16 +33,20 @@ deadlines = worker.table("order-deadlines")
 requests = worker.table("order-requests")
 # Orders this process has already cancelled for their deadline, until the cancel comes back to the agent.
 _cancelling: set[str] = set()
-_http: list[aiohttp.ClientSession] = []
+_pay: list[intake.Pay] = []
 MENU = menu_from_env()
 WORKER_NAME = f"order-worker {socket.gethostname()}:{os.getpid()}"
 
 
 async def on_event(event: Event) -> None:
     key = str(event["orderId"])
-    updated = apply_event(orders.get(key), event)
+    before = orders.get(key)
+    updated = apply_event(before, event)
     if updated is not None:
         orders[key] = updated
+        took = saga_seconds(before, updated)
+        if took is not None:
+            SAGA_SECONDS.labels(updated["status"]).observe(took)
     # Even for an event seen before: a crash may have kept the order's change and lost the deadline's.
     order = updated or orders.get(key) or {}
     ended = bool(order.get("status")) and is_terminal(OrderStatus(order["status"]))
@@ -58,15 +63,16 @@ worker.consume({event: on_event for topic in catalog().topics_consumed_by("order
                 for event in topic.events})
 
 
-async def http() -> aiohttp.ClientSession:
-    if not _http:
-        _http.append(aiohttp.ClientSession())
-        worker.app.on_before_shutdown.connect(_close_http)
-    return _http[0]
+async def pay() -> intake.Pay:
+    """The worker's way to pay, made on first use (an aiohttp session belongs to the running loop)."""
+    if not _pay:
+        _pay.append(intake.Pay(aiohttp.ClientSession()))
+        worker.app.on_before_shutdown.connect(_close_pay)
+    return _pay[0]
 
 
-async def _close_http(*args: object, **kwargs: object) -> None:
-    await _http[0].close()
+async def _close_pay(*args: object, **kwargs: object) -> None:
+    await _pay[0].http.close()
 
 
 async def on_request_order(command: Event) -> None:
@@ -78,11 +84,12 @@ async def on_request_order(command: Event) -> None:
         return  # sent again: the order was placed the first time
     order = check_order(command, MENU)
     correlation = command.get("correlationId") or f"request-{command['requestId']}"
-    placed = await intake.place(lambda event: worker.emit(event, wait=True), await http(), order, correlation,
-                                WORKER_NAME)
+    placed = await intake.place(lambda event: worker.emit(event, wait=True), await pay(), order, correlation,
+                                WORKER_NAME, command.get("customerId"))
     requests[command["requestId"]] = {"orderId": placed.order_id, "status": placed.status.value,
-                                      "reason": placed.reason, "item": order.item, "qty": order.qty,
-                                      "price": order.price}
+                                      "reason": placed.reason, "retryAfter": placed.retry_after,
+                                      "item": order.item, "qty": order.qty, "price": order.price,
+                                      "customerId": command.get("customerId")}
     log.info("request %s placed order %s: %s", command["requestId"], placed.order_id, placed.status.value)
 
 

@@ -20,7 +20,7 @@ from agents.pay.payments import (
 )
 
 T = TypeVar("T")
-MAX_GROUP = 256  # payments committed in one transaction at most
+MAX_GROUP = 256  # ledger changes committed in one transaction at most
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS payments (
@@ -85,7 +85,7 @@ class Ledger:
         self._topic_of = topic_of
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._db: sqlite3.Connection | None = None
-        self._queued: list[tuple[PaymentRequest, str, asyncio.Future]] = []
+        self._queued: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future]] = []
         self._committer: asyncio.Task | None = None
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -110,13 +110,15 @@ class Ledger:
         self._thread.shutdown(wait=True)
 
     async def record(self, request: PaymentRequest, correlation_id: str) -> Payment:
-        """Charge or refund once per order and action; a repeat returns the payment already recorded.
+        """Charge or refund once per order and action; a repeat returns the payment already recorded."""
+        return await self._in_group(lambda db: self._record(db, request, correlation_id))
 
-        Requests that arrive while a commit is on disk wait and are committed together in the next
-        transaction (group commit): one sync to disk for many payments, each still all-or-nothing.
-        """
+    async def _in_group(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `change` in the next group transaction: changes that arrive while a commit is on disk wait and
+        are committed together (group commit), one sync to disk for many, each still all-or-nothing (a
+        savepoint each). A PaymentRefused undoes only its own change."""
         future = asyncio.get_running_loop().create_future()
-        self._queued.append((request, correlation_id, future))
+        self._queued.append((change, future))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_queued())
         return await future
@@ -124,12 +126,12 @@ class Ledger:
     async def _commit_queued(self) -> None:
         while self._queued:
             batch, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
-            requests = [(request, correlation_id) for request, correlation_id, _ in batch]
+            changes = [change for change, _ in batch]
             try:
-                outcomes = await self._call(lambda db: self._record_group(db, requests))
+                outcomes = await self._call(lambda db: self._commit_group(db, changes))
             except Exception as exc:  # noqa: BLE001 - the whole transaction failed: every waiter hears why
                 outcomes = [exc] * len(batch)
-            for (_, _, future), outcome in zip(batch, outcomes):
+            for (_, future), outcome in zip(batch, outcomes):
                 if future.done():  # its caller went away
                     continue
                 if isinstance(outcome, Exception):
@@ -137,18 +139,19 @@ class Ledger:
                 else:
                     future.set_result(outcome)
 
-    def _record_group(self, db: sqlite3.Connection, requests: list[tuple[PaymentRequest, str]]) -> list:
-        outcomes: list[Payment | PaymentRefused] = []
+    @staticmethod
+    def _commit_group(db: sqlite3.Connection, changes: list[Callable[[sqlite3.Connection], Any]]) -> list:
+        outcomes: list[Any] = []
         with db:  # commits on leaving, rolls back on an exception
             db.execute("BEGIN IMMEDIATE")
-            for request, correlation_id in requests:
-                db.execute("SAVEPOINT payment")
+            for change in changes:
+                db.execute("SAVEPOINT change")
                 try:
-                    outcomes.append(self._record(db, request, correlation_id))
+                    outcomes.append(change(db))
                 except PaymentRefused as refused:
-                    db.execute("ROLLBACK TO payment")
+                    db.execute("ROLLBACK TO change")
                     outcomes.append(refused)
-                db.execute("RELEASE payment")
+                db.execute("RELEASE change")
         return outcomes
 
     def _record(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
@@ -216,25 +219,23 @@ class Ledger:
         Returns the event announcing it (PayCanceled for a refund, PayVoided when nothing was charged), or
         None when the order was voided before: voiding is idempotent.
         """
-        return await self._call(lambda db: self._void(db, order_id, reason, correlation_id))
+        return await self._in_group(lambda db: self._void(db, order_id, reason, correlation_id))
 
     def _void(self, db: sqlite3.Connection, order_id: int, reason: str, correlation_id: str) -> str | None:
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            if not db.execute("INSERT OR IGNORE INTO voided_orders (order_id, reason) VALUES (?, ?)",
-                              (order_id, reason)).rowcount:
-                return None
-            charged = self._charged(db, order_id)
-            refunded = db.execute(
-                "SELECT 1 FROM payments WHERE order_id = ? AND action = ?", (order_id, CANCEL)).fetchone()
-            if charged is not None and not refunded:
-                self._insert(db, order_id, CANCEL, refund_for(charged, order_id), correlation_id)
-                return "PayCanceled"
-            if charged is None:
-                self._to_outbox(db, make_event("PayVoided", correlation_id=correlation_id, orderId=order_id,
-                                               reason=reason))
-                return "PayVoided"
+        if not db.execute("INSERT OR IGNORE INTO voided_orders (order_id, reason) VALUES (?, ?)",
+                          (order_id, reason)).rowcount:
             return None
+        charged = self._charged(db, order_id)
+        refunded = db.execute(
+            "SELECT 1 FROM payments WHERE order_id = ? AND action = ?", (order_id, CANCEL)).fetchone()
+        if charged is not None and not refunded:
+            self._insert(db, order_id, CANCEL, refund_for(charged, order_id), correlation_id)
+            return "PayCanceled"
+        if charged is None:
+            self._to_outbox(db, make_event("PayVoided", correlation_id=correlation_id, orderId=order_id,
+                                           reason=reason))
+            return "PayVoided"
+        return None
 
     async def find(self, order_id: int) -> list[Payment]:
         rows = await self._call(lambda db: db.execute(

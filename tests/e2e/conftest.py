@@ -126,7 +126,8 @@ class System:
 def system_env(root: Path, bootstrap: str) -> dict[str, str]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
            "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
-           "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6"}
+           "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6",
+           "GATEWAY_RATE_LIMIT_RPS": "0"}  # the shared gateway takes whatever the tests send; test_gateway limits its own
     for service, port in TEST_PORTS.items():
         env[config.PORTS[service][0]] = str(port)
         if service in config.URL_VARS:
@@ -176,6 +177,23 @@ async def system(kafka, tmp_path_factory) -> System:
             except subprocess.TimeoutExpired:
                 process.kill()
         await system.http.close()
+
+
+@pytest.fixture
+async def extra(system):
+    """More instances of a service with settings of their own, for one test: `await extra(service, name,
+    port, **settings)` starts one and waits until it is ready; all are stopped after the test."""
+    started = []
+
+    async def start(service: str, name: str, port: int, **settings: str) -> str:
+        system.start(service, name=name, port=port, **settings)
+        started.append(name)
+        await system.wait_ready(name)
+        return name
+
+    yield start
+    for name in started:
+        system.stop(name)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -25,7 +25,7 @@ def test_commands_need_no_envelope():
 
 def test_events_are_found_by_type_and_contexts_by_what_they_read():
     assert catalog().topic_of_event("OrderPlaced").alias == "orders"
-    assert {t.alias for t in catalog().topics_consumed_by("mypage")} == {"orders", "payments", "bakery"}
+    assert {t.alias for t in catalog().topics_consumed_by("mypage")} == {"orders", "payment-requests", "payments", "bakery"}
 
 
 def test_a_made_event_carries_the_envelope_and_validates():
@@ -48,11 +48,19 @@ def test_derived_events_get_the_same_id_from_the_same_cause():
         ({"orderId": 1, "item": "cake", "qty": 1}, "lacks price"),
         ({"orderId": "1", "item": "cake", "qty": 1, "price": 1}, "orderId must be int"),
         ({"orderId": 1, "item": "cake", "qty": True, "price": 1}, "qty must be int"),
+        ({"orderId": 1, "item": "cake", "qty": 1, "price": 1, "customerId": 7}, "customerId must be str"),
     ],
 )
 def test_an_event_that_does_not_match_its_declaration_is_refused(fields, problem):
     with pytest.raises(InvalidEvent, match=problem):
         make_event("OrderPlaced", correlation_id="c", **fields)
+
+
+def test_an_optional_field_may_be_absent_but_not_of_another_type():
+    fields = {"orderId": 1, "item": "cake", "qty": 1, "price": 1}
+    assert "customerId" not in make_event("OrderPlaced", correlation_id="c", **fields)
+    assert make_event("OrderPlaced", correlation_id="c", customerId="alice", **fields)["customerId"] == "alice"
+    assert catalog().topic_of_event("OrderPlaced").optional["OrderPlaced"] == {"customerId"}
 
 
 def test_undeclared_event_types_and_wrong_topics_are_refused():
@@ -75,6 +83,10 @@ def test_inconsistent_catalogues_are_refused():
         parse({"topics": {"t": {**base, "events": {"E": {"orderId": "float"}}}}})
     with pytest.raises(CatalogError, match="key field"):
         parse({"topics": {"t": {**base, "events": {"E": {"x": "int"}}}}})
+    with pytest.raises(CatalogError, match="key field"):
+        parse({"topics": {"t": {**base, "events": {"E": {"orderId": "int?"}}}}})
+    with pytest.raises(CatalogError, match="cannot be optional"):
+        parse({"envelope": {"eventId": "str?"}, "topics": {}})
     with pytest.raises(CatalogError, match="unknown contexts"):
         parse({"topics": {"t": {**base, "consumers": ["kitchen"], "events": {"E": {"orderId": "int"}}}}})
     with pytest.raises(CatalogError, match="declared on both"):

@@ -36,9 +36,14 @@ def test_the_happy_path_only_moves_forward():
 
 
 def test_rejection_and_payment_failure_are_possible_only_before_payment():
-    for ending in (S.REJECTED, S.PAYMENT_FAILED):
-        assert reachable(S.ORDERED, ending)
-        assert not any(reachable(s, ending) for s in OrderStatus if s != S.ORDERED)
+    assert {s for s in OrderStatus if reachable(s, S.REJECTED)} == {S.ORDERED}
+    assert {s for s in OrderStatus if reachable(s, S.PAYMENT_FAILED)} == {S.ORDERED, S.PAYMENT_PENDING}
+
+
+def test_a_deferred_payment_joins_the_happy_path_or_ends_it():
+    assert {s for s in OrderStatus if reachable(S.PAYMENT_PENDING, s)} == set(OrderStatus) - {
+        S.ORDERED, S.PAYMENT_PENDING, S.REJECTED}
+    assert not any(reachable(s, S.PAYMENT_PENDING) for s in HAPPY[1:])
 
 
 def test_every_open_order_can_still_end_and_every_cancel_ends_cancelled_or_confirmed():
@@ -94,6 +99,16 @@ def test_the_saga_ends_confirmed_whatever_order_its_events_arrive_in(order_of_ar
     assert public_view(order) == {"id": 1, "item": "cake", "qty": 1, "price": 25000, "status": "Confirmed",
                                   "correlationId": "c"}
     assert order["paymentId"] == 9 and order["bakeryId"] == "b1"
+
+
+@pytest.mark.parametrize("order_of_arrival", list(itertools.permutations(range(5))))
+def test_a_deferred_saga_ends_confirmed_whatever_order_its_events_arrive_in(order_of_arrival):
+    requested = make_event("PaymentRequested", correlation_id="c", orderId=1, price=25000, reason="breaker open")
+    events = [saga_events()[0], requested, *saga_events()[1:]]
+    order = None
+    for i in order_of_arrival:
+        order = apply_event(order, events[i])
+    assert order["status"] == "Confirmed" and "reason" not in order
 
 
 def test_a_redelivered_event_is_recognised():

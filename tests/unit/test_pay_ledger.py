@@ -5,7 +5,7 @@ import pytest
 
 from agents.catalog import catalog
 from agents.pay.ledger import Ledger
-from agents.pay.payments import PaymentRefused, PaymentRequest, check_payment
+from agents.pay.payments import PaymentRefused, PaymentRequest, check_payment, delay_range
 
 
 @pytest.fixture
@@ -128,3 +128,15 @@ def test_an_idempotency_key_must_be_short_printable_text():
     for bad in ("", "x" * 101, "a\nb"):
         with pytest.raises(PaymentRefused, match="Idempotency-Key"):
             check_payment({"orderId": 1, "price": 1}, bad)
+
+
+@pytest.mark.parametrize("raw, expected", [("", (0.0, 0.0)), ("500", (0.5, 0.5)), ("400-620", (0.4, 0.62)),
+                                           (" 0-10 ", (0.0, 0.01))])
+def test_pay_delay_is_a_fixed_time_or_a_range(raw, expected):
+    assert delay_range(raw) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("raw", ["slow", "620-400", "-5", "1-2-3"])
+def test_a_pay_delay_that_makes_no_sense_is_refused_by_name(raw):
+    with pytest.raises(ValueError, match="PAY_DELAY_MS"):
+        delay_range(raw)

@@ -1,0 +1,74 @@
+"""bread's own Prometheus metrics, beside the HTTP ones (api/http.py) and the breaker's (agents/breaker.py).
+
+Consumer lag is measured against what a context has *handled*, not what its client has fetched: a worker
+that prefetched a thousand messages and handled none is a thousand behind.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by a context", ["context", "topic", "type"])
+EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by a context", ["context", "topic", "type"])
+POISON_EVENTS = Counter(
+    "bread_poison_events_total", "Messages dead-lettered: invalid, or their handler failed", ["context", "topic"]
+)
+CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
+                     ["context", "topic", "partition"])
+SAGA_SECONDS = Histogram(
+    "bread_saga_seconds", "Time from an order's OrderPlaced to the event that ended it, by how it ended",
+    ["outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+
+
+class Progress:
+    """Per partition a context reads: the next offset it has to handle, and when that last moved."""
+
+    def __init__(self, context: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.context = context
+        self._clock = clock
+        self._next: dict[tuple[str, int], int] = {}
+        self._moved_at: dict[tuple[str, int], float] = {}
+        self._lag: dict[tuple[str, int], int] = {}
+
+    def handled(self, topic: str, partition: int, offset: int) -> None:
+        key = (topic, partition)
+        if offset + 1 > self._next.get(key, -1):
+            self._next[key] = offset + 1
+            self._moved_at[key] = self._clock()
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        return self._next.get((topic, partition))
+
+    def observe(self, topic: str, partition: int, highwater: int, position: int | None) -> int:
+        """Record the lag of a partition: its highwater less the next offset to handle (or, before anything
+        was handled here, the consumer's position); export it and return it."""
+        key = (topic, partition)
+        start = self._next.get(key, position)
+        lag = max(0, highwater - start) if start is not None and highwater >= 0 else 0
+        if key not in self._moved_at:
+            self._moved_at[key] = self._clock()  # watched from now
+        self._lag[key] = lag
+        CONSUMER_LAG.labels(self.context, topic, str(partition)).set(lag)
+        return lag
+
+    def stalled(self, after_seconds: float) -> list[str]:
+        """Partitions with lag that have not moved for `after_seconds`: a consumer that stopped working."""
+        now = self._clock()
+        return [f"{topic}[{partition}] {lag} behind, no progress for {now - self._moved_at[(topic, partition)]:.0f}s"
+                for (topic, partition), lag in sorted(self._lag.items())
+                if lag > 0 and now - self._moved_at[(topic, partition)] >= after_seconds]
+
+    def watched(self) -> set[tuple[str, int]]:
+        return set(self._lag)
+
+    def forget(self, topic: str, partition: int) -> None:
+        """A partition this consumer no longer owns (a rebalance gave it away)."""
+        for table in (self._next, self._moved_at, self._lag):
+            table.pop((topic, partition), None)
+        try:
+            CONSUMER_LAG.remove(self.context, topic, str(partition))
+        except KeyError:
+            pass

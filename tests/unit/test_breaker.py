@@ -1,0 +1,253 @@
+import asyncio
+
+import pytest
+
+from agents.breaker import BreakerSettings, BreakerState, CircuitBreaker, CircuitOpen
+
+SETTINGS = BreakerSettings(window=10, minimum_calls=4, failure_rate=0.5, slow_call_seconds=0.5,
+                           slow_call_rate=0.75, open_seconds=5.0, half_open_calls=2)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Down(Exception):
+    pass
+
+
+def make(settings: BreakerSettings = SETTINGS):
+    clock, moves = Clock(), []
+    breaker = CircuitBreaker("pay", settings, clock=clock, listeners=(lambda name, a, b: moves.append((a, b)),))
+    return breaker, clock, moves
+
+
+async def ok(value="ok"):
+    return value
+
+
+async def fail():
+    raise Down("pay is down")
+
+
+def slow(clock: Clock, seconds: float, error: Exception | None = None):
+    async def call():
+        clock.now += seconds
+        if error:
+            raise error
+        return "late"
+    return call
+
+
+async def run(breaker, call):
+    try:
+        return await breaker.call(call)
+    except Down:
+        return "failed"
+
+
+async def test_stays_closed_below_minimum_calls_even_if_all_fail():
+    breaker, _, _ = make()
+    for _ in range(3):
+        assert await run(breaker, fail) == "failed"
+    assert breaker.state == BreakerState.CLOSED
+
+
+async def test_opens_at_failure_rate_threshold_and_then_fails_fast_without_calling():
+    breaker, _, moves = make()
+    for call in (ok, fail, ok, fail):
+        await run(breaker, call)
+    assert breaker.state == BreakerState.OPEN
+    assert moves == [(BreakerState.CLOSED, BreakerState.OPEN)]
+    called = []
+
+    async def would_call():
+        called.append(1)
+    with pytest.raises(CircuitOpen) as refused:
+        await breaker.call(would_call)
+    assert called == []
+    assert refused.value.retry_after == pytest.approx(5.0)
+
+
+async def test_below_failure_rate_stays_closed_and_window_slides():
+    breaker, _, _ = make()
+    for call in (fail, ok, ok, ok, ok, ok, ok, ok, ok, ok):
+        await run(breaker, call)
+    assert breaker.state == BreakerState.CLOSED
+    # The early failure has slid out of the 10-call window: four of the last ten fail, not five.
+    for call in (fail, fail, fail, fail):
+        await run(breaker, call)
+    assert breaker.state == BreakerState.CLOSED
+    await run(breaker, fail)
+    assert breaker.state == BreakerState.OPEN
+
+
+async def test_slow_successes_open_it_too():
+    breaker, clock, _ = make()
+    for _ in range(3):
+        assert await breaker.call(slow(clock, 0.6)) == "late"
+    await breaker.call(ok)
+    assert breaker.state == BreakerState.OPEN  # 3 of 4 slow = 0.75
+
+
+async def test_refused_answers_are_not_failures():
+    breaker, _, _ = make()
+
+    async def declined():
+        raise ValueError("over the limit")
+    for _ in range(6):
+        with pytest.raises(ValueError):
+            await breaker.call(declined, is_failure=lambda exc: not isinstance(exc, ValueError))
+    assert breaker.state == BreakerState.CLOSED
+
+
+async def open_breaker():
+    breaker, clock, moves = make()
+    for _ in range(4):
+        await run(breaker, fail)
+    assert breaker.state == BreakerState.OPEN
+    return breaker, clock, moves
+
+
+async def test_half_opens_after_the_wait_and_closes_when_trials_succeed():
+    breaker, clock, moves = await open_breaker()
+    clock.now += 4.9
+    assert breaker.retry_after() == pytest.approx(0.1)
+    assert breaker.state == BreakerState.OPEN
+    clock.now += 0.1
+    assert breaker.state == BreakerState.HALF_OPEN
+    assert await breaker.call(ok) == "ok"
+    assert breaker.state == BreakerState.HALF_OPEN
+    assert await breaker.call(ok) == "ok"
+    assert breaker.state == BreakerState.CLOSED
+    assert moves[1:] == [(BreakerState.OPEN, BreakerState.HALF_OPEN), (BreakerState.HALF_OPEN, BreakerState.CLOSED)]
+    # Closed again with a clean window: three failures are below the minimum number of calls.
+    for _ in range(3):
+        await run(breaker, fail)
+    assert breaker.state == BreakerState.CLOSED
+
+
+async def test_half_open_reopens_when_trials_fail():
+    breaker, clock, _ = await open_breaker()
+    clock.now += 5
+    await run(breaker, ok)
+    await run(breaker, fail)  # one of two trials failed: 0.5 ≥ failure rate
+    assert breaker.state == BreakerState.OPEN
+    assert breaker.retry_after() == pytest.approx(5.0)
+
+
+async def test_half_open_lets_only_the_trial_calls_through():
+    breaker, clock, _ = await open_breaker()
+    clock.now += 5
+    gate = asyncio.Event()
+
+    async def waits():
+        await gate.wait()
+        return "trial"
+    trials = [asyncio.create_task(breaker.call(waits)) for _ in range(2)]
+    await asyncio.sleep(0)  # let both trials start
+    with pytest.raises(CircuitOpen):
+        await breaker.call(ok)
+    gate.set()
+    assert await asyncio.gather(*trials) == ["trial", "trial"]
+    assert breaker.state == BreakerState.CLOSED
+
+
+async def test_a_cancelled_trial_gives_its_slot_back():
+    breaker, clock, _ = await open_breaker()
+    clock.now += 5
+    hung = asyncio.create_task(breaker.call(asyncio.Event().wait))
+    stuck = asyncio.create_task(breaker.call(asyncio.Event().wait))
+    await asyncio.sleep(0)
+    with pytest.raises(CircuitOpen):
+        await breaker.call(ok)
+    for task in (hung, stuck):
+        task.cancel()
+    await asyncio.gather(hung, stuck, return_exceptions=True)
+    assert breaker.state == BreakerState.HALF_OPEN
+    assert await breaker.call(ok) == "ok"
+    assert await breaker.call(ok) == "ok"
+    assert breaker.state == BreakerState.CLOSED
+
+
+async def test_a_slow_call_that_outlives_an_opening_does_not_count_later():
+    breaker, clock, _ = make()
+    gate = asyncio.Event()
+
+    async def late():
+        await gate.wait()
+        raise Down("late failure")
+    straggler = asyncio.create_task(breaker.call(late))
+    await asyncio.sleep(0)
+    for _ in range(4):
+        await run(breaker, fail)
+    clock.now += 5
+    assert breaker.state == BreakerState.HALF_OPEN
+    gate.set()
+    with pytest.raises(Down):
+        await straggler
+    assert breaker.state == BreakerState.HALF_OPEN  # not a trial: it decides nothing
+
+
+@pytest.mark.parametrize("bad", [dict(window=0), dict(minimum_calls=130), dict(failure_rate=0),
+                                 dict(slow_call_rate=1.5), dict(open_seconds=0), dict(half_open_calls=0)])
+def test_settings_are_checked(bad):
+    with pytest.raises(ValueError):
+        BreakerSettings(**bad)
+
+
+async def test_state_and_transitions_are_exported_for_prometheus():
+    from prometheus_client import REGISTRY
+    breaker = CircuitBreaker("metrics-probe", SETTINGS, clock=Clock())
+    for _ in range(4):
+        await run(breaker, fail)
+
+    def sample(name, **labels):
+        return REGISTRY.get_sample_value(name, {"breaker": "metrics-probe", **labels})
+    assert sample("bread_breaker_state") == 1
+    assert sample("bread_breaker_transitions_total", from_state="closed", to_state="open") == 1
+    assert sample("bread_breaker_calls_total", outcome="failure") == 4
+    with pytest.raises(CircuitOpen):
+        await breaker.call(ok)
+    assert sample("bread_breaker_calls_total", outcome="not_permitted") == 1
+
+
+def test_settings_come_from_the_environment_and_bad_ones_stop_the_service(monkeypatch):
+    from agents.order import intake
+    monkeypatch.setenv("PAY_BREAKER_WINDOW", "50")
+    monkeypatch.setenv("PAY_BREAKER_OPEN_S", "2.5")
+    assert (intake.breaker_settings().window, intake.breaker_settings().open_seconds) == (50, 2.5)
+    monkeypatch.setenv("PAY_BREAKER_MIN_CALLS", "80")
+    with pytest.raises(SystemExit, match="minimum_calls"):
+        intake.breaker_settings()
+    monkeypatch.setenv("PAY_FALLBACK", "retry")
+    with pytest.raises(SystemExit, match="PAY_FALLBACK must be one of reject, defer"):
+        intake.pay_fallback()
+    monkeypatch.setenv("PAY_FALLBACK", "defer")
+    assert intake.pay_fallback() == intake.Fallback.DEFER
+
+
+@pytest.mark.parametrize("fallback, status, announced", [
+    ("reject", "Rejected", "OrderRejected"), ("defer", "PaymentPending", "PaymentRequested")])
+async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallback, status, announced):
+    from agents.order import intake
+    from agents.order.menu import OrderRequest
+    breaker, clock, _ = make()
+    for _ in range(4):
+        await run(breaker, fail)
+    clock.now += 1
+    sent = []
+
+    async def emit(event):
+        sent.append(event)
+        return len(sent) - 1
+    pay = intake.Pay(http=None, breaker=breaker, fallback=intake.Fallback(fallback))  # never reached: no client
+    placed = await intake.place(emit, pay, OrderRequest("cake", 1, 25000), "c1", "test")
+    assert [e["type"] for e in sent] == ["OrderNumberReserved", "OrderPlaced", announced]
+    assert (placed.order_id, placed.status.value) == (1, status)  # the reservation was at offset 0
+    assert "circuit breaker for pay is open" in placed.reason
+    assert placed.retry_after == (pytest.approx(4.0) if fallback == "reject" else None)

@@ -1,0 +1,64 @@
+"""Lag against what was handled, stall detection, and the saga's duration: no Kafka."""
+from prometheus_client import REGISTRY
+
+from agents.events import make_event
+from agents.metrics import Progress
+from agents.order.lifecycle import apply_event, saga_seconds
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def lag_sample(context, topic, partition):
+    return REGISTRY.get_sample_value("bread_consumer_lag", {"context": context, "topic": topic,
+                                                            "partition": str(partition)})
+
+
+def test_lag_counts_from_the_next_offset_to_handle_not_from_what_was_fetched():
+    progress = Progress("probe", clock=Clock())
+    assert progress.observe("t", 0, highwater=10, position=4) == 6  # nothing handled yet: from the position
+    progress.handled("t", 0, 6)
+    assert progress.observe("t", 0, highwater=10, position=10) == 3  # fetched all, handled up to 6
+    progress.handled("t", 0, 5)  # an older offset (a redelivery) moves nothing back
+    assert progress.next_offset("t", 0) == 7
+    assert lag_sample("probe", "t", 0) == 3
+    assert progress.observe("t", 1, highwater=-1, position=None) == 0  # an empty partition
+
+
+def test_a_partition_with_lag_and_no_progress_is_stalled_one_that_moves_or_is_caught_up_is_not():
+    clock = Clock()
+    progress = Progress("probe-stall", clock=clock)
+    progress.handled("t", 0, 1)
+    progress.handled("t", 1, 1)
+    progress.observe("t", 0, highwater=9, position=9)
+    progress.observe("t", 1, highwater=2, position=2)  # caught up
+    clock.now = 30
+    assert progress.stalled(after_seconds=20) == ["t[0] 7 behind, no progress for 30s"]
+    progress.handled("t", 0, 2)
+    assert progress.stalled(after_seconds=20) == []
+    progress.forget("t", 0)
+    assert progress.watched() == {("t", 1)} and lag_sample("probe-stall", "t", 0) is None
+
+
+def placed(at):
+    event = make_event("OrderPlaced", correlation_id="c", orderId=1, item="cake", qty=1, price=25000)
+    return {**event, "occurredAt": at}
+
+
+def confirmed(at):
+    return {**make_event("BakeryConfirmed", correlation_id="c", orderId=1, bakeryId="b"), "occurredAt": at}
+
+
+def test_the_saga_duration_is_known_once_when_the_order_ends_whatever_arrives_first():
+    start, end = "2026-11-26T10:00:00.000+00:00", "2026-11-26T10:00:02.500+00:00"
+    order = apply_event(None, placed(start))
+    assert saga_seconds(None, order) is None
+    ended = apply_event(order, confirmed(end))
+    assert saga_seconds(order, ended) == 2.5
+    assert saga_seconds(ended, apply_event(ended, confirmed(end))) is None  # a later event: already known
+    late_start = apply_event(apply_event(None, confirmed(end)), placed(start))
+    assert saga_seconds(apply_event(None, confirmed(end)), late_start) == 2.5
