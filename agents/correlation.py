@@ -3,6 +3,7 @@ event (its `correlationId` field and a Kafka header), into every log line writte
 from __future__ import annotations
 
 import logging
+import re
 from contextvars import ContextVar
 
 from agents.events import Event
@@ -10,6 +11,14 @@ from agents.events import Event
 HTTP_HEADER = "X-Correlation-ID"
 KAFKA_HEADER = "correlation-id"
 current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+# What a caller's id may be to be carried on: it goes into log lines and Kafka headers as it is.
+CARRIED = re.compile(r"^[!-~]{1,200}$")
+
+
+def carried(caller_id: str | None) -> str | None:
+    """The caller's correlation id if it is 1-200 printable ASCII characters without spaces, else None (a
+    new one is assigned: a request is not refused for a tracing header)."""
+    return caller_id if caller_id and CARRIED.match(caller_id) else None
 
 
 def kafka_headers(event: Event) -> list[tuple[str, bytes]]:

@@ -13,6 +13,12 @@ from typing import Any
 from agents.catalog import InvalidEvent, catalog
 
 Event = dict[str, Any]
+# Order ids are offsets plus one; the largest any JSON reader keeps exact (2**53 - 1) is the bound.
+MAX_ORDER_ID = 2**53 - 1
+
+
+def is_order_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ORDER_ID
 
 # Derived event ids are a pure function of their cause, so a redelivered cause yields the same event id and
 # every consumer can drop the duplicate.

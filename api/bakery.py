@@ -5,7 +5,7 @@ from faust.web import Request, Response, View
 
 from agents.bakery.tickets import EVENT_OF_DECISION, DecisionRefused, check_decision, decide
 from agents.bakery.worker import tickets, worker
-from agents.correlation import HTTP_HEADER
+from agents.correlation import HTTP_HEADER, carried
 from agents.events import make_event, new_correlation_id
 from api.faustweb import error, forward_to_owner, serve_rows
 
@@ -34,7 +34,7 @@ class BakeryDecision(View):
             return error(self, exc.status, str(exc))
         if announce:
             # The decision belongs to the order's saga, not to the baker's request.
-            correlation = ticket.get("correlationId") or request.headers.get(HTTP_HEADER) or new_correlation_id()
+            correlation = ticket.get("correlationId") or carried(request.headers.get(HTTP_HEADER)) or new_correlation_id()
             because = {"reason": reason} if reason else {}
             await worker.emit(make_event(EVENT_OF_DECISION[status], correlation_id=correlation,
                                          orderId=order_id, bakeryId=ticket["bakeryId"], **because))

@@ -7,6 +7,7 @@
 - GATEWAY_AUTH=on: every route wants `Authorization: Bearer <token>`; the token's customer goes on to the
   services as X-Customer-ID (orders are recorded with it, Mypage shows a customer only their own). Off by
   default, so the seed's calls work as written.
+- The public API's OpenAPI document at /openapi.json (api/openapi.yaml), a Swagger UI page at /docs.
 - Bodies over GATEWAY_MAX_BODY_BYTES answer 413; a client over its rate (GATEWAY_RATE_LIMIT_RPS, a token
   bucket per customer, or per address without auth) answers 429 with Retry-After.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
+import yaml
 from aiohttp import web
 
 from agents import config, customers
@@ -53,7 +55,17 @@ ROUTES = (
     Route("/mypages", "mypage", 10.0),  # the list gathers every mypage worker's share
     Route("/order-requests", "order-worker", 5.0),
 )
-OPEN_PATHS = {"/health", "/metrics"}  # the gateway's own; no token, no rate limit
+OPEN_PATHS = {"/health", "/metrics", "/openapi.json", "/docs"}  # the gateway's own; no token, no rate limit
+OPENAPI = Path(__file__).with_name("openapi.yaml")  # package data, so it is in the image too
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>bread API</title>
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui"}});</script>
+</body></html>
+"""
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never passed on from the caller: the gateway alone says who the customer is, and whose token it was.
@@ -62,6 +74,7 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", customers.TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
 MAX_BODY = web.AppKey("max_body", int)
+API_DOCUMENT = web.AppKey("api_document", dict)
 CUSTOMER = "customer"  # request key: the authenticated customer id
 
 
@@ -222,6 +235,14 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
         raise JsonError(502, f"{route.service} is unreachable: {exc}", service=route.service) from None
 
 
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[API_DOCUMENT])
+
+
+async def docs(_: web.Request) -> web.Response:
+    return web.Response(text=DOCS_PAGE, content_type="text/html")
+
+
 async def ready(app: web.Application) -> list[str]:
     return [] if HTTP in app else ["HTTP client not started"]
 
@@ -229,6 +250,9 @@ async def ready(app: web.Application) -> list[str]:
 def init_app() -> web.Application:
     app = service_app("gateway", ready, outer=(log_access,), inner=(guard,))
     app[TOKENS], app[LIMITER], app[MAX_BODY] = gateway_settings()
+    app[API_DOCUMENT] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     app.cleanup_ctx.append(resources)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/docs", docs)
     app.router.add_route("*", "/{tail:.*}", pass_through)
     return app

@@ -9,8 +9,8 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from agents.correlation import HTTP_HEADER, current, install_log_tagging
-from agents.events import new_correlation_id
+from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
+from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
+def order_id_in_path(request: web.Request) -> int:
+    raw = request.match_info["orderId"]
+    order_id = int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 16 else 0
+    if not is_order_id(order_id):
+        raise JsonError(400, f"the order id must be a whole number from 1 to {MAX_ORDER_ID}")
+    return order_id
+
+
 async def read_json(request: web.Request) -> Any:
     try:
         return json.loads(await request.read())
@@ -53,7 +61,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     """Turn every error into a JSON body, count and time every request by route and status, and carry the
     caller's correlation id (or a new one) through the handling and back in the answer."""
     started = time.perf_counter()
-    correlation = request.headers.get(HTTP_HEADER) or new_correlation_id()
+    correlation = carried(request.headers.get(HTTP_HEADER)) or new_correlation_id()
     current.set(correlation)
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"

@@ -33,7 +33,7 @@ from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
 from agents.order.intake import Emit
 from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
-from api.http import JsonError, json_response, read_json, service_app
+from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +138,6 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
     return answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order, placed.get("retryAfter"))
 
 
-def order_id_of(request: web.Request) -> int:
-    order_id = request.match_info["orderId"]
-    if not order_id.isdigit() or int(order_id) < 1:
-        raise JsonError(400, "the order id must be a positive whole number")
-    return int(order_id)
-
-
 async def order_state(request: web.Request, order_id: int) -> tuple[int, bytes]:
     """(HTTP status, JSON body) of the order as the order worker's table has it (for the request's customer:
     another customer's order is not found)."""
@@ -162,13 +155,13 @@ async def order_state(request: web.Request, order_id: int) -> tuple[int, bytes]:
 
 
 async def get_order(request: web.Request) -> web.Response:
-    status, body = await order_state(request, order_id_of(request))
+    status, body = await order_state(request, order_id_in_path(request))
     return web.Response(body=body, status=status, content_type="application/json")
 
 
 async def cancel_order(request: web.Request) -> web.Response:
     """The customer cancels: refused once the bakery confirmed or the order ended; the saga does the rest."""
-    order_id = order_id_of(request)
+    order_id = order_id_in_path(request)
     status, body = await order_state(request, order_id)
     if status != 200:
         return web.Response(body=body, status=status, content_type="application/json")

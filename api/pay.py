@@ -29,7 +29,7 @@ from agents.pay.ledger import Ledger
 from agents.pay.payments import (
     APPLY, DECLINE, DEFAULT_LIMIT, PaymentRefused, PaymentRequest, check_payment, delay_range,
 )
-from api.http import JsonError, json_response, read_json, service_app
+from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
 
 log = logging.getLogger(__name__)
 
@@ -189,13 +189,11 @@ async def post_payment(request: web.Request) -> web.Response:
 
 
 async def get_payments(request: web.Request) -> web.Response:
-    order_id = request.match_info["orderId"]
-    if not order_id.isdigit():
-        raise JsonError(400, "the order id must be a positive whole number")
-    payments = await request.app[LEDGER].find(int(order_id))
+    order_id = order_id_in_path(request)
+    payments = await request.app[LEDGER].find(order_id)
     if not payments:
         raise JsonError(404, f"no payment for order {order_id}")
-    return json_response({"orderId": int(order_id), "payments": [p.as_json() for p in payments]})
+    return json_response({"orderId": order_id, "payments": [p.as_json() for p in payments]})
 
 
 async def ready(app: web.Application) -> list[str]:

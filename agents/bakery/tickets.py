@@ -4,6 +4,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
+from agents.events import MAX_ORDER_ID, is_order_id
+
 CONFIRMING = "Confirming"
 CONFIRMED = "Confirmed"
 REJECTED = "Rejected"
@@ -39,8 +41,8 @@ def check_decision(body: Any) -> tuple[int, str, str | None]:
     if not isinstance(body, Mapping):
         raise DecisionRefused('the body must be a JSON object like {"orderId": 1, "status": "Confirmed"}', 400)
     order_id, status, reason = body.get("orderId"), body.get("status"), body.get("reason")
-    if not isinstance(order_id, int) or isinstance(order_id, bool) or order_id < 1:
-        raise DecisionRefused("'orderId' must be a positive whole number", 400)
+    if not is_order_id(order_id):
+        raise DecisionRefused(f"'orderId' must be a whole number from 1 to {MAX_ORDER_ID}", 400)
     if status not in DECISIONS:
         raise DecisionRefused(f"'status' must be one of {', '.join(DECISIONS)}", 400)
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from agents.events import MAX_ORDER_ID, is_order_id
 from agents.idempotency import check_key
 
 APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
@@ -11,6 +12,7 @@ APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
 EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled", DECLINE: "PayRejected"}
 REQUESTED_ACTIONS = (APPLY, CANCEL)
 DEFAULT_LIMIT = 1_000_000
+MAX_PRICE = 10**12  # beyond any order, well within SQLite's 64-bit integers
 
 
 class PaymentRefused(ValueError):
@@ -29,22 +31,22 @@ class PaymentRequest:
     idempotency_key: str | None = None
 
 
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+def _price(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PRICE
 
 
 def check_payment(body: Any, idempotency_key: str | None = None) -> PaymentRequest:
     if not isinstance(body, Mapping):
         raise PaymentRefused('the body must be a JSON object like {"orderId": 1, "price": 25000, "action": "apply"}')
     order_id, price, action = body.get("orderId"), body.get("price"), body.get("action", APPLY)
-    if not _positive_int(order_id):
-        raise PaymentRefused("'orderId' must be a positive whole number")
+    if not is_order_id(order_id):
+        raise PaymentRefused(f"'orderId' must be a whole number from 1 to {MAX_ORDER_ID}")
     if action not in REQUESTED_ACTIONS:
         raise PaymentRefused(f"'action' must be one of {', '.join(REQUESTED_ACTIONS)}")
-    if action == APPLY and not _positive_int(price):
-        raise PaymentRefused("'price' must be a positive whole number")
-    if action == CANCEL and price is not None and not _positive_int(price):
-        raise PaymentRefused("'price', when given with cancel, must be a positive whole number")
+    if action == APPLY and not _price(price):
+        raise PaymentRefused(f"'price' must be a whole number from 1 to {MAX_PRICE}")
+    if action == CANCEL and price is not None and not _price(price):
+        raise PaymentRefused(f"'price', when given with cancel, must be a whole number from 1 to {MAX_PRICE}")
     try:
         key = check_key(idempotency_key)
     except ValueError as exc:
