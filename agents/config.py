@@ -89,9 +89,16 @@ def port(service: str) -> int:
     return env_int(var, default)
 
 
+def service_urls(service: str) -> list[str]:
+    """Where another service reaches `service`: its *_URL variable (the gateway takes a comma-separated list
+    of instances), else this host and its port."""
+    raw = env(URL_VARS[service], f"http://127.0.0.1:{port(service)}")
+    return [url.strip().rstrip("/") for url in raw.split(",") if url.strip()]
+
+
 def service_url(service: str) -> str:
-    """Where another service reaches `service`: its *_URL variable, else this host and its port."""
-    return env(URL_VARS[service], f"http://127.0.0.1:{port(service)}").rstrip("/")
+    """The one address of `service` (on Kubernetes, its Service, which balances over the ready pods)."""
+    return service_urls(service)[0]
 
 
 def kafka_producer_settings() -> dict[str, object]:

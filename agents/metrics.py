@@ -10,6 +10,8 @@ from typing import Callable
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from agents import config
+
 EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by a context", ["context", "topic", "type"])
 EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by a context", ["context", "topic", "type"])
 POISON_EVENTS = Counter(
@@ -21,6 +23,11 @@ SAGA_SECONDS = Histogram(
     "bread_saga_seconds", "Time from an order's OrderPlaced to the event that ended it, by how it ended",
     ["outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
 )
+
+
+def stall_after_s() -> float:
+    """How long a consumer with lag may make no progress before liveness calls it stuck."""
+    return config.env_float("LIVENESS_STALL_S", 60.0)
 
 
 class Progress:

@@ -7,7 +7,9 @@ a poison event never stops it.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Awaitable, Callable, Mapping
 
 import faust
@@ -20,7 +22,7 @@ from agents import config, correlation
 from agents.catalog import InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
-from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
+from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress, stall_after_s
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,8 @@ class Worker:
         self._producer: AIOKafkaProducer | None = None
         self._sources: set[str] = set()  # the topics this context's agents read
         self.progress = Progress(context)
+        self._may_handle = asyncio.Event()
+        self._may_handle.set()
         self.app.on_before_shutdown.connect(self._stop_standalone)
         self.app.timer(interval=config.env_float("CONSUMER_LAG_SAMPLE_S", 5.0))(self._sample_lag)
         self._install_health()
@@ -154,6 +158,7 @@ class Worker:
         @self.app.agent(source, name=f"{context}-{'-'.join(t.alias for t in topics)}")
         async def on_event(stream: faust.StreamT) -> None:
             async for message in stream.events():
+                await self._may_handle.wait()  # always set, unless a debug switch stalled the consumer
                 topic = message.message.topic
                 try:
                     event = decode(message.value, topic)
@@ -207,9 +212,46 @@ class Worker:
                 problems.append("table recovery in progress")
             if not self._routing_known:
                 problems.append("routing metadata not fetched yet")
+            if app.should_stop:
+                problems.append("shutting down")
             if problems:
                 return view.json({"status": "starting", "problems": problems}, status=503)
             return view.json({"status": "ready"})
+
+        @app.page("/live")
+        async def live(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+            # A stuck event loop cannot answer this at all: the probe's timeout catches that case.
+            problems = self.progress.stalled(stall_after_s())
+            if problems:
+                return view.json({"status": "stalled", "problems": problems}, status=503)
+            return view.json({"status": "alive"})
+
+        if config.env_bool("BREAD_DEBUG", False):
+            self._install_debug_switches()
+
+    def _install_debug_switches(self) -> None:
+        """BREAD_DEBUG=on only: ways to make this worker unhealthy, to show that liveness notices."""
+        worker = self
+
+        def seconds_of(request: faust.web.Request) -> float:
+            return min(600.0, max(0.0, float(request.query.get("seconds", "5"))))
+
+        @self.app.page("/debug/block-loop")
+        class BlockLoop(faust.web.View):
+            async def post(self, request: faust.web.Request) -> faust.web.Response:
+                seconds = seconds_of(request)
+                log.warning("debug: blocking the event loop for %.1fs", seconds)
+                time.sleep(seconds)  # deliberately blocking: that is the point
+                return self.json({"blocked": seconds})
+
+        @self.app.page("/debug/stall-consumer")
+        class StallConsumer(faust.web.View):
+            async def post(self, request: faust.web.Request) -> faust.web.Response:
+                seconds = seconds_of(request)
+                log.warning("debug: the agents handle nothing for %.1fs", seconds)
+                worker._may_handle.clear()
+                asyncio.get_running_loop().call_later(seconds, worker._may_handle.set)
+                return self.json({"stalled": seconds})
 
     def run(self) -> None:
         """Run the worker in the foreground until SIGINT/SIGTERM."""

@@ -43,11 +43,11 @@ def setup_logging() -> None:
 def run_service(service: str) -> None:
     setup_logging()
     if service in AIOHTTP_SERVICES:
-        from aiohttp import web
+        from api.http import serve
 
         app = import_module(AIOHTTP_SERVICES[service]).init_app()
-        web.run_app(app, host=config.bind_host(), port=config.port(service), shutdown_timeout=STOP_GRACE_S,
-                    print=lambda *_: None, access_log=None)
+        asyncio.run(serve(app, config.bind_host(), config.port(service),
+                          drain_s=config.env_float("BREAD_DRAIN_S", 1.0), grace_s=STOP_GRACE_S))
     else:
         # Importing the face registers the worker's agents and its web views.
         import_module(FAUST_SERVICES[service]).worker.run()

@@ -28,8 +28,9 @@ from aiohttp import web
 
 from agents import config, customers
 from agents.correlation import HTTP_HEADER, current
-from api.http import JsonError, service_app
+from api.http import AnswerBroken, JsonError, service_app
 
+log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
 
 
@@ -74,8 +75,39 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", customers.TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
 MAX_BODY = web.AppKey("max_body", int)
+TARGETS = web.AppKey("targets", dict)
 API_DOCUMENT = web.AppKey("api_document", dict)
 CUSTOMER = "customer"  # request key: the authenticated customer id
+
+
+class Targets:
+    """The instances of one service. Requests go round-robin to those whose /health said ready when last
+    asked (every GATEWAY_HEALTH_INTERVAL_S), as a Kubernetes Service sends only to ready pods; with none
+    ready, to all of them. With a single instance (a Kubernetes Service URL) nothing is polled."""
+
+    def __init__(self, service: str, urls: list[str]) -> None:
+        self.service, self.urls = service, urls
+        self.ready = set(urls)
+        self._turn = 0
+
+    def in_order(self) -> list[str]:
+        """Every instance, the ready ones first, starting at the next one's turn."""
+        self._turn = (self._turn + 1) % len(self.urls)
+        rotated = self.urls[self._turn:] + self.urls[:self._turn]
+        return [u for u in rotated if u in self.ready] + [u for u in rotated if u not in self.ready]
+
+    async def watch(self, http: aiohttp.ClientSession, interval: float) -> None:
+        while True:
+            for url in self.urls:
+                try:
+                    async with http.get(f"{url}/health", timeout=aiohttp.ClientTimeout(total=interval)) as answer:
+                        ok = answer.status == 200
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    ok = False
+                if ok != (url in self.ready):
+                    log.info("%s at %s is %s", self.service, url, "ready" if ok else "not ready")
+                (self.ready.add if ok else self.ready.discard)(url)
+            await asyncio.sleep(interval)  # the polling period
 
 
 def route_of(path: str) -> Route | None:
@@ -167,13 +199,15 @@ async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable
 
 class LimitedBody:
     """The request body as it streams in, cut off past `limit` (a chunked body announces no length). The
-    client library reports the cut as a broken connection; `exceeded` tells the two apart."""
+    client library reports the cut as a broken connection; `exceeded` tells the two apart, and `started`
+    whether any of it was sent (a request not sent at all may go to another instance)."""
 
     def __init__(self, body: aiohttp.StreamReader, limit: int) -> None:
-        self.body, self.limit, self.exceeded = body, limit, False
+        self.body, self.limit, self.exceeded, self.started = body, limit, False, False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         seen = 0
+        self.started = True
         async for chunk in self.body.iter_any():
             seen += len(chunk)
             if seen > self.limit:
@@ -184,7 +218,13 @@ class LimitedBody:
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=500), auto_decompress=False)
+    interval = config.env_float("GATEWAY_HEALTH_INTERVAL_S", 0.5)
+    watchers = [asyncio.create_task(targets.watch(app[HTTP], interval))
+                for targets in app[TARGETS].values() if len(targets.urls) > 1 and interval > 0]
     yield
+    for watcher in watchers:
+        watcher.cancel()
+    await asyncio.gather(*watchers, return_exceptions=True)
     await app[HTTP].close()
 
 
@@ -204,35 +244,47 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     route = route_of(request.path)
     if route is None:
         raise JsonError(404, f"no route for {request.path}; routes: {', '.join(r.prefix for r in ROUTES)}")
-    url = f"{config.service_url(route.service)}{request.rel_url}"
-    timeout = route.timeout()
-    response = None
+    targets: Targets = request.app[TARGETS][route.service]
     body = LimitedBody(request.content, request.app[MAX_BODY])
-    try:
-        async with request.app[HTTP].request(
-            request.method, url, headers=forward_headers(request),
-            data=body.chunks() if request.body_exists else None,
-            timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
-        ) as upstream:
-            response = web.StreamResponse(
-                status=upstream.status,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
-            )
-            await response.prepare(request)
+    timeout = route.timeout()
+    instances = targets.in_order()
+    for attempt, instance in enumerate(instances, 1):
+        try:
+            return await forward(request, f"{instance}{request.rel_url}", body if request.body_exists else None,
+                                 timeout)
+        except aiohttp.ClientConnectorError as exc:
+            if body.started or attempt == len(instances):
+                raise JsonError(502, f"{route.service} is unreachable: {exc}", service=route.service) from None
+            # Nothing reached this instance (it is stopping or gone): the next one takes the request.
+            targets.ready.discard(instance)
+        except asyncio.TimeoutError:
+            raise JsonError(504, f"{route.service} did not answer within {timeout}s", service=route.service) from None
+        except (aiohttp.ClientError, ValueError) as exc:
+            if body.exceeded:
+                raise JsonError(413, f"the body is over {request.app[MAX_BODY]} bytes") from None
+            if isinstance(exc, aiohttp.ClientConnectionError):
+                raise JsonError(502, f"{route.service} broke off: {exc}", service=route.service) from None
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def forward(request: web.Request, url: str, body: LimitedBody | None, timeout: float) -> web.StreamResponse:
+    async with request.app[HTTP].request(
+        request.method, url, headers=forward_headers(request), data=body.chunks() if body else None,
+        timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
+    ) as upstream:
+        response = web.StreamResponse(
+            status=upstream.status,
+            headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
+        )
+        await response.prepare(request)
+        try:
             async for chunk in upstream.content.iter_any():
                 await response.write(chunk)
             await response.write_eof()
-            return response
-    except asyncio.TimeoutError:
-        if response is not None and response.prepared:
-            raise  # the answer has begun: nothing to do but drop the connection
-        raise JsonError(504, f"{route.service} did not answer within {timeout}s", service=route.service) from None
-    except (aiohttp.ClientError, ValueError) as exc:
-        if body.exceeded:
-            raise JsonError(413, f"the body is over {request.app[MAX_BODY]} bytes") from None
-        if response is not None and response.prepared or not isinstance(exc, aiohttp.ClientConnectionError):
-            raise
-        raise JsonError(502, f"{route.service} is unreachable: {exc}", service=route.service) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise AnswerBroken(f"{url} broke off mid-answer: {exc}") from exc
+        return response
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -250,6 +302,7 @@ async def ready(app: web.Application) -> list[str]:
 def init_app() -> web.Application:
     app = service_app("gateway", ready, outer=(log_access,), inner=(guard,))
     app[TOKENS], app[LIMITER], app[MAX_BODY] = gateway_settings()
+    app[TARGETS] = {route.service: Targets(route.service, config.service_urls(route.service)) for route in ROUTES}
     app[API_DOCUMENT] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     app.cleanup_ctx.append(resources)
     app.router.add_get("/openapi.json", openapi)

@@ -1,14 +1,25 @@
-"""What every aiohttp service of bread shares: JSON errors, request metrics, /health and /metrics."""
+"""What every aiohttp service of bread shares: JSON errors, request metrics, the probes and /metrics.
+
+- /health is readiness: 200 only while the service can do its work (its ready check passes) and is not
+  stopping; on SIGTERM it turns 503 at once, the service keeps serving for BREAD_DRAIN_S so traffic moves
+  away, then finishes the requests in flight and exits (`serve`).
+- /live is liveness: it answers at once unless the service's consumer has stopped making progress while
+  it has lag (503); when the event loop itself is stuck it cannot answer at all, and the probe times out.
+- BREAD_DEBUG=on adds POST /debug/block-loop?seconds=N, which blocks the event loop, to show the latter.
+"""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import signal
 import time
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from agents import config
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
 
@@ -21,8 +32,11 @@ HTTP_LATENCY = Histogram(
 )
 
 ReadyCheck = Callable[[web.Application], Awaitable[list[str]]]
+LiveCheck = Callable[[web.Application], list[str]]
 SERVICE = web.AppKey("service", str)
 READY_CHECK = web.AppKey("ready_check", ReadyCheck)
+LIVE_CHECK = web.AppKey("live_check", LiveCheck)
+STOPPING = web.AppKey("stopping", asyncio.Event)
 
 
 class JsonError(Exception):
@@ -33,6 +47,10 @@ class JsonError(Exception):
         self.http_status = http_status
         self.headers = headers
         self.body = {"error": message, **extra}
+
+
+class AnswerBroken(Exception):
+    """A streamed answer failed after it began: no error body can follow it, the connection is dropped."""
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -69,6 +87,9 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
         response = await handler(request)
     except JsonError as exc:
         response = json_response(exc.body, exc.http_status, exc.headers)
+    except AnswerBroken:
+        HTTP_REQUESTS.labels(request.app[SERVICE], route, "broken").inc()
+        raise
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -86,10 +107,56 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
 
 
 async def health(request: web.Request) -> web.Response:
+    if request.app[STOPPING].is_set():
+        return json_response({"status": "stopping", "problems": ["shutting down"]}, 503)
     problems = await request.app[READY_CHECK](request.app)
     if problems:
         return json_response({"status": "starting", "problems": problems}, 503)
     return json_response({"status": "ready"})
+
+
+async def live(request: web.Request) -> web.Response:
+    problems = request.app[LIVE_CHECK](request.app)
+    if problems:
+        return json_response({"status": "stalled", "problems": problems}, 503)
+    return json_response({"status": "alive"})
+
+
+def debug_seconds(request: web.Request) -> float:
+    try:
+        seconds = float(request.query.get("seconds", "5"))
+    except ValueError:
+        raise JsonError(400, "'seconds' must be a number") from None
+    if not 0 < seconds <= 600:
+        raise JsonError(400, "'seconds' must be more than 0 and at most 600")
+    return seconds
+
+
+async def block_loop(request: web.Request) -> web.Response:
+    """Debug only: block the event loop, as a stuck handler would (the liveness probe must notice)."""
+    seconds = debug_seconds(request)
+    log.warning("debug: blocking the event loop for %.1fs", seconds)
+    time.sleep(seconds)  # deliberately blocking: that is the point
+    return json_response({"blocked": seconds})
+
+
+async def serve(app: web.Application, host: str, port: int, drain_s: float, grace_s: float) -> None:
+    """Run `app` until SIGTERM or SIGINT, then stop gracefully: not ready at once, still serving for
+    `drain_s` (a load balancer notices and sends traffic elsewhere), then no new connections, the requests
+    in flight finished (up to `grace_s`), and the app's resources closed."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace_s)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    app[STOPPING].set()
+    log.info("stopping: not ready any more; serving %.1fs more while traffic moves away", drain_s)
+    await asyncio.sleep(drain_s)  # the drain period itself: requests are still served meanwhile
+    await runner.cleanup()
+    log.info("stopped")
 
 
 async def metrics(_: web.Request) -> web.Response:
@@ -101,13 +168,18 @@ Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.Stream
 
 
 def service_app(service: str, ready_check: ReadyCheck, outer: tuple[Middleware, ...] = (),
-                inner: tuple[Middleware, ...] = ()) -> web.Application:
-    """An aiohttp application with bread's middleware, /health and /metrics. `outer` middleware sees every
-    answer as sent (errors already JSON); `inner` may raise JsonError."""
+                inner: tuple[Middleware, ...] = (), live_check: LiveCheck = lambda app: []) -> web.Application:
+    """An aiohttp application with bread's middleware, /health, /live and /metrics. `outer` middleware sees
+    every answer as sent (errors already JSON); `inner` may raise JsonError."""
     install_log_tagging()
     app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
     app[SERVICE] = service
     app[READY_CHECK] = ready_check
+    app[LIVE_CHECK] = live_check
+    app[STOPPING] = asyncio.Event()
     app.router.add_get("/health", health)
+    app.router.add_get("/live", live)
     app.router.add_get("/metrics", metrics)
+    if config.env_bool("BREAD_DEBUG", False):
+        app.router.add_post("/debug/block-loop", block_loop)
     return app

@@ -24,7 +24,7 @@ from agents.correlation import current, kafka_headers
 from agents import idempotency
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
-from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
+from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress, stall_after_s
 from agents.pay.ledger import Ledger
 from agents.pay.payments import (
     APPLY, DECLINE, DEFAULT_LIMIT, PaymentRefused, PaymentRequest, check_payment, delay_range,
@@ -201,7 +201,7 @@ async def ready(app: web.Application) -> list[str]:
 
 
 def init_app() -> web.Application:
-    app = service_app("pay", ready)
+    app = service_app("pay", ready, live_check=lambda app: app[PROGRESS].stalled(stall_after_s()))
     app[DELAY] = pay_delay()
     app[PROGRESS] = Progress("pay")
     app.cleanup_ctx.append(resources)

@@ -1,0 +1,123 @@
+"""What the Kubernetes probes stand on, shown locally: graceful shutdown without a failed request, liveness
+that notices a stuck event loop or a stalled consumer, readiness only once tables have recovered."""
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import aiohttp
+
+from tests.e2e.conftest import System, eventually
+from tests.e2e.test_saga import CAKE
+
+EDGES = {"order-a": 18481, "order-b": 18482}
+
+
+async def steady_load(system: System, url: str, stop: asyncio.Event, statuses: list, clients: int = 6) -> None:
+    async def client() -> None:
+        while not stop.is_set():
+            try:
+                async with system.http.post(url, json=CAKE, timeout=aiohttp.ClientTimeout(total=15)) as answer:
+                    statuses.append(answer.status)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                statuses.append(type(exc).__name__)
+    await asyncio.gather(*(client() for _ in range(clients)))
+
+
+async def test_restarting_both_edges_one_after_the_other_under_load_fails_no_request(system, extra):
+    for name, port in EDGES.items():
+        await extra("order", name, port)
+    targets = ",".join(f"http://127.0.0.1:{port}" for port in EDGES.values())
+    gateway = await extra("gateway", "gateway-zd", 18488, ORDER_URL=targets, GATEWAY_HEALTH_INTERVAL_S="0.2")
+    stop, statuses = asyncio.Event(), []
+    load = asyncio.create_task(steady_load(system, f"{system.url(gateway)}/orders", stop, statuses))
+    try:
+        await eventually(lambda: _more_than(statuses, 20), what="load under way")
+        for name, port in EDGES.items():
+            assert system.stop(name, signal.SIGTERM) == 0  # a graceful stop exits cleanly
+            seen = len(statuses)
+            await eventually(lambda: _more_than(statuses, seen + 10), what=f"orders while {name} is down")
+            system.start("order", name=name, port=port)
+            await system.wait_ready(name)
+        seen = len(statuses)
+        await eventually(lambda: _more_than(statuses, seen + 20), what="orders after the restarts")
+    finally:
+        stop.set()
+        await load
+    availability = 100 * statuses.count(201) / len(statuses)
+    print(f"\nzero-downtime restart of both edges: {len(statuses)} requests, availability {availability:.2f} %")
+    assert set(statuses) == {201}, {s: statuses.count(s) for s in set(statuses)}
+
+
+async def _more_than(items: list, count: int) -> bool:
+    return len(items) > count
+
+
+async def probe(url: str, timeout: float = 1.0) -> int | str:
+    try:
+        async with aiohttp.ClientSession() as http, http.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+            return r.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        return type(exc).__name__
+
+
+async def test_liveness_fails_while_the_loop_is_stuck_or_the_consumer_stalls_and_recovers_after(system, extra):
+    name = await extra("mypage", "mypage-debug", 18584, BREAD_DEBUG="on", LIVENESS_STALL_S="3",
+                       CONSUMER_LAG_SAMPLE_S="0.5")
+    live = f"{system.url(name)}/live"
+    assert await probe(live) == 200
+
+    blocker = asyncio.create_task(system.request("POST", f"{system.url(name)}/debug/block-loop?seconds=6"))
+    await eventually(lambda: _is_not(probe(live), 200), timeout=5, what="liveness failing on a stuck loop")
+    await blocker
+    await eventually(lambda: _is(probe(live), 200), timeout=10, what="alive again")
+
+    status, _, _ = await system.request("POST", f"{system.url(name)}/debug/stall-consumer?seconds=15")
+    assert status == 200
+    for _ in range(8):  # some of these land on the stalled worker's partitions
+        status, order, _ = await system.request("POST", f"{system.url('order')}/orders", json=CAKE)
+        assert status == 201, order
+    async with system.http.get(live) as answer:
+        assert answer.status == 200  # lag alone is no failure: it must also not move for LIVENESS_STALL_S
+    stalled = await eventually(lambda: _body_if(live, 503), timeout=12, what="a stalled consumer detected")
+    assert "no progress" in stalled["problems"][0]
+    await eventually(lambda: _is(probe(live), 200), timeout=30, what="alive once the consumer moves again")
+
+
+async def _is(awaitable, wanted) -> bool:
+    return (await awaitable) == wanted
+
+
+async def _is_not(awaitable, unwanted) -> bool:
+    return (await awaitable) != unwanted
+
+
+async def _body_if(url: str, status: int) -> dict | None:
+    async with aiohttp.ClientSession() as http, http.get(url) as answer:
+        return await answer.json() if answer.status == status else None
+
+
+async def test_a_new_worker_is_ready_only_once_its_tables_hold_every_row_it_owns(system, extra):
+    status, page, _ = await system.request("GET", f"{system.url('mypage')}/mypages?size=1000")
+    assert status == 200
+    known = [row["orderId"] for row in page["_embedded"]["mypages"]]
+    assert known, "earlier tests placed orders"
+    system.start("mypage", name="mypage-fresh", port=18684)  # a new port: an empty RocksDB, all from the changelog
+    answers = []
+
+    async def ready() -> bool:
+        answers.append(await probe(f"{system.url('mypage-fresh')}/health", timeout=2))
+        return answers[-1] == 200
+    try:
+        await eventually(ready, timeout=90, what="the fresh worker ready")
+        assert answers[0] != 200, "it cannot be ready before it has even recovered"
+        # From the moment it says ready, no order it is asked for is missing (an owner still rebalancing
+        # may answer 503 for a moment; a 404 would be a row lost).
+        for order_id in known:
+            async def found(order_id=order_id):
+                status, body, _ = await system.request("GET", f"{system.url('mypage-fresh')}/mypages/{order_id}")
+                assert status != 404, body
+                return status == 200
+            await eventually(found, timeout=30, what=f"order {order_id} on the fresh worker")
+    finally:
+        system.stop("mypage-fresh")
