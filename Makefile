@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 KAFKA_LIB := kafka/target/lib
+KUSTOMIZE_VERSION := v5.5.0
 
 .PHONY: run test setup bench clean
 
@@ -12,7 +13,15 @@ run: setup
 test: setup
 	$(BIN)/pytest
 
-setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched
+setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched .tools/.kustomize
+
+# The manifest tests render k8s/ with kustomize: kubectl's own, a kustomize on PATH, or one built here with Go.
+.tools/.kustomize:
+	@mkdir -p .tools
+	@if command -v kustomize >/dev/null || command -v kubectl >/dev/null; then :; \
+	elif command -v go >/dev/null; then GOBIN=$(CURDIR)/.tools go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
+	else echo "the manifest tests need kustomize: install kubectl, kustomize or Go"; exit 1; fi
+	touch $@
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "bread needs Python 3.11 or newer")'
@@ -31,4 +40,4 @@ bench: setup
 	$(BIN)/python bench/e2e.py
 
 clean:
-	rm -rf $(VENV) kafka/target var
+	rm -rf $(VENV) kafka/target var .tools

@@ -71,6 +71,12 @@ class Catalog:
     topics: Mapping[str, TopicSpec]
     tables: Mapping[str, TableSpec]
 
+    def kafka_topics(self) -> list[tuple[str, int, dict[str, str]]]:
+        """(name, partitions, topic config) of every topic bread needs: the declared ones and, made up front
+        so no worker races its own topic's creation at first start, each table's compacted changelog."""
+        return [(t.name, t.partitions, t.config()) for t in self.topics.values()] + [
+            (t.changelog, t.partitions, {"cleanup.policy": "compact"}) for t in self.tables.values()]
+
     def topic_of_event(self, event_type: str) -> TopicSpec:
         for topic in self.topics.values():
             if event_type in topic.events:

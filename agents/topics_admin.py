@@ -20,17 +20,8 @@ async def create_topics(bootstrap: str | None = None, cat: Catalog | None = None
     try:
         existing = set(await admin.list_topics())
         replication = config.env_int("KAFKA_REPLICATION_FACTOR", 1)
-        wanted = [
-            NewTopic(name=t.name, num_partitions=t.partitions, replication_factor=replication, topic_configs=t.config())
-            for t in cat.topics.values()
-            if t.name not in existing
-        ] + [
-            # Made here rather than by the workers, so no worker races its own topic's creation at first start.
-            NewTopic(name=t.changelog, num_partitions=t.partitions, replication_factor=replication,
-                     topic_configs={"cleanup.policy": "compact"})
-            for t in cat.tables.values()
-            if t.changelog not in existing
-        ]
+        wanted = [NewTopic(name=name, num_partitions=partitions, replication_factor=replication, topic_configs=settings)
+                  for name, partitions, settings in cat.kafka_topics() if name not in existing]
         if wanted:
             try:
                 await admin.create_topics(wanted)

@@ -5,6 +5,9 @@
     bread run SERVICE    one service alone: order, order-worker, pay, bakery, mypage, gateway
     bread topics         create the topics of topics.yaml on the configured Kafka
     bread dlq [--replay] list the dead letters; replay them to their topics after a fix
+    bread token CUSTOMER make a customer's bearer token for the gateway
+    bread strimzi-topics print Strimzi KafkaTopic resources for topics.yaml (k8s/base/kafka/topics.yaml)
+    bread k8s-workloads  print every service's Kubernetes workload (k8s/base/workloads.yaml)
 """
 from __future__ import annotations
 
@@ -207,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     topics.add_argument("--markdown", action="store_true", help="print them as a Markdown table instead")
     dlq = sub.add_parser("dlq", help="list the dead letters, or replay them to their topics")
     dlq.add_argument("--replay", action="store_true", help="send the letters not replayed before to their topics")
+    sub.add_parser("strimzi-topics", help="print a Strimzi KafkaTopic for every topic of topics.yaml")
+    sub.add_parser("k8s-workloads", help="print the Kubernetes workloads of every service")
     token = sub.add_parser("token", help="make a customer's bearer token for the gateway (GATEWAY_AUTH=on)")
     token.add_argument("customer", help="the customer id the token stands for")
     run = sub.add_parser("run", help="run one service")
@@ -221,6 +226,16 @@ def main(argv: list[str] | None = None) -> int:
 
         lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
         print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
+        return 0
+    if args.command == "k8s-workloads":
+        from api.k8s import workloads_manifest
+
+        print(workloads_manifest(), end="")
+        return 0
+    if args.command == "strimzi-topics":
+        from api.strimzi import topics_manifest
+
+        print(topics_manifest(), end="")
         return 0
     if args.command == "token":
         return make_token(args.customer)

@@ -67,21 +67,34 @@ async def test_liveness_fails_while_the_loop_is_stuck_or_the_consumer_stalls_and
     live = f"{system.url(name)}/live"
     assert await probe(live) == 200
 
-    blocker = asyncio.create_task(system.request("POST", f"{system.url(name)}/debug/block-loop?seconds=6"))
-    await eventually(lambda: _is_not(probe(live), 200), timeout=5, what="liveness failing on a stuck loop")
+    # Shorter than the session timeout (6 s here): the worker stays in its group, only its loop is stuck.
+    blocker = asyncio.create_task(system.request("POST", f"{system.url(name)}/debug/block-loop?seconds=4"))
+    await eventually(lambda: _is_not(probe(live), 200), timeout=4, what="liveness failing on a stuck loop")
     await blocker
     await eventually(lambda: _is(probe(live), 200), timeout=10, what="alive again")
+    await system.wait_ready(name)
 
+    # Orders the worker handles first, so its partitions have a known place to be stuck at.
+    for order_id in await place_orders(system, 8):
+        await eventually(lambda: _is(probe(f"{system.url(name)}/mypages/{order_id}", timeout=5), 200),
+                         what=f"order {order_id} handled")
     status, _, _ = await system.request("POST", f"{system.url(name)}/debug/stall-consumer?seconds=15")
     assert status == 200
-    for _ in range(8):  # some of these land on the stalled worker's partitions
-        status, order, _ = await system.request("POST", f"{system.url('order')}/orders", json=CAKE)
-        assert status == 201, order
+    await place_orders(system, 8)  # some of these land on the stalled worker's partitions
     async with system.http.get(live) as answer:
         assert answer.status == 200  # lag alone is no failure: it must also not move for LIVENESS_STALL_S
     stalled = await eventually(lambda: _body_if(live, 503), timeout=12, what="a stalled consumer detected")
     assert "no progress" in stalled["problems"][0]
     await eventually(lambda: _is(probe(live), 200), timeout=30, what="alive once the consumer moves again")
+
+
+async def place_orders(system: System, count: int) -> list[int]:
+    placed = []
+    for _ in range(count):
+        status, order, _ = await system.request("POST", f"{system.url('order')}/orders", json=CAKE)
+        assert status == 201, order
+        placed.append(order["id"])
+    return placed
 
 
 async def _is(awaitable, wanted) -> bool:

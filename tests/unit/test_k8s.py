@@ -1,0 +1,146 @@
+"""The Kubernetes manifests: generated parts equal to what generates them, both overlays rendered with
+kustomize and validated (kubernetes-validate --strict; Strimzi resources against Strimzi's CRD schemas),
+and what the probes, rollouts and settings must say."""
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import subprocess
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from agents import config
+from api.cli import STOP_GRACE_S
+from api.k8s import DRAIN_S, workloads_manifest
+from api.strimzi import topics_manifest
+
+K8S = config.PROJECT_ROOT / "k8s"
+STRIMZI_CRDS = Path(os.environ.get("STRIMZI_CRDS", config.PROJECT_ROOT.parent / "shared" / "strimzi-crds"))
+OVERLAYS = ("dev", "prod")
+# Settings the code reads that have no place in the ConfigMap, and why.
+NOT_IN_CONFIGMAP = {
+    "BREAD_ADVERTISED_HOST": "each pod's own IP, from the downward API",
+    "BREAD_DEBUG": "debug switches, never in a cluster",
+    "BREAD_STORE": "RocksDB, the default",
+    "BREAD_TOPICS_FILE": "set by the image",
+    "PAY_DB": "under BREAD_DATA_DIR, on the pay volume",
+    "KAFKA_PORT": "the local broker only", "KAFKA_CONTROLLER_PORT": "the local broker only",
+    "KAFKA_HEAP": "the local broker only", "KAFKA_LIB_DIR": "the local broker only",
+}
+
+
+def kustomize_command() -> list[str]:
+    for candidate in (config.PROJECT_ROOT / ".tools" / "kustomize", shutil.which("kustomize")):
+        if candidate and Path(candidate).exists():
+            return [str(candidate), "build"]
+    if shutil.which("kubectl"):
+        return ["kubectl", "kustomize"]
+    pytest.fail("no kustomize: `make setup` installs it into .tools/ with `go install`")
+
+
+@lru_cache(maxsize=None)
+def rendered(overlay: str) -> tuple[dict, ...]:
+    out = subprocess.run([*kustomize_command(), str(K8S / "overlays" / overlay)], capture_output=True, text=True,
+                         check=True).stdout
+    return tuple(d for d in yaml.safe_load_all(out) if d)
+
+
+def of_kind(overlay: str, *kinds: str) -> list[dict]:
+    return [d for d in rendered(overlay) if d["kind"] in kinds]
+
+
+def test_the_generated_manifests_are_what_their_generators_make():
+    assert (K8S / "base" / "kafka" / "topics.yaml").read_text() == topics_manifest(), \
+        "run `bread strimzi-topics > k8s/base/kafka/topics.yaml`"
+    assert (K8S / "base" / "workloads.yaml").read_text() == workloads_manifest(), \
+        "run `bread k8s-workloads > k8s/base/workloads.yaml`"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kubernetes_resource_validates_strictly(overlay):
+    for document in rendered(overlay):
+        if document["apiVersion"].startswith("kafka.strimzi.io/"):
+            continue
+        kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_strimzi_resources_match_strimzis_crds(overlay):
+    if not STRIMZI_CRDS.is_dir():
+        pytest.skip(f"Strimzi's CRD schemas are not at {STRIMZI_CRDS} (../shared/strimzi-crds)")
+    schemas = {}
+    for path in STRIMZI_CRDS.glob("*.yaml"):
+        crd = yaml.safe_load(path.read_text())
+        for version in crd["spec"]["versions"]:
+            schemas[(f"{crd['spec']['group']}/{version['name']}", crd["spec"]["names"]["kind"])] = \
+                version["schema"]["openAPIV3Schema"]
+    strimzi = [d for d in rendered(overlay) if d["apiVersion"].startswith("kafka.strimzi.io/")]
+    assert {d["kind"] for d in strimzi} == {"Kafka", "KafkaNodePool", "KafkaTopic"}
+    for document in strimzi:
+        jsonschema.validate(document, schemas[(document["apiVersion"], document["kind"])])
+        assert document["metadata"].get("labels", {}).get("strimzi.io/cluster", "bread") == "bread"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
+    workloads = of_kind(overlay, "Deployment", "StatefulSet")
+    assert {w["metadata"]["name"] for w in workloads} == {"gateway", "order", "bakery", "order-worker", "mypage", "pay"}
+    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in of_kind(overlay, "PodDisruptionBudget")}
+    for w in workloads:
+        name, pod = w["metadata"]["name"], w["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["args"] == ["run", name] and container["image"].startswith("ghcr.io/bread-project/bread:")
+        assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+        assert container["startupProbe"]["httpGet"]["path"] == "/health"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/live"
+        assert pod["terminationGracePeriodSeconds"] > DRAIN_S + STOP_GRACE_S
+        assert {"configMapRef": {"name": "bread-config"}} in container["envFrom"]
+        assert name in budgets
+        if w["kind"] == "Deployment":
+            assert w["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    pay = next(w for w in workloads if w["metadata"]["name"] == "pay")["spec"]["template"]["spec"]["containers"][0]
+    assert (pay["resources"]["requests"]["cpu"], pay["resources"]["limits"]["cpu"]) == ("200m", "500m")
+    stateful = {w["metadata"]["name"] for w in workloads if w["kind"] == "StatefulSet"}
+    assert {"order-worker", "mypage"} <= stateful
+    for w in workloads:
+        if w["kind"] == "StatefulSet":
+            assert w["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
+
+
+def settings_read_by_the_code() -> set[str]:
+    names = set(config.URL_VARS.values())
+    for source in [*(config.PROJECT_ROOT / "agents").rglob("*.py"), *(config.PROJECT_ROOT / "api").rglob("*.py")]:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                    and isinstance(node.args[0].value, str):
+                function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if function in {"env", "env_int", "env_float", "env_bool"}:
+                    names.add(node.args[0].value)
+    return names
+
+
+def test_the_configmap_holds_every_setting_the_services_read_and_only_those():
+    (configmap,) = [d for d in of_kind("dev", "ConfigMap") if d["metadata"]["name"] == "bread-config"]
+    wanted = settings_read_by_the_code() - set(NOT_IN_CONFIGMAP)
+    assert wanted - set(configmap["data"]) == set(), "settings the services read but the ConfigMap lacks"
+    assert set(configmap["data"]) - settings_read_by_the_code() == set(), "ConfigMap keys no code reads"
+
+
+def test_authentication_is_off_in_dev_and_on_in_prod_and_prod_replicates_kafka():
+    def setting(overlay, key):
+        (configmap,) = [d for d in of_kind(overlay, "ConfigMap") if d["metadata"]["name"] == "bread-config"]
+        return configmap["data"][key]
+    assert (setting("dev", "GATEWAY_AUTH"), setting("prod", "GATEWAY_AUTH")) == ("off", "on")
+    (pool,) = of_kind("prod", "KafkaNodePool")
+    assert pool["spec"]["replicas"] == 3
+    assert {t["spec"]["replicas"] for t in of_kind("prod", "KafkaTopic")} == {3}
+    assert setting("prod", "KAFKA_REPLICATION_FACTOR") == "3"
+    gateway = next(d for d in rendered("prod") if d["kind"] == "Deployment" and d["metadata"]["name"] == "gateway")
+    mounts = gateway["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert {"name": "tokens", "mountPath": "/etc/bread/tokens", "readOnly": True} in mounts
