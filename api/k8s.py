@@ -29,12 +29,19 @@ PROBES = {
 
 @dataclass(frozen=True)
 class Workload:
-    service: str
+    name: str
     replicas: int
     cpu: tuple[str, str]        # requests, limits
     memory: tuple[str, str]
     volume: str | None = None   # a PersistentVolumeClaim size for what must survive a restart; else emptyDir
     why: str = ""
+    runs: str | None = None     # the bread service it runs, when not its own name
+    env: tuple[tuple[str, str], ...] = ()           # settings of its own, over the ConfigMap's
+    autoscale: tuple[int, int] | None = None        # min and max replicas, at 50 % CPU
+
+    @property
+    def service(self) -> str:
+        return self.runs or self.name
 
     @property
     def port(self) -> int:
@@ -54,9 +61,13 @@ WORKLOADS = (
              why="RocksDB tables kept across restarts: no full changelog replay"),
     Workload("mypage", 2, ("250m", "1"), ("256Mi", "768Mi"), volume="5Gi",
              why="RocksDB table kept across restarts: no full changelog replay"),
-    # The seed's pay: requests.cpu 200m, limits.cpu 500m.
-    Workload("pay", 1, ("200m", "500m"), ("128Mi", "256Mi"), volume="1Gi",
-             why="the SQLite ledger is one file on one volume: a single writer"),
+    # The seed's pay: requests.cpu 200m, limits.cpu 500m, scaled by CPU. These are pay's fronts: each checks a
+    # request and takes the provider's time, and the ledger records it (PAY_LEDGER_URL in the ConfigMap).
+    Workload("pay", 1, ("200m", "500m"), ("128Mi", "256Mi"), autoscale=(1, 10),
+             why="stateless fronts of the ledger: what the HPA scales"),
+    Workload("pay-ledger", 1, ("200m", "1"), ("128Mi", "256Mi"), volume="1Gi", runs="pay",
+             env=(("PAY_LEDGER_URL", ""), ("PAY_DELAY_MS", "")),
+             why="the SQLite ledger is one file on one volume: a single writer, behind the fronts"),
 )
 
 
@@ -65,13 +76,14 @@ def container(w: Workload) -> dict:
     if w.service == "gateway":
         mounts.append({"name": "tokens", "mountPath": "/etc/bread/tokens", "readOnly": True})
     return {
-        "name": w.service,
+        "name": w.name,
         "image": "bread",
         "args": ["run", w.service],
         "ports": [{"name": "http", "containerPort": w.port}],
         "envFrom": [{"configMapRef": {"name": "bread-config"}}],
         # Faust's router sends a query to the pod owning the key, at the address the pod advertises.
-        "env": [{"name": "BREAD_ADVERTISED_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        "env": [{"name": "BREAD_ADVERTISED_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                *({"name": name, "value": value} for name, value in w.env)],
         "resources": {"requests": {"cpu": w.cpu[0], "memory": w.memory[0]},
                       "limits": {"cpu": w.cpu[1], "memory": w.memory[1]}},
         **PROBES,
@@ -97,14 +109,16 @@ def pod_template(w: Workload) -> dict:
 
 
 def labels(w: Workload) -> dict:
-    return {"app.kubernetes.io/name": w.service}
+    return {"app.kubernetes.io/name": w.name}
 
 
 def workload(w: Workload) -> dict:
     spec = {"replicas": w.replicas, "selector": {"matchLabels": labels(w)}, "template": pod_template(w)}
+    if w.autoscale:
+        del spec["replicas"]  # the HorizontalPodAutoscaler's to set
     if w.stateful:
         spec.update({
-            "serviceName": f"{w.service}-pods",
+            "serviceName": f"{w.name}-pods",
             "podManagementPolicy": "Parallel",
             "updateStrategy": {"type": "RollingUpdate"},
             "volumeClaimTemplates": [{
@@ -115,26 +129,40 @@ def workload(w: Workload) -> dict:
     else:
         spec["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     return {"apiVersion": "apps/v1", "kind": "StatefulSet" if w.stateful else "Deployment",
-            "metadata": {"name": w.service, "labels": labels(w), "annotations": {"app.kubernetes.io/description": w.why}},
+            "metadata": {"name": w.name, "labels": labels(w), "annotations": {"app.kubernetes.io/description": w.why}},
             "spec": spec}
 
 
 def services(w: Workload) -> list[dict]:
     port = [{"name": "http", "port": w.port, "targetPort": "http"}]
-    found = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": w.service},
+    found = [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": w.name},
               "spec": {"selector": labels(w), "ports": port}}]
     if w.stateful:  # the StatefulSet's governing Service: stable names for its pods
-        found.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{w.service}-pods"},
+        found.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": f"{w.name}-pods"},
                       "spec": {"clusterIP": "None", "selector": labels(w), "ports": port}})
     return found
 
 
 def disruption_budget(w: Workload) -> dict:
     budget = {"minAvailable": 1} if w.replicas > 1 else {"maxUnavailable": 1}
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": w.service},
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": w.name},
             "spec": {**budget, "selector": {"matchLabels": labels(w)}}}
 
 
+def autoscaler(w: Workload) -> list[dict]:
+    if not w.autoscale:
+        return []
+    return [{
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": w.name},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w.name},
+            "minReplicas": w.autoscale[0], "maxReplicas": w.autoscale[1],
+            "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+        },
+    }]
+
+
 def workloads_manifest() -> str:
-    documents = [d for w in WORKLOADS for d in (workload(w), *services(w), disruption_budget(w))]
+    documents = [d for w in WORKLOADS for d in (workload(w), *services(w), disruption_budget(w), *autoscaler(w))]
     return HEADER + yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True)

@@ -4,6 +4,10 @@ The ledger commit is the decision; the outbox relay announces it on Kafka right 
 crash), so a request is answered as soon as the money is recorded. pay also follows the saga on Kafka: it
 charges the payments the order edge deferred (PAY_FALLBACK=defer) and refunds or voids abandoned orders.
 PAY_DELAY_MS makes every charge and refund take that long, to replay the seed's slow-pay scenario.
+
+With PAY_LEDGER_URL set, this pay is a front (on Kubernetes, the Deployment the HPA scales): it checks each
+request, takes the provider's time (PAY_DELAY_MS), and has the one pay that keeps the ledger record it. The
+ledger is a single writer — one SQLite file on one volume — so only the front scales.
 """
 from __future__ import annotations
 
@@ -15,12 +19,13 @@ import time
 from pathlib import Path
 from typing import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agents import config
 from agents.catalog import InvalidEvent, catalog
-from agents.correlation import current, kafka_headers
+from agents.correlation import HTTP_HEADER, current, kafka_headers
 from agents import idempotency
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LEDGER = web.AppKey("ledger", Ledger)
 OUTBOX_PENDING = web.AppKey("outbox_pending", asyncio.Event)
+LEDGER_CLIENT = web.AppKey("ledger_client", aiohttp.ClientSession)  # only on a front
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 DELAY = web.AppKey("delay", tuple)
 PROGRESS = web.AppKey("progress", Progress)
@@ -120,11 +126,13 @@ async def handle(app: web.Application, message) -> None:
                                           headers=kafka_headers(letter))
 
 
-async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer) -> None:
+async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    """Handle pay's events batch by batch until `stop`; then commit what was handled (the caller leaves the
+    group), so a graceful stop hands nothing handled twice to the next owner."""
     progress = app[PROGRESS]
     committed_at = sampled_at = time.monotonic()
-    while True:
-        batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+    while not stop.is_set():
+        batches = await consumer.getmany(timeout_ms=500, max_records=500)
         # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
         await asyncio.gather(*(handle(app, m) for batch in batches.values() for m in batch))
         for tp, batch in batches.items():
@@ -136,6 +144,7 @@ async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer) -> N
         if time.monotonic() - sampled_at >= LAG_SAMPLE_S:
             await sample_lag(consumer, progress)
             sampled_at = time.monotonic()
+    await consumer.commit()
 
 
 async def sample_lag(consumer: AIOKafkaConsumer, progress: Progress) -> None:
@@ -163,20 +172,29 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
         isolation_level="read_committed",
     )
     await consumer.start()
-    tasks = [asyncio.create_task(relay_outbox(app)), asyncio.create_task(follow_the_saga(app, consumer))]
+    stop = asyncio.Event()
+    follower = asyncio.create_task(follow_the_saga(app, consumer, stop))
+    relay = asyncio.create_task(relay_outbox(app))
     yield
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    await consumer.stop()
+    stop.set()  # the batch in hand is finished and committed
+    try:
+        await asyncio.wait_for(follower, timeout=10)
+    except Exception:  # noqa: BLE001 - a failed or slow last batch is handled again by the next owner
+        log.exception("pay's consumer did not stop cleanly")
+    relay.cancel()  # what it has not published yet stays in the outbox for the next start
+    await asyncio.gather(relay, return_exceptions=True)
+    await consumer.stop()  # leaves the group
     await producer.stop()
     await ledger.close()
 
 
 async def post_payment(request: web.Request) -> web.Response:
     try:
-        payment_request = check_payment(await read_json(request), request.headers.get(idempotency.HEADER))
+        body = await read_json(request)
+        payment_request = check_payment(body, request.headers.get(idempotency.HEADER))
         await take_time(request.app)
+        if LEDGER_CLIENT in request.app:
+            return await at_the_ledger(request, "POST", "/payments", body)
         payment = await request.app[LEDGER].record(payment_request, current.get() or new_correlation_id())
     except PaymentRefused as exc:
         raise JsonError(exc.status, str(exc)) from None
@@ -190,13 +208,49 @@ async def post_payment(request: web.Request) -> web.Response:
 
 async def get_payments(request: web.Request) -> web.Response:
     order_id = order_id_in_path(request)
+    if LEDGER_CLIENT in request.app:
+        return await at_the_ledger(request, "GET", f"/payments/{order_id}")
     payments = await request.app[LEDGER].find(order_id)
     if not payments:
         raise JsonError(404, f"no payment for order {order_id}")
     return json_response({"orderId": order_id, "payments": [p.as_json() for p in payments]})
 
 
+async def at_the_ledger(request: web.Request, method: str, path: str, body: object = None) -> web.Response:
+    """The ledger's answer to a request this front checked, passed back as it is."""
+    headers = {k: v for k, v in request.headers.items() if k in (HTTP_HEADER, idempotency.HEADER)}
+    headers[HTTP_HEADER] = current.get() or new_correlation_id()
+    try:
+        async with request.app[LEDGER_CLIENT].request(method, f"{ledger_url()}{path}", json=body, headers=headers,
+                                                      timeout=aiohttp.ClientTimeout(total=10)) as answer:
+            return web.Response(body=await answer.read(), status=answer.status,
+                                content_type="application/json", headers=_location(answer))
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise JsonError(503, f"the pay ledger is unavailable: {exc or 'timeout'}") from None
+
+
+def _location(answer: aiohttp.ClientResponse) -> dict[str, str]:
+    return {"Location": answer.headers["Location"]} if "Location" in answer.headers else {}
+
+
+def ledger_url() -> str:
+    return config.env("PAY_LEDGER_URL", "").rstrip("/")
+
+
+async def front_resources(app: web.Application) -> AsyncIterator[None]:
+    app[LEDGER_CLIENT] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    yield
+    await app[LEDGER_CLIENT].close()
+
+
 async def ready(app: web.Application) -> list[str]:
+    if LEDGER_CLIENT in app:  # a front is ready when the ledger is
+        try:
+            async with app[LEDGER_CLIENT].get(f"{ledger_url()}/health",
+                                              timeout=aiohttp.ClientTimeout(total=2)) as answer:
+                return [] if answer.status == 200 else [f"the pay ledger answers {answer.status}"]
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return [f"the pay ledger is unreachable: {exc or 'timeout'}"]
     return [] if PRODUCER in app else ["ledger or Kafka producer not started"]
 
 
@@ -204,7 +258,7 @@ def init_app() -> web.Application:
     app = service_app("pay", ready, live_check=lambda app: app[PROGRESS].stalled(stall_after_s()))
     app[DELAY] = pay_delay()
     app[PROGRESS] = Progress("pay")
-    app.cleanup_ctx.append(resources)
+    app.cleanup_ctx.append(front_resources if ledger_url() else resources)
     app.router.add_post("/payments", post_payment)
     app.router.add_get("/payments/{orderId}", get_payments)
     return app

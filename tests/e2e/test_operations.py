@@ -134,3 +134,30 @@ async def test_a_new_worker_is_ready_only_once_its_tables_hold_every_row_it_owns
             await eventually(found, timeout=30, what=f"order {order_id} on the fresh worker")
     finally:
         system.stop("mypage-fresh")
+
+
+async def test_pay_fronts_scale_out_over_the_one_ledger(system, extra):
+    """As the HPA scales pay on Kubernetes: fronts that take the provider's time, one ledger that decides."""
+    ledger = system.url("pay")
+    fronts = [await extra("pay", name, port, PAY_LEDGER_URL=ledger, PAY_DELAY_MS="50-100")
+              for name, port in (("pay-front-a", 18183), ("pay-front-b", 18283))]
+    edge = await extra("order", "order-via-front", 18381, PAY_URL=system.url(fronts[0]))
+    status, order, _ = await system.request("POST", f"{system.url(edge)}/orders", json=CAKE)
+    assert status == 201 and order["status"] == "Paid", order
+    # The other front sees the same books: the charge is there, and charging again changes nothing.
+    status, books, _ = await system.request("GET", f"{system.url(fronts[1])}/payments/{order['id']}")
+    assert status == 200 and [p["action"] for p in books["payments"]] == ["apply"]
+    again = {"orderId": order["id"], "price": order["price"], "action": "apply"}
+    status, payment, _ = await system.request("POST", f"{system.url(fronts[1])}/payments", json=again)
+    assert status == 200 and payment["id"] == books["payments"][0]["id"]
+    status, body, _ = await system.request("POST", f"{system.url(fronts[1])}/payments", json={"orderId": 0})
+    assert status == 400, body  # checked by the front itself
+
+    system.stop("pay")
+    try:
+        status, health, _ = await system.request("GET", f"{system.url(fronts[0])}/health")
+        assert status == 503 and "ledger" in health["problems"][0]
+    finally:
+        system.start("pay")
+        await system.wait_ready("pay")
+    await system.wait_ready(fronts[0])

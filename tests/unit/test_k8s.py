@@ -90,12 +90,14 @@ def test_the_strimzi_resources_match_strimzis_crds(overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
     workloads = of_kind(overlay, "Deployment", "StatefulSet")
-    assert {w["metadata"]["name"] for w in workloads} == {"gateway", "order", "bakery", "order-worker", "mypage", "pay"}
+    assert {w["metadata"]["name"] for w in workloads} == {"gateway", "order", "bakery", "order-worker", "mypage", "pay",
+                                                         "pay-ledger"}
     budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in of_kind(overlay, "PodDisruptionBudget")}
     for w in workloads:
         name, pod = w["metadata"]["name"], w["spec"]["template"]["spec"]
         (container,) = pod["containers"]
-        assert container["args"] == ["run", name] and container["image"].startswith("ghcr.io/bread-project/bread:")
+        assert container["args"] == ["run", name.removesuffix("-ledger")]
+        assert container["image"].startswith("ghcr.io/bread-project/bread:")
         assert container["readinessProbe"]["httpGet"]["path"] == "/health"
         assert container["startupProbe"]["httpGet"]["path"] == "/health"
         assert container["livenessProbe"]["httpGet"]["path"] == "/live"
@@ -107,7 +109,7 @@ def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
     pay = next(w for w in workloads if w["metadata"]["name"] == "pay")["spec"]["template"]["spec"]["containers"][0]
     assert (pay["resources"]["requests"]["cpu"], pay["resources"]["limits"]["cpu"]) == ("200m", "500m")
     stateful = {w["metadata"]["name"] for w in workloads if w["kind"] == "StatefulSet"}
-    assert {"order-worker", "mypage"} <= stateful
+    assert stateful == {"order-worker", "mypage", "pay-ledger"}
     for w in workloads:
         if w["kind"] == "StatefulSet":
             assert w["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
@@ -144,3 +146,19 @@ def test_authentication_is_off_in_dev_and_on_in_prod_and_prod_replicates_kafka()
     gateway = next(d for d in rendered("prod") if d["kind"] == "Deployment" and d["metadata"]["name"] == "gateway")
     mounts = gateway["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {"name": "tokens", "mountPath": "/etc/bread/tokens", "readOnly": True} in mounts
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pay_scales_on_cpu_from_one_to_ten_fronts_over_one_ledger(overlay):
+    (hpa,) = of_kind(overlay, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "pay"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 10)
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["resource"] == {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}
+    pay = next(d for d in of_kind(overlay, "Deployment") if d["metadata"]["name"] == "pay")
+    assert "replicas" not in pay["spec"], "the HPA sets pay's replicas"
+    ledger = next(d for d in of_kind(overlay, "StatefulSet") if d["metadata"]["name"] == "pay-ledger")
+    assert ledger["spec"]["replicas"] == 1
+    env = {e["name"]: e.get("value") for e in ledger["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PAY_LEDGER_URL"] == ""  # the ledger itself, not a front
