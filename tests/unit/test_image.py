@@ -41,3 +41,10 @@ def test_the_image_reads_topics_yaml_from_where_it_copies_it():
     assert "BREAD_TOPICS_FILE=/etc/bread/topics.yaml" in DOCKERFILE
     ignored = (config.PROJECT_ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "kafka/target" in ignored and "topics.yaml" not in ignored
+
+
+def test_the_api_document_the_gateway_serves_is_in_the_package():
+    from api.gateway import OPENAPI
+
+    package_data = tomllib.loads((config.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert OPENAPI.parent.name == "api" and OPENAPI.name in package_data["api"]
