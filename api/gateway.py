@@ -165,6 +165,8 @@ async def log_access(request: web.Request, handler: Callable[[web.Request], Awai
     # Outside the error middleware, so it sees the final status of every request, errors included.
     started = time.perf_counter()
     response = await handler(request)
+    if not access_log.isEnabledFor(logging.INFO):
+        return response
     access_log.info(json.dumps({
         "method": request.method, "path": request.path, "status": response.status,
         "durationMs": round((time.perf_counter() - started) * 1000, 1), "correlationId": current.get(),
