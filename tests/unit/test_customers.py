@@ -78,3 +78,16 @@ def test_routes_match_whole_path_segments_and_timeouts_come_from_env(monkeypatch
     monkeypatch.setenv("GATEWAY_TIMEOUT_ORDERS_S", "12.5")
     assert orders.timeout() == 12.5
     assert len({r.prefix for r in ROUTES}) == len(ROUTES)
+
+
+def test_the_gateway_takes_turns_over_ready_instances_and_keeps_the_others_for_last():
+    from api.gateway import Targets
+    targets = Targets("order", ["http://a", "http://b", "http://c"])
+    firsts = [targets.in_order()[0] for _ in range(6)]
+    assert sorted(set(firsts)) == ["http://a", "http://b", "http://c"]  # round-robin
+    targets.ready.discard("http://b")
+    for _ in range(4):
+        order = targets.in_order()
+        assert order[-1] == "http://b" and sorted(order) == ["http://a", "http://b", "http://c"]
+    targets.ready.clear()
+    assert len(targets.in_order()) == 3  # none ready: try them all rather than refuse
