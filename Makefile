@@ -10,10 +10,10 @@ KUSTOMIZE_VERSION := v5.5.0
 run: setup
 	$(BIN)/bread up
 
-test: setup
+test: setup .tools/.kustomize
 	$(BIN)/pytest
 
-setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched .tools/.kustomize
+setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched
 
 # The manifest tests render k8s/ with kustomize: kubectl's own, a kustomize on PATH, or one built here with Go.
 .tools/.kustomize:
