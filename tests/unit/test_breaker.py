@@ -140,19 +140,32 @@ async def test_half_open_reopens_when_trials_fail():
     assert breaker.retry_after() == pytest.approx(5.0)
 
 
+class Held:
+    """Calls that wait until released, and tell when `expected` of them have begun (inside the breaker)."""
+
+    def __init__(self, expected: int, error: Exception | None = None) -> None:
+        self.expected, self.error, self.begun = expected, error, 0
+        self.all_begun, self.released = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self):
+        self.begun += 1
+        if self.begun >= self.expected:
+            self.all_begun.set()
+        await self.released.wait()
+        if self.error:
+            raise self.error
+        return "trial"
+
+
 async def test_half_open_lets_only_the_trial_calls_through():
     breaker, clock, _ = await open_breaker()
     clock.now += 5
-    gate = asyncio.Event()
-
-    async def waits():
-        await gate.wait()
-        return "trial"
-    trials = [asyncio.create_task(breaker.call(waits)) for _ in range(2)]
-    await asyncio.sleep(0)  # let both trials start
+    held = Held(2)
+    trials = [asyncio.create_task(breaker.call(held)) for _ in range(2)]
+    await held.all_begun.wait()
     with pytest.raises(CircuitOpen):
         await breaker.call(ok)
-    gate.set()
+    held.released.set()
     assert await asyncio.gather(*trials) == ["trial", "trial"]
     assert breaker.state == BreakerState.CLOSED
 
@@ -160,14 +173,14 @@ async def test_half_open_lets_only_the_trial_calls_through():
 async def test_a_cancelled_trial_gives_its_slot_back():
     breaker, clock, _ = await open_breaker()
     clock.now += 5
-    hung = asyncio.create_task(breaker.call(asyncio.Event().wait))
-    stuck = asyncio.create_task(breaker.call(asyncio.Event().wait))
-    await asyncio.sleep(0)
+    held = Held(2)  # never released: both trials hang until cancelled
+    hung = [asyncio.create_task(breaker.call(held)) for _ in range(2)]
+    await held.all_begun.wait()
     with pytest.raises(CircuitOpen):
         await breaker.call(ok)
-    for task in (hung, stuck):
+    for task in hung:
         task.cancel()
-    await asyncio.gather(hung, stuck, return_exceptions=True)
+    await asyncio.gather(*hung, return_exceptions=True)
     assert breaker.state == BreakerState.HALF_OPEN
     assert await breaker.call(ok) == "ok"
     assert await breaker.call(ok) == "ok"
@@ -176,18 +189,14 @@ async def test_a_cancelled_trial_gives_its_slot_back():
 
 async def test_a_slow_call_that_outlives_an_opening_does_not_count_later():
     breaker, clock, _ = make()
-    gate = asyncio.Event()
-
-    async def late():
-        await gate.wait()
-        raise Down("late failure")
+    late = Held(1, error=Down("late failure"))
     straggler = asyncio.create_task(breaker.call(late))
-    await asyncio.sleep(0)
+    await late.all_begun.wait()
     for _ in range(4):
         await run(breaker, fail)
     clock.now += 5
     assert breaker.state == BreakerState.HALF_OPEN
-    gate.set()
+    late.released.set()
     with pytest.raises(Down):
         await straggler
     assert breaker.state == BreakerState.HALF_OPEN  # not a trial: it decides nothing
