@@ -5,12 +5,15 @@ that prefetched a thousand messages and handled none is a thousand behind.
 """
 from __future__ import annotations
 
+import logging
 import time
-from typing import Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from agents import config
+
+log = logging.getLogger(__name__)
 
 EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by a context", ["context", "topic", "type"])
 EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by a context", ["context", "topic", "type"])
@@ -68,8 +71,20 @@ class Progress:
                 for (topic, partition), lag in sorted(self._lag.items())
                 if lag > 0 and now - self._moved_at[(topic, partition)] >= after_seconds]
 
-    def watched(self) -> set[tuple[str, int]]:
-        return set(self._lag)
+    async def sample(self, partitions: Iterable[Any], highwater: Callable[[Any], int | None],
+                     position: Callable[[Any], Awaitable[int | None]]) -> None:
+        """Observe every partition the consumer owns now (Faust's TP or aiokafka's TopicPartition), asking the
+        consumer for each one's highwater and position; forget those it owns no more."""
+        owned = {(tp.topic, tp.partition): tp for tp in partitions}
+        for (topic, partition), tp in owned.items():
+            try:
+                mark = highwater(tp)
+                if mark is not None:
+                    self.observe(topic, partition, mark, await position(tp))
+            except Exception as exc:  # noqa: BLE001 - not fetched yet, or reassigned meanwhile: next time
+                log.debug("no lag for %s[%s] yet: %s", topic, partition, exc)
+        for topic, partition in set(self._lag) - set(owned):
+            self.forget(topic, partition)
 
     def forget(self, topic: str, partition: int) -> None:
         """A partition this consumer no longer owns (a rebalance gave it away)."""

@@ -15,7 +15,6 @@ from typing import Awaitable, Callable, Mapping
 import faust
 from aiokafka import AIOKafkaProducer
 from faust.streams import current_event
-from faust.types import TP
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import config, correlation
@@ -177,15 +176,8 @@ class Worker:
 
     async def _sample_lag(self) -> None:
         consumer = self.app.consumer
-        owned = {(tp.topic, tp.partition) for tp in consumer.assignment() if tp.topic in self._sources}
-        for topic, partition in owned:
-            tp = TP(topic, partition)
-            try:
-                self.progress.observe(topic, partition, consumer.highwater(tp), await consumer.position(tp))
-            except Exception as exc:  # noqa: BLE001 - not fetched yet, or reassigned meanwhile: next time
-                log.debug("no lag for %s[%s] yet: %s", topic, partition, exc)
-        for topic, partition in self.progress.watched() - owned:
-            self.progress.forget(topic, partition)
+        await self.progress.sample([tp for tp in consumer.assignment() if tp.topic in self._sources],
+                                   consumer.highwater, consumer.position)
 
     def fold_into(self, table: faust.Table, fold: Callable[[Event | None, Event], Event | None]) -> None:
         """Keep `table` (keyed by orderId) as the fold of every event this context consumes."""

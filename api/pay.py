@@ -142,19 +142,9 @@ async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer, stop
             await consumer.commit()
             committed_at = time.monotonic()
         if time.monotonic() - sampled_at >= LAG_SAMPLE_S:
-            await sample_lag(consumer, progress)
+            await progress.sample(consumer.assignment(), consumer.highwater, consumer.position)
             sampled_at = time.monotonic()
     await consumer.commit()
-
-
-async def sample_lag(consumer: AIOKafkaConsumer, progress: Progress) -> None:
-    owned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
-    for (topic, partition), tp in owned.items():
-        highwater = consumer.highwater(tp)
-        if highwater is not None:
-            progress.observe(topic, partition, highwater, await consumer.position(tp))
-    for topic, partition in progress.watched() - set(owned):
-        progress.forget(topic, partition)
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:

@@ -21,16 +21,12 @@ import asyncio
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import PORTS, ROOT, URLS, drive, follow_confirmations, wait_ready  # noqa: E402
+from e2e import BOOTSTRAP, PORTS, drive, follow_confirmations, running_bread, until_confirmed  # noqa: E402
 
 SEED = {"availability_pct": 84.31, "transactions_per_s": 17.48, "concurrency": 100, "seconds": 5}
 SCENARIO = {"PAY_DELAY_MS": "400-620", "PAY_TIMEOUT_S": "0.61"}
@@ -59,27 +55,17 @@ async def books(pay_url: str, order_ids: list[int]) -> dict[str, int]:
 
 
 async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_after: bool) -> dict:
-    data = tempfile.mkdtemp(prefix=f"bread-breaker-{fallback}-")
-    env = {**os.environ, **{k: str(v) for k, v in PORTS.items()}, **SCENARIO, "PAY_FALLBACK": fallback,
-           "BREAD_DATA_DIR": data, "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning"}
-    env.update({var: f"http://127.0.0.1:{PORTS[port]}" for var, port in URLS.items()})
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    bread = subprocess.Popen([sys.executable, "-m", "api.cli", "up"], cwd=ROOT, env=env)
     edge = f"http://127.0.0.1:{PORTS['ORDER_PORT']}"
-    try:
-        await wait_ready(env, bread)
+    async with running_bread(f"breaker-{fallback}", **SCENARIO, PAY_FALLBACK=fallback):
         placed: dict[int, float] = {}
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
-        follower = asyncio.create_task(
-            follow_confirmations(f"127.0.0.1:{PORTS['KAFKA_PORT']}", confirmed, {}, stop))
+        follower = asyncio.create_task(follow_confirmations(BOOTSTRAP, confirmed, {}, stop))
         load = await drive(f"{edge}/orders", b'{"item":"cake","qty":1}', concurrency, seconds, placed,
                            honor_retry_after)
         breaker = await breaker_metrics(edge)
         # Every accepted order must end Confirmed: deferred ones once pay has charged them from Kafka.
-        drain_deadline = time.monotonic() + 120
-        while time.monotonic() < drain_deadline and not set(placed) <= set(confirmed):
-            await asyncio.sleep(0.5)
+        await until_confirmed(placed, confirmed, 120)
         stop.set()
         await follower
         answered = sum(n for status, n in load["statuses"].items() if isinstance(status, int))
@@ -95,9 +81,6 @@ async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_
             "accepted_orders_confirmed": f"{len(set(placed) & set(confirmed))}/{len(placed)}",
             "pay_books_of_accepted": await books(f"http://127.0.0.1:{PORTS['PAY_PORT']}", sorted(placed)),
         }
-    finally:
-        bread.send_signal(signal.SIGINT)
-        bread.wait(60)
 
 
 async def main(fallbacks: list[str], concurrency: int, seconds: float, honor_retry_after: bool) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -38,6 +40,7 @@ PORTS = {"ORDER_PORT": 28081, "BAKERY_PORT": 28082, "PAY_PORT": 28083, "MYPAGE_P
 URLS = {"ORDER_URL": "ORDER_PORT", "BAKERY_URL": "BAKERY_PORT", "PAY_URL": "PAY_PORT", "MYPAGE_URL": "MYPAGE_PORT",
         "ORDER_WORKER_URL": "ORDER_WORKER_PORT"}
 BARE_PORT = 28099
+BOOTSTRAP = f"127.0.0.1:{PORTS['KAFKA_PORT']}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -198,17 +201,34 @@ async def wait_ready(env: dict[str, str], bread: subprocess.Popen, timeout: floa
     raise SystemExit("bread did not become ready")
 
 
-async def main(concurrency: int, seconds: float) -> None:
-    data = tempfile.mkdtemp(prefix="bread-bench-")
+@contextlib.asynccontextmanager
+async def running_bread(name: str, **settings: str) -> AsyncIterator[str]:
+    """A `bread up` of the benchmark's own — its ports, a fresh broker and data folder, bakery auto-confirm,
+    no rate limit (one load driver is one client) — with `settings` over those; yields its data folder and
+    stops it on leaving."""
+    data = tempfile.mkdtemp(prefix=f"bread-{name}-")
     env = {**os.environ, **{k: str(v) for k, v in PORTS.items()}, "BREAD_DATA_DIR": data,
-           "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning",
-           "GATEWAY_RATE_LIMIT_RPS": "0"}  # one load driver is one client: it must not be rate-limited
+           "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning", "GATEWAY_RATE_LIMIT_RPS": "0", **settings}
     env.update({var: f"http://127.0.0.1:{PORTS[port]}" for var, port in URLS.items()})
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    bootstrap = f"127.0.0.1:{PORTS['KAFKA_PORT']}"
     bread = subprocess.Popen([sys.executable, "-m", "api.cli", "up"], cwd=ROOT, env=env)
     try:
         await wait_ready(env, bread)
+        yield data
+    finally:
+        bread.send_signal(signal.SIGINT)
+        bread.wait(60)
+
+
+async def until_confirmed(placed: dict[int, float], confirmed: dict[int, float], seconds: float) -> None:
+    """Let the saga finish for every accepted order, bounded by `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not set(placed) <= set(confirmed):
+        await asyncio.sleep(0.2)  # the poll interval of a bounded wait
+
+
+async def main(concurrency: int, seconds: float) -> None:
+    async with running_bread("bench") as data:
         gateway = f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}/orders"
         # Warm-up: connections, Kafka metadata, first-use paths.
         await drive(gateway, b'{"item":"cake","qty":1}', concurrency, 3, {})
@@ -217,7 +237,7 @@ async def main(concurrency: int, seconds: float) -> None:
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
         stories: dict[int, tuple] = {}
-        follower = asyncio.create_task(follow_confirmations(bootstrap, confirmed, stories, stop))
+        follower = asyncio.create_task(follow_confirmations(BOOTSTRAP, confirmed, stories, stop))
         processes = bread_processes(data)
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         rss_samples: list[float] = []
@@ -229,10 +249,7 @@ async def main(concurrency: int, seconds: float) -> None:
 
         sampler = asyncio.create_task(sample_memory())
         intake = await drive(gateway, b'{"item":"cake","qty":1}', concurrency, seconds, placed)
-        # Let the saga finish for what was accepted (bounded), then stop following.
-        drain_deadline = time.monotonic() + 30
-        while time.monotonic() < drain_deadline and not set(placed) <= set(confirmed):
-            await asyncio.sleep(0.2)
+        await until_confirmed(placed, confirmed, 30)
         stop.set()
         await asyncio.gather(follower, sampler)
         cpu_used = {name: round(cpu_seconds(pid) - cpu_before[name], 1) for name, pid in processes.items()}
@@ -258,9 +275,6 @@ async def main(concurrency: int, seconds: float) -> None:
             "cpu_seconds_during_run": cpu_used,
         }
         print(json.dumps(report, indent=2))
-    finally:
-        bread.send_signal(signal.SIGINT)
-        bread.wait(60)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_a_partition_with_lag_and_no_progress_is_stalled_one_that_moves_or_is_ca
     progress.handled("t", 0, 2)
     assert progress.stalled(after_seconds=20) == []
     progress.forget("t", 0)
-    assert progress.watched() == {("t", 1)} and lag_sample("probe-stall", "t", 0) is None
+    assert lag_sample("probe-stall", "t", 0) is None and lag_sample("probe-stall", "t", 1) == 0
 
 
 def placed(at):
@@ -62,3 +62,17 @@ def test_the_saga_duration_is_known_once_when_the_order_ends_whatever_arrives_fi
     assert saga_seconds(ended, apply_event(ended, confirmed(end))) is None  # a later event: already known
     late_start = apply_event(apply_event(None, confirmed(end)), placed(start))
     assert saga_seconds(apply_event(None, confirmed(end)), late_start) == 2.5
+
+
+async def test_a_sample_observes_the_owned_partitions_and_forgets_the_others():
+    from collections import namedtuple
+    TP = namedtuple("TP", "topic partition")
+    progress = Progress("probe-sample", clock=Clock())
+    highwaters = {TP("t", 0): 5, TP("t", 1): None}  # partition 1 not fetched yet
+
+    async def position(tp):
+        return 2
+    await progress.sample([TP("t", 0), TP("t", 1)], highwaters.get, position)
+    assert lag_sample("probe-sample", "t", 0) == 3 and lag_sample("probe-sample", "t", 1) is None
+    await progress.sample([TP("t", 1)], highwaters.get, position)  # a rebalance took partition 0 away
+    assert lag_sample("probe-sample", "t", 0) is None
