@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Awaitable, Callable, Mapping
 
 import faust
@@ -17,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from faust.streams import current_event
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from agents import config, correlation
+from agents import config, correlation, debugging
 from agents.catalog import InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
@@ -157,7 +156,8 @@ class Worker:
         @self.app.agent(source, name=f"{context}-{'-'.join(t.alias for t in topics)}")
         async def on_event(stream: faust.StreamT) -> None:
             async for message in stream.events():
-                await self._may_handle.wait()  # always set, unless a debug switch stalled the consumer
+                if not self._may_handle.is_set():  # only a debug switch clears it
+                    await self._may_handle.wait()
                 topic = message.message.topic
                 try:
                     event = decode(message.value, topic)
@@ -218,32 +218,33 @@ class Worker:
                 return view.json({"status": "stalled", "problems": problems}, status=503)
             return view.json({"status": "alive"})
 
-        if config.env_bool("BREAD_DEBUG", False):
+        if debugging.enabled():
             self._install_debug_switches()
 
     def _install_debug_switches(self) -> None:
-        """BREAD_DEBUG=on only: ways to make this worker unhealthy, to show that liveness notices."""
-        worker = self
+        def block_loop(seconds: float) -> dict:
+            debugging.block_event_loop(seconds)
+            return {"blocked": seconds}
 
-        def seconds_of(request: faust.web.Request) -> float:
-            return min(600.0, max(0.0, float(request.query.get("seconds", "5"))))
+        def stall_consumer(seconds: float) -> dict:
+            log.warning("debug: the agents handle nothing for %.1fs", seconds)
+            self._may_handle.clear()
+            asyncio.get_running_loop().call_later(seconds, self._may_handle.set)
+            return {"stalled": seconds}
 
-        @self.app.page("/debug/block-loop")
-        class BlockLoop(faust.web.View):
+        for path, switch in (("/debug/block-loop", block_loop), ("/debug/stall-consumer", stall_consumer)):
+            self.app.page(path, name=path)(self._switch_view(switch))
+
+    @staticmethod
+    def _switch_view(switch: Callable[[float], dict]) -> type[faust.web.View]:
+        class Switch(faust.web.View):
             async def post(self, request: faust.web.Request) -> faust.web.Response:
-                seconds = seconds_of(request)
-                log.warning("debug: blocking the event loop for %.1fs", seconds)
-                time.sleep(seconds)  # deliberately blocking: that is the point
-                return self.json({"blocked": seconds})
-
-        @self.app.page("/debug/stall-consumer")
-        class StallConsumer(faust.web.View):
-            async def post(self, request: faust.web.Request) -> faust.web.Response:
-                seconds = seconds_of(request)
-                log.warning("debug: the agents handle nothing for %.1fs", seconds)
-                worker._may_handle.clear()
-                asyncio.get_running_loop().call_later(seconds, worker._may_handle.set)
-                return self.json({"stalled": seconds})
+                try:
+                    seconds = debugging.seconds_of(request.query.get("seconds"))
+                except ValueError as exc:
+                    return self.json({"error": str(exc)}, status=400)
+                return self.json(switch(seconds))
+        return Switch
 
     def run(self) -> None:
         """Run the worker in the foreground until SIGINT/SIGTERM."""

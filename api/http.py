@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from agents import config
+from agents import debugging
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
 
@@ -122,21 +122,12 @@ async def live(request: web.Request) -> web.Response:
     return json_response({"status": "alive"})
 
 
-def debug_seconds(request: web.Request) -> float:
-    try:
-        seconds = float(request.query.get("seconds", "5"))
-    except ValueError:
-        raise JsonError(400, "'seconds' must be a number") from None
-    if not 0 < seconds <= 600:
-        raise JsonError(400, "'seconds' must be more than 0 and at most 600")
-    return seconds
-
-
 async def block_loop(request: web.Request) -> web.Response:
-    """Debug only: block the event loop, as a stuck handler would (the liveness probe must notice)."""
-    seconds = debug_seconds(request)
-    log.warning("debug: blocking the event loop for %.1fs", seconds)
-    time.sleep(seconds)  # deliberately blocking: that is the point
+    try:
+        seconds = debugging.seconds_of(request.query.get("seconds"))
+    except ValueError as exc:
+        raise JsonError(400, str(exc)) from None
+    debugging.block_event_loop(seconds)
     return json_response({"blocked": seconds})
 
 
@@ -180,6 +171,6 @@ def service_app(service: str, ready_check: ReadyCheck, outer: tuple[Middleware, 
     app.router.add_get("/health", health)
     app.router.add_get("/live", live)
     app.router.add_get("/metrics", metrics)
-    if config.env_bool("BREAD_DEBUG", False):
+    if debugging.enabled():
         app.router.add_post("/debug/block-loop", block_loop)
     return app
