@@ -130,6 +130,10 @@ class Worker:
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
         return offset
 
+    async def flush(self) -> None:
+        """Wait until every event sent and every table change made so far is acknowledged by the broker."""
+        await self.app.producer.flush()
+
     async def _standalone(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(**config.kafka_producer_settings())

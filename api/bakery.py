@@ -3,7 +3,7 @@ import json
 
 from faust.web import Request, Response, View
 
-from agents.bakery.tickets import EVENT_OF_DECISION, DecisionRefused, check_decision, decide
+from agents.bakery.tickets import EVENT_OF_DECISION, DecisionRefused, check_decision, decide, ticket_cause
 from agents.bakery.worker import tickets, worker
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import make_event, new_correlation_id
@@ -37,7 +37,7 @@ class BakeryDecision(View):
             correlation = ticket.get("correlationId") or carried(request.headers.get(HTTP_HEADER)) or new_correlation_id()
             because = {"reason": reason} if reason else {}
             await worker.emit(make_event(EVENT_OF_DECISION[status], correlation_id=correlation,
-                                         orderId=order_id, bakeryId=ticket["bakeryId"], **because))
+                                         cause=ticket_cause(order_id), orderId=order_id, bakeryId=ticket["bakeryId"], **because))
         return self.json({**ticket, "status": status, **({"reason": reason} if reason else {})})
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from agents import config
+from api.supervisor import Supervisor
 
 # Each service and what runs it: an aiohttp app factory, or a module that sets up a Faust worker.
 AIOHTTP_SERVICES = {"order": "api.order", "pay": "api.pay", "gateway": "api.gateway"}
@@ -106,29 +107,12 @@ def wait_healthy(services: list[str], processes: dict[str, subprocess.Popen], st
     return pending
 
 
-def start_services(log_dir: Path) -> dict[str, subprocess.Popen]:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    processes = {}
-    for service in START_ORDER:
-        log = open(log_dir / f"{service}.log", "ab")
-        processes[service] = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "run", service], stdout=log, stderr=subprocess.STDOUT,
-            cwd=config.PROJECT_ROOT,
-        )
-    return processes
-
-
-def stop_processes(processes: list[subprocess.Popen], grace: float = STOP_GRACE_S) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def launcher(service: str, log_dir: Path) -> Callable[[], subprocess.Popen]:
+    def launch() -> subprocess.Popen:
+        with open(log_dir / f"{service}.log", "ab") as log:
+            return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], stdout=log,
+                                    stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT)
+    return launch
 
 
 def run_up() -> int:
@@ -142,40 +126,38 @@ def run_up() -> int:
         return 1
     stop = threading.Event()
     _stop_on_signals(stop.set)
-    kafka = None
+    supervisor = Supervisor(say=lambda line: print(f"bread up: {line}", file=sys.stderr, flush=True))
     try:
         if config.kafka_is_local() and port_is_free(config.env_int("KAFKA_PORT", 9092)):
             kafka = LocalKafka()
             log_dir.mkdir(parents=True, exist_ok=True)
             print(f"starting the local Kafka broker on {kafka.bootstrap} ...", flush=True)
-            kafka.start(log_file=log_dir / "kafka.log")
+            supervisor.start("kafka", lambda: kafka.start(log_file=log_dir / "kafka.log"))
         bootstrap = config.kafka_bootstrap()
-        asyncio.run(wait_until_ready(bootstrap, process=kafka.process if kafka else None))
+        broker = supervisor.processes().get("kafka")
+        asyncio.run(wait_until_ready(bootstrap, process=broker))
         created = asyncio.run(create_topics(bootstrap))
     except KafkaSetupError as exc:
         print(f"bread up: {exc}", file=sys.stderr)
-        if kafka:
-            kafka.stop()
+        supervisor.stop_all(["kafka"], grace=20)
         return 1
     print(f"Kafka ready on {bootstrap}; topics created: {', '.join(created) or 'none new'}", flush=True)
 
-    processes = start_services(log_dir)
-    failed = wait_healthy(START_ORDER, processes, stop)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for service in START_ORDER:
+        supervisor.start(service, launcher(service, log_dir))
+    failed = wait_healthy(START_ORDER, supervisor.processes(), stop)
     for service in START_ORDER:
         state = "NOT READY" if service in failed else "ready"
         print(f"  {service:<13} http://127.0.0.1:{config.port(service):<6} {state}", flush=True)
-    print(f"logs in {log_dir}; Ctrl-C stops everything", flush=True)
+    print(f"logs in {log_dir}; a process that dies is started again; Ctrl-C stops everything", flush=True)
     try:
-        while not stop.wait(0.5):
-            for service, process in processes.items():
-                if process.returncode is None and process.poll() is not None:
-                    print(f"{service} exited with code {process.returncode}; see {log_dir / service}.log",
-                          file=sys.stderr, flush=True)
+        while not stop.wait(0.5):  # how often the supervisor looks
+            supervisor.tend()
     finally:
         print("stopping ...", flush=True)
-        stop_processes(list(reversed([processes[s] for s in START_ORDER])))
-        if kafka:
-            kafka.stop()
+        supervisor.stop_all(list(reversed(START_ORDER)), grace=STOP_GRACE_S)
+        supervisor.stop_all(["kafka"], grace=20)
         print("stopped", flush=True)
     return 1 if failed else 0
 

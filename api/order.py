@@ -104,9 +104,11 @@ async def placement_of(app: web.Application, key: str) -> dict | None:
     try:
         async with app[HTTP].get(f"{config.service_url('order-worker')}/order-requests/{key}",
                                  timeout=aiohttp.ClientTimeout(total=5)) as response:
-            return await response.json() if response.status == 200 else None
+            placed = await response.json() if response.status == 200 else None
     except (asyncio.TimeoutError, aiohttp.ClientError):
         return None
+    # Ordered: the number is reserved, the charge still under way.
+    return placed if placed and placed["status"] != OrderStatus.ORDERED.value else None
 
 
 def customer_of(request: web.Request) -> str | None:

@@ -22,6 +22,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from agents import config
 from agents.catalog import InvalidEvent, catalog
@@ -91,8 +92,9 @@ VOIDING_EVENTS = {"OrderRejected", "BakeryRejected", "BakeryTicketClosed"}
 
 
 async def on_saga_event(app: web.Application, event: dict) -> None:
-    """Charge a deferred payment; refund or void an abandoned order. The ledger decides each at most once
-    per order, so the order these arrive in (and any redelivery) cannot charge or refund twice."""
+    """Charge a deferred payment; refund or void an abandoned order; announce again what was decided for a
+    stalled one. The ledger decides each at most once per order, so the order these arrive in (and any
+    redelivery) cannot charge or refund twice; its outbox announces every decision, again after a crash."""
     ledger = app[LEDGER]
     if event["type"] == "PaymentRequested":
         await take_time(app)
@@ -104,6 +106,10 @@ async def on_saga_event(app: web.Application, event: dict) -> None:
             return
         outcome = "charged" if payment.action == APPLY else f"declined ({payment.reason})"
         log.info("deferred payment of order %s: %s", event["orderId"], outcome if payment.created else "done before")
+    elif event["type"] == "OrderStalled":
+        again = await ledger.announce_again(event["orderId"])
+        log.warning("order %s stalled in %s: announcing its %d payment event(s) again", event["orderId"],
+                    event["status"], again)
     elif event["type"] in VOIDING_EVENTS:
         outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
         if outcome:
@@ -132,18 +138,24 @@ async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer, stop
     progress = app[PROGRESS]
     committed_at = sampled_at = time.monotonic()
     while not stop.is_set():
-        batches = await consumer.getmany(timeout_ms=500, max_records=500)
-        # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
-        await asyncio.gather(*(handle(app, m) for batch in batches.values() for m in batch))
-        for tp, batch in batches.items():
-            progress.handled(tp.topic, tp.partition, batch[-1].offset)
-        # Committing every batch would cost a request per batch; handling an event twice is harmless.
-        if batches and time.monotonic() - committed_at >= 1:
-            await consumer.commit()
-            committed_at = time.monotonic()
-        if time.monotonic() - sampled_at >= LAG_SAMPLE_S:
-            await progress.sample(consumer.assignment(), consumer.highwater, consumer.position)
-            sampled_at = time.monotonic()
+        try:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
+            await asyncio.gather(*(handle(app, m) for batch in batches.values() for m in batch))
+            for tp, batch in batches.items():
+                progress.handled(tp.topic, tp.partition, batch[-1].offset)
+            # Committing every batch would cost a request per batch; handling an event twice is harmless.
+            if batches and time.monotonic() - committed_at >= 1:
+                await consumer.commit()
+                committed_at = time.monotonic()
+            if time.monotonic() - sampled_at >= LAG_SAMPLE_S:
+                await progress.sample(consumer.assignment(), consumer.highwater, consumer.position)
+                sampled_at = time.monotonic()
+        except KafkaError as exc:
+            # The broker is gone or the group is rebalancing: what was not committed is handled again, which
+            # the ledger makes harmless. Go on once it answers again.
+            log.warning("pay's consumer: %s; going on", exc)
+            await asyncio.sleep(1)  # back off before asking a failing broker again
     await consumer.commit()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
-from agents.events import MAX_ORDER_ID, is_order_id
+from agents.events import MAX_ORDER_ID, Event, is_order_id, make_event
 
 CONFIRMING = "Confirming"
 CONFIRMED = "Confirmed"
@@ -31,9 +31,20 @@ def bakery_id_for(order_id: int) -> str:
     return str(uuid.uuid5(_TICKETS, str(order_id)))
 
 
+def ticket_cause(order_id: int) -> str:
+    """What every announcement about a ticket derives its event id from: one ticket per order, one decision per
+    ticket, so announcing a ticket again, for whatever input, repeats the same events and no consumer sees news."""
+    return f"bakery-ticket/{order_id}"
+
+
 def open_ticket(order_id: int, correlation_id: str | None = None) -> dict[str, Any]:
-    ticket = {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING}
+    ticket = {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING, "opened": True}
     return {**ticket, "correlationId": correlation_id} if correlation_id else ticket
+
+
+def closed_unopened(order_id: int, reason: str, correlation_id: str | None = None) -> dict[str, Any]:
+    """The ticket of an order cancelled before its payment reached the bakery: closed, so no payment opens one."""
+    return {**open_ticket(order_id, correlation_id), "status": CLOSED, "opened": False, "reason": reason}
 
 
 def check_decision(body: Any) -> tuple[int, str, str | None]:
@@ -63,32 +74,93 @@ def decide(ticket: Mapping[str, Any] | None, order_id: int, status: str) -> bool
     return True
 
 
+def on_payment(ticket: Mapping[str, Any] | None, order_id: int, correlation_id: str | None,
+               auto_confirm: bool) -> dict[str, Any]:
+    """The ticket after its order's payment: opened (and confirmed at once with auto-confirm), or as it was."""
+    if ticket is not None:
+        return dict(ticket)
+    opened = open_ticket(order_id, correlation_id)
+    return {**opened, "status": CONFIRMED} if auto_confirm else opened
+
+
+def on_cancel(ticket: Mapping[str, Any] | None, order_id: int, reason: str,
+              correlation_id: str | None = None) -> dict[str, Any]:
+    """The ticket after its order was cancelled (or its saga stalled while cancelling).
+
+    A ticket the baker decided stays decided (the cancel came too late, and the bakery answers it by announcing
+    that decision again); an order cancelled before its payment reached the bakery gets a closed ticket.
+    """
+    if ticket is None:
+        return closed_unopened(order_id, reason, correlation_id)
+    if ticket["status"] == CONFIRMING:
+        return {**ticket, "status": CLOSED, "reason": reason}
+    return dict(ticket)
+
+
+def on_refund(ticket: Mapping[str, Any] | None, reason: str) -> dict[str, Any] | None:
+    """The ticket after its order was refunded: closed unless the baker already decided; None with no ticket."""
+    if ticket is None:
+        return None
+    if ticket["status"] == CONFIRMING:
+        return {**ticket, "status": CLOSED, "reason": reason}
+    return dict(ticket)
+
+
 def after_event(ticket: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ticket after one of the bakery's own events; None when nothing changes."""
     if event["type"] == "BakeryTicketOpened" and ticket is None:
         return open_ticket(event["orderId"])
+    if event["type"] == "BakeryTicketClosed" and ticket is None:
+        return closed_unopened(event["orderId"], event["reason"])
     for event_type, status in (("BakeryConfirmed", CONFIRMED), ("BakeryRejected", REJECTED),
                                ("BakeryTicketClosed", CLOSED)):
         if event["type"] == event_type and (ticket is None or ticket["status"] != status):
-            return {**(ticket or open_ticket(event["orderId"])), "status": status}
+            reason = {"reason": event["reason"]} if "reason" in event else {}
+            return {**(ticket or open_ticket(event["orderId"])), "status": status, **reason}
     return None
 
 
-def close_on_refund(ticket: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The ticket after its order was refunded: closed unless the baker already confirmed; None if unchanged."""
-    if ticket is None or ticket["status"] != CONFIRMING:
-        return None
-    return {**ticket, "status": CLOSED}
+# What a ticket in each final status announces besides its opening.
+ANNOUNCED_BY_STATUS = {CONFIRMED: "BakeryConfirmed", REJECTED: "BakeryRejected", CLOSED: "BakeryTicketClosed"}
+DEFAULT_REASON = {"BakeryRejected": DEFAULT_REJECT_REASON, "BakeryTicketClosed": "the order was cancelled"}
 
 
-def close_on_cancel(ticket: Mapping[str, Any] | None, order_id: int) -> dict[str, Any] | None:
-    """The ticket after its order was cancelled; None when the cancel changes nothing.
-
-    A ticket the baker confirmed stays confirmed (the cancel came too late); an order cancelled before its
-    payment reached the bakery gets a closed ticket, so the payment opens none later.
-    """
+def announcements(ticket: Mapping[str, Any] | None, correlation_id: str) -> list[Event]:
+    """Every event the ticket's state says the bakery decided: its opening, if a payment opened it, and its
+    decision, if it has one. Sent after every input about the ticket, so an input seen again (after a crash
+    lost what it sent the first time) ends with the same events sent, ids included."""
     if ticket is None:
-        return {**open_ticket(order_id), "status": CLOSED}
-    if ticket["status"] != CONFIRMING:
-        return None
-    return {**ticket, "status": CLOSED}
+        return []
+    about = {"orderId": ticket["orderId"], "bakeryId": ticket["bakeryId"]}
+    correlation, cause = ticket.get("correlationId") or correlation_id, ticket_cause(ticket["orderId"])
+    said = [make_event("BakeryTicketOpened", correlation_id=correlation, cause=cause, **about)] \
+        if ticket.get("opened", True) else []
+    decision = ANNOUNCED_BY_STATUS.get(ticket["status"])
+    if decision is not None:
+        reason = {} if decision == "BakeryConfirmed" else {"reason": ticket.get("reason") or DEFAULT_REASON[decision]}
+        said.append(make_event(ANNOUNCED_BY_STATUS[ticket["status"]], correlation_id=correlation, cause=cause,
+                               **about, **reason))
+    return said
+
+
+OWN_EVENTS = ("BakeryTicketOpened", "BakeryConfirmed", "BakeryRejected", "BakeryTicketClosed")
+REFUNDED = "payment refunded"
+
+
+def react(ticket: Mapping[str, Any] | None, event: Event,
+          auto_confirm: bool) -> tuple[dict[str, Any] | None, list[Event]]:
+    """The bakery's whole reaction to one event: the ticket to record (None: leave it as it is) and the events
+    to send. For the same ticket and event it is the same every time, event ids included."""
+    order_id, correlation = event["orderId"], event["correlationId"]
+    after: dict[str, Any] | None
+    if event["type"] in OWN_EVENTS:
+        return after_event(ticket, event), []
+    if event["type"] == "PayApproved":
+        after = on_payment(ticket, order_id, correlation, auto_confirm)
+    elif event["type"] in ("OrderCancelled", "OrderStalled"):
+        after = on_cancel(ticket, order_id, event["reason"], correlation)
+    elif event["type"] == "PayCanceled":
+        after = on_refund(ticket, REFUNDED)
+    else:
+        raise ValueError(f"the bakery does not handle {event['type']}")
+    return (after if after != ticket else None), announcements(after, correlation)

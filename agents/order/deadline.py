@@ -1,23 +1,81 @@
-"""The saga deadline: no order stays unfinished forever. Pure functions."""
+"""The saga's deadlines: no order stays unfinished. Pure functions.
+
+Every open order has a deadline. Past the first, the order is cancelled: the bakery closes its ticket (or
+announces the decision it took already), pay refunds what it charged, and the order ends. An order still not
+ended a while after its cancel has stalled: an event, or its answer, was lost. Past that second deadline the
+order worker announces `OrderStalled`, pay and the bakery announce again what they decided, and the order
+ends; the repair repeats, each time waiting twice as long, until it does.
+"""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from agents import config
+from agents.events import Event, make_event
 
 REASON = "saga deadline passed"
+STALLED = "the saga stalled while cancelling; asking pay and the bakery to announce their decisions again"
+CANCEL, REPAIR = "cancel", "repair"
+MAX_DOUBLINGS = 5  # a stalled order is asked again at most every 32 repair periods
+
+Deadline = dict[str, Any]  # {"at": epoch seconds, "then": CANCEL or REPAIR, "attempt": repairs asked so far}
 
 
 def saga_deadline_s() -> float:
     return config.env_float("SAGA_DEADLINE_S", 300.0)
 
 
+def saga_repair_s() -> float:
+    return config.env_float("SAGA_REPAIR_S", 60.0)
+
+
 def deadline_after(occurred_at: str, seconds: float) -> float:
-    """The time (epoch seconds) by which a saga begun at `occurred_at` must have ended."""
+    """The time (epoch seconds) `seconds` after an event."""
     return datetime.fromisoformat(occurred_at).timestamp() + seconds
 
 
-def overdue(deadlines: Iterable[tuple[str, float]], now: float) -> list[str]:
-    """The orders whose deadline has passed."""
-    return [order_id for order_id, deadline in deadlines if deadline <= now]
+def as_deadline(stored: Deadline | float | None) -> Deadline | None:
+    """A stored deadline; a bare time is one written before repairs existed: a cancel deadline."""
+    if isinstance(stored, (int, float)):
+        return {"at": float(stored), "then": CANCEL, "attempt": 0}
+    return stored
+
+
+def deadline_after_event(current: Deadline | None, event: Mapping[str, Any], status: str | None, ended: bool,
+                         deadline_s: float, repair_s: float) -> Deadline | None:
+    """The deadline an order has once `event` is applied; None when it has ended.
+
+    Also for an event seen before: a crash may have kept the order's change and lost the deadline's.
+    """
+    if ended:
+        return None
+    if event["type"] == "OrderStalled":
+        attempt = event["attempt"] + 1
+        if current is not None and current["then"] == REPAIR and current["attempt"] >= attempt:
+            return current  # an older repair, seen again
+        wait = repair_s * 2 ** min(attempt, MAX_DOUBLINGS)
+        return {"at": deadline_after(event["occurredAt"], wait), "then": REPAIR, "attempt": attempt}
+    if (event["type"] == "OrderCancelled" or status == "Cancelling") and (current is None or current["then"] == CANCEL):
+        return {"at": deadline_after(event["occurredAt"], repair_s), "then": REPAIR, "attempt": 0}
+    if current is not None:
+        return current
+    return {"at": deadline_after(event["occurredAt"], deadline_s), "then": CANCEL, "attempt": 0}
+
+
+def overdue(deadlines: Iterable[tuple[str, Deadline]], now: float) -> list[tuple[str, Deadline]]:
+    """The orders whose deadline has passed, with that deadline."""
+    return [(order_id, deadline) for order_id, deadline in deadlines if deadline["at"] <= now]
+
+
+def reminder(order_id: int, deadline: Deadline, order: Mapping[str, Any]) -> Event:
+    """What the order worker announces when an order's deadline passes: its cancel, or past the second
+    deadline, that it stalled. Its id derives from the order and the attempt, so announcing it again (the
+    timer fires again before the agent has seen it, or after a restart) repeats the same event."""
+    correlation = order.get("correlationId") or f"deadline-{order_id}"
+    if deadline["then"] == CANCEL:
+        return make_event("OrderCancelled", correlation_id=correlation, cause=f"deadline/{order_id}",
+                          orderId=order_id, reason=REASON)
+    return make_event("OrderStalled", correlation_id=correlation, cause=f"stalled/{order_id}/{deadline['attempt']}",
+                      orderId=order_id, status=order.get("status") or "unknown", attempt=deadline["attempt"],
+                      reason=STALLED)

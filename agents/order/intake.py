@@ -109,24 +109,55 @@ async def charge(http: aiohttp.ClientSession, order_id: int, order: OrderRequest
         raise PaymentUnavailable(f"pay is unreachable: {exc}") from None
 
 
+async def reserve(emit: Emit, correlation: str, reserved_by: str) -> int:
+    """A new order number: the offset of a reservation on the one-partition sequence topic, plus one."""
+    return 1 + await emit(make_event("OrderNumberReserved", correlation_id=correlation, reservedBy=reserved_by))
+
+
 async def place(emit: Emit, pay: Pay, order: OrderRequest, correlation: str, reserved_by: str,
                 customer: str | None = None) -> Placement:
-    # The order number is the offset of a reservation on the one-partition sequence topic, plus one.
-    order_id = 1 + await emit(make_event("OrderNumberReserved", correlation_id=correlation, reservedBy=reserved_by))
-    await emit(make_event("OrderPlaced", correlation_id=correlation, orderId=order_id, item=order.item,
-                          qty=order.qty, price=order.price, **({"customerId": customer} if customer else {})))
+    return await place_reserved(emit, pay, order, await reserve(emit, correlation, reserved_by), correlation,
+                                customer)
+
+
+async def place_reserved(emit: Emit, pay: Pay, order: OrderRequest, order_id: int, correlation: str,
+                         customer: str | None = None, cause: str | None = None) -> Placement:
+    """Announce the order, charge it, and announce what became of the charge. With a `cause` (a request
+    placed once) every event's id derives from it, so placing the same request again repeats the same events."""
+    await emit(placed_event(order_id, order, correlation, customer, cause))
     try:
         await pay.charge(order_id, order, correlation)
     except (PaymentUnavailable, CircuitOpen) as exc:
         reason = f"payment unavailable: {exc}"
         if pay.fallback == Fallback.DEFER:
             # pay charges it from Kafka once it can (at most once: its ledger takes one charge per order).
-            await emit(make_event("PaymentRequested", correlation_id=correlation, orderId=order_id,
-                                  price=order.price, reason=reason))
-            return Placement(order_id, OrderStatus.PAYMENT_PENDING, reason)
-        await emit(make_event("OrderRejected", correlation_id=correlation, orderId=order_id, reason=reason))
-        retry_after = exc.retry_after if isinstance(exc, CircuitOpen) else pay.breaker.settings.open_seconds
-        return Placement(order_id, OrderStatus.REJECTED, reason, retry_after)
+            placement = Placement(order_id, OrderStatus.PAYMENT_PENDING, reason)
+        else:
+            retry_after = exc.retry_after if isinstance(exc, CircuitOpen) else pay.breaker.settings.open_seconds
+            placement = Placement(order_id, OrderStatus.REJECTED, reason, retry_after)
     except PaymentDeclined as exc:
-        return Placement(order_id, OrderStatus.PAYMENT_FAILED, f"payment declined: {exc}")
-    return Placement(order_id, OrderStatus.PAID)
+        placement = Placement(order_id, OrderStatus.PAYMENT_FAILED, f"payment declined: {exc}")
+    else:
+        placement = Placement(order_id, OrderStatus.PAID)
+    outcome = outcome_event(placement, order, correlation, cause)
+    if outcome is not None:
+        await emit(outcome)
+    return placement
+
+
+def placed_event(order_id: int, order: OrderRequest, correlation: str, customer: str | None,
+                 cause: str | None = None) -> Event:
+    return make_event("OrderPlaced", correlation_id=correlation, cause=cause, orderId=order_id, item=order.item,
+                      qty=order.qty, price=order.price, **({"customerId": customer} if customer else {}))
+
+
+def outcome_event(placement: Placement, order: OrderRequest, correlation: str, cause: str | None = None) -> Event | None:
+    """What intake announces about the charge: pay announces a charge or a decline itself; intake announces
+    a payment it deferred (PAY_FALLBACK=defer) or an order it rejected because pay could not be called."""
+    if placement.status == OrderStatus.PAYMENT_PENDING:
+        return make_event("PaymentRequested", correlation_id=correlation, cause=cause, orderId=placement.order_id,
+                          price=order.price, reason=placement.reason)
+    if placement.status == OrderStatus.REJECTED:
+        return make_event("OrderRejected", correlation_id=correlation, cause=cause, orderId=placement.order_id,
+                          reason=placement.reason)
+    return None

@@ -1,8 +1,9 @@
 """The order lifecycle: its states, the transitions allowed between them, and how events move an order.
 
-Events about one order travel on several topics, so they can arrive in any order (a bakery ticket may be
-seen before the payment that caused it). An event therefore moves an order to its state only when that
-state is reachable from where the order is; a late event still contributes its data.
+Events about one order travel on several topics, so they arrive in any order (a bakery ticket may be seen
+before the payment that caused it, a void before the rejection that caused it). An order's status therefore
+follows from which events were seen, not from the order they came in (`OUTCOME_RULES`): every fold of the
+same events ends with the same status. The transitions below are the paths an order can take.
 
     Ordered ──► Paid ──► Confirming ──► Confirmed
        │          │          │   ▲
@@ -17,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 
 class OrderStatus(str, Enum):
@@ -83,14 +84,29 @@ def reachable(source: OrderStatus, target: OrderStatus) -> bool:
     return False
 
 
-def next_status(current: OrderStatus | None, event_type: str) -> OrderStatus | None:
-    """The status after `event_type`: the announced one if reachable from `current`, else `current`."""
-    announced = STATUS_AFTER.get(event_type)
-    if announced is None:
-        return current
-    if current is None or reachable(current, announced):
-        return announced
-    return current
+# How an order stands, from the events seen about it — whatever order they arrived in, so every fold of the
+# same events (the order worker's, Mypage's) ends the same: the first rule whose event was seen decides.
+# An intake rejection or a declined payment ends the order whatever else happened (pay voids any charge); the
+# bakery's confirmation outlasts a cancel that came too late; a refund or void ends a cancel.
+OUTCOME_RULES: tuple[tuple[str, OrderStatus], ...] = (
+    ("OrderRejected", S.REJECTED),
+    ("PayRejected", S.PAYMENT_FAILED),
+    ("BakeryConfirmed", S.CONFIRMED),
+    ("PayCanceled", S.CANCELLED),
+    ("PayVoided", S.CANCELLED),
+    ("OrderCancelled", S.CANCELLING),
+    ("BakeryRejected", S.CANCELLING),
+    ("BakeryTicketOpened", S.CONFIRMING),
+    ("PayApproved", S.PAID),
+    ("PaymentRequested", S.PAYMENT_PENDING),
+    ("OrderPlaced", S.ORDERED),
+)
+
+
+def status_of(seen: Iterable[str]) -> OrderStatus | None:
+    """The status an order has once the events of these types were seen; None before any that tells."""
+    seen = set(seen)
+    return next((status for event_type, status in OUTCOME_RULES if event_type in seen), None)
 
 
 class CancelRefused(ValueError):
@@ -120,7 +136,8 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
     if event["eventId"] in seen:
         return None
     current = OrderStatus(order["status"]) if order.get("status") else None
-    status = next_status(current, event["type"])
+    facts = sorted({*order.get("facts", []), event["type"]} & set(STATUS_AFTER))
+    status = status_of(facts) or current
     for field in ORDER_FIELDS:
         if field in event:
             order[field] = event[field]
@@ -135,6 +152,7 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
         order["placedAt"] = event["occurredAt"]
     if status is not None and is_terminal(status) and (current is None or not is_terminal(current)):
         order["endedAt"] = event["occurredAt"]
+    order["facts"] = facts
     order["eventIds"] = (seen + [event["eventId"]])[-MAX_SEEN_EVENTS:]
     return order
 

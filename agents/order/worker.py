@@ -1,10 +1,14 @@
-"""The order worker: keeps each order's lifecycle state in the `orders` table, enforces the saga deadline,
+"""The order worker: keeps each order's lifecycle state in the `orders` table, enforces the saga's deadlines,
 and places the orders other systems request over Kafka.
 
 Every open order has an entry in `order-deadlines`. A timer cancels the orders whose deadline has passed
 (the baker never answered, or the edge died between placing the order and charging it); the cancellation
 then runs as any other: the bakery closes its ticket, pay refunds what it charged, the order ends Cancelled
-— or Confirmed, when the bakery confirmed first.
+— or Confirmed, when the bakery confirmed first. An order still open a while after its cancel has stalled:
+the timer announces it, and pay and the bakery announce their decisions again (agents/order/deadline.py).
+
+A request over Kafka is placed once: its order number is on record (and acknowledged) before the order is
+announced, so a request seen again after a crash continues or repeats that placement, never makes another.
 """
 from __future__ import annotations
 
@@ -12,17 +16,18 @@ import logging
 import os
 import socket
 import time
+from typing import cast
 
 import aiohttp
 
 from agents import config
 from agents.catalog import catalog
 from agents.correlation import current as current_correlation
-from agents.events import Event, make_event
+from agents.events import Event
 from agents.order import deadline, intake
 from agents.metrics import SAGA_SECONDS
 from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
-from agents.order.menu import check_order, menu_from_env
+from agents.order.menu import OrderRequest, check_order, menu_from_env
 from agents.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -31,11 +36,15 @@ worker = Worker("order", service="order-worker")
 orders = worker.table("orders")
 deadlines = worker.table("order-deadlines")
 requests = worker.table("order-requests")
-# Orders this process has already cancelled for their deadline, until the cancel comes back to the agent.
-_cancelling: set[str] = set()
+# The reminder this process has sent for an order's current deadline, until the agent moves the deadline on.
+_reminded: dict[str, deadline.Deadline] = {}
 _pay: list[intake.Pay] = []
 MENU = menu_from_env()
 WORKER_NAME = f"order-worker {socket.gethostname()}:{os.getpid()}"
+
+
+def ended(order: dict | None) -> bool:
+    return bool(order and order.get("status")) and is_terminal(OrderStatus(order["status"]))
 
 
 async def on_event(event: Event) -> None:
@@ -47,22 +56,20 @@ async def on_event(event: Event) -> None:
         took = saga_seconds(before, updated)
         if took is not None:
             SAGA_SECONDS.labels(updated["status"]).observe(took)
-    # Even for an event seen before: a crash may have kept the order's change and lost the deadline's.
     order = updated or orders.get(key) or {}
-    ended = bool(order.get("status")) and is_terminal(OrderStatus(order["status"]))
-    # Once a cancel is on its way, Kafka carries it to the end; the deadline has done its work.
-    if ended or event["type"] == "OrderCancelled":
-        if key in deadlines:
+    current = deadline.as_deadline(deadlines.get(key))
+    due = deadline.deadline_after_event(current, event, order.get("status"), ended(order),
+                                        deadline.saga_deadline_s(), deadline.saga_repair_s())
+    if due != current:
+        if due is None:
             del deadlines[key]
-        _cancelling.discard(key)
-    elif key not in deadlines:
-        deadlines[key] = deadline.deadline_after(event["occurredAt"], deadline.saga_deadline_s())
+        else:
+            deadlines[key] = due
+        _reminded.pop(key, None)
 
 
 worker.consume({event: on_event for topic in catalog().topics_consumed_by("order") if topic.key == "orderId"
                 for event in topic.events})
-
-
 async def pay() -> intake.Pay:
     """The worker's way to pay, made on first use (an aiohttp session belongs to the running loop)."""
     if not _pay:
@@ -78,19 +85,40 @@ async def _close_pay(*args: object, **kwargs: object) -> None:
 async def on_request_order(command: Event) -> None:
     """Place an order another system asked for: the same checks and saga as `POST /orders`.
 
-    An invalid request raises, and so becomes a dead letter with the reason.
+    An invalid request raises, and so becomes a dead letter with the reason. Outputs follow from the request's
+    record: seen again, a request placed before announces that placement again (the same event ids); one
+    whose placement a crash interrupted goes on with the order number on record.
     """
-    if requests.get(command["requestId"]) is not None:
-        return  # sent again: the order was placed the first time
+    request_id = command["requestId"]
     order = check_order(command, MENU)
-    correlation = command.get("correlationId") or f"request-{command['requestId']}"
-    placed = await intake.place(lambda event: worker.emit(event, wait=True), await pay(), order, correlation,
-                                WORKER_NAME, command.get("customerId"))
-    requests[command["requestId"]] = {"orderId": placed.order_id, "status": placed.status.value,
-                                      "reason": placed.reason, "retryAfter": placed.retry_after,
-                                      "item": order.item, "qty": order.qty, "price": order.price,
-                                      "customerId": command.get("customerId")}
-    log.info("request %s placed order %s: %s", command["requestId"], placed.order_id, placed.status.value)
+    correlation = command.get("correlationId") or f"request-{request_id}"
+    customer = command.get("customerId")
+    placed = requests.get(request_id)
+    if placed is None:
+        order_id = await intake.reserve(emit_acknowledged, correlation, WORKER_NAME)
+        placed = {"orderId": order_id, "status": OrderStatus.ORDERED.value, "reason": None, "retryAfter": None,
+                  "item": order.item, "qty": order.qty, "price": order.price, "customerId": customer}
+        requests[request_id] = placed
+        await worker.flush()  # on record before the order is announced: a crash from here on places no other
+    cause = f"request/{request_id}"
+    if placed["status"] == OrderStatus.ORDERED.value:
+        placement = await intake.place_reserved(emit_acknowledged, await pay(), order, placed["orderId"],
+                                                correlation, customer, cause)
+        requests[request_id] = {**placed, "status": placement.status.value, "reason": placement.reason,
+                                "retryAfter": placement.retry_after}
+        log.info("request %s placed order %s: %s", request_id, placement.order_id, placement.status.value)
+        return
+    placement = intake.Placement(placed["orderId"], OrderStatus(placed["status"]), placed["reason"],
+                                 placed["retryAfter"])
+    recorded = OrderRequest(placed["item"], placed["qty"], placed["price"])
+    for event in (intake.placed_event(placed["orderId"], recorded, correlation, placed["customerId"], cause),
+                  intake.outcome_event(placement, recorded, correlation, cause)):
+        if event is not None:
+            await emit_acknowledged(event)
+
+
+async def emit_acknowledged(event: Event) -> int:
+    return cast(int, await worker.emit(event, wait=True))
 
 
 worker.consume({"RequestOrder": on_request_order})
@@ -98,15 +126,14 @@ worker.consume({"RequestOrder": on_request_order})
 
 @worker.app.timer(interval=config.env_float("SAGA_SWEEP_S", 1.0))
 async def enforce_deadlines() -> None:
-    for key in deadline.overdue(list(deadlines.items()), time.time()):
-        if key in _cancelling:
-            continue
+    stored = ((key, deadline.as_deadline(due)) for key, due in list(deadlines.items()))
+    for key, due in deadline.overdue(stored, time.time()):
         order = orders.get(key) or {}
-        if order.get("status") and is_terminal(OrderStatus(order["status"])):
-            continue  # ended already; the agent drops the deadline with the order's next event
-        correlation = order.get("correlationId", f"deadline-{key}")
-        current_correlation.set(correlation)
-        log.warning("order %s passed its saga deadline in %s; cancelling", key, order.get("status"))
-        await worker.emit(make_event("OrderCancelled", correlation_id=correlation, cause=f"deadline/{key}",
-                                     orderId=int(key), reason=deadline.REASON))
-        _cancelling.add(key)
+        if _reminded.get(key) == due or ended(order):
+            continue  # reminded already, or ended: the agent moves the deadline on with the order's next event
+        reminder = deadline.reminder(int(key), due, order)
+        current_correlation.set(reminder["correlationId"])
+        log.warning("order %s passed its %s deadline in %s; announcing %s", key, due["then"], order.get("status"),
+                    reminder["type"])
+        await worker.emit(reminder)
+        _reminded[key] = due

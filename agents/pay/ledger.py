@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     published INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (published, id);
+CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox (key);
 CREATE TABLE IF NOT EXISTS idempotency_keys (
     key TEXT PRIMARY KEY,
     order_id INTEGER NOT NULL,
@@ -236,6 +237,16 @@ class Ledger:
                                            reason=reason))
             return "PayVoided"
         return None
+
+    async def announce_again(self, order_id: int) -> int:
+        """Put every event the ledger announced about an order back in line for the relay (the same events,
+        ids included): its saga stalled, and one of them may be what was lost. Returns how many."""
+        key = str(order_id).encode()  # the outbox's Kafka key: the order id as text
+
+        def again(db: sqlite3.Connection) -> int:
+            return db.execute("UPDATE outbox SET published = 0 WHERE key = ?", (key,)).rowcount
+
+        return await self._in_group(again)
 
     async def find(self, order_id: int) -> list[Payment]:
         rows = await self._call(lambda db: db.execute(

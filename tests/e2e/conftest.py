@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents import config
 from agents.topics_admin import create_topics
 from api.cli import SERVICES
+from api.supervisor import Supervisor
 from api.localkafka import LocalKafka, wait_until_ready
 
 TEST_PORTS = {"order": 18081, "bakery": 18082, "pay": 18083, "mypage": 18084, "gateway": 18088, "order-worker": 16081}
@@ -30,6 +31,7 @@ KAFKA_PORT, KAFKA_CONTROLLER_PORT = 19092, 19093
 PAY_TIMEOUT_S = 1.0
 # Short enough for a test to watch an abandoned order be cancelled; long enough for every other test's saga.
 SAGA_DEADLINE_S = 12
+SAGA_REPAIR_S = 10
 PAY_LIMIT = 1_000_000
 
 
@@ -63,12 +65,24 @@ async def read_all(kafka: str, names: list[str]) -> list:
 
 
 @dataclass
+class Broker:
+    bootstrap: str
+    local: LocalKafka | None  # None when KAFKA_BOOTSTRAP_SERVERS names a broker the tests did not start
+    log: Path | None = None
+
+
+@dataclass
 class System:
     root: Path
     env: dict[str, str]
+    broker: Broker
     http: aiohttp.ClientSession | None = None
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(say=lambda line: print(f"supervisor: {line}")))
     ports: dict[str, int] = field(default_factory=lambda: dict(TEST_PORTS))
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen]:
+        return self.supervisor.processes()
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -85,21 +99,20 @@ class System:
             self.ports[name] = port
             env[config.PORTS[service][0]] = str(port)
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log(name), "ab") as out:
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", "run", service], env=env, stdout=out,
-                stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT,
-            )
+
+        def launch() -> subprocess.Popen:
+            with open(self.log(name), "ab") as out:
+                return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], env=env, stdout=out,
+                                        stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT)
+
+        self.supervisor.start(name, launch)
 
     def stop(self, service: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        process = self.processes[service]
-        process.send_signal(sig)
+        """Stop a service for good (the supervisor does not start it again)."""
         try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            pytest.fail(f"{service} did not stop within {timeout}s of signal {sig}")
+            return self.supervisor.stop(service, sig, timeout)
+        except TimeoutError as exc:
+            pytest.fail(str(exc))
 
     async def wait_ready(self, service: str, timeout: float = 90) -> None:
         async def ready() -> bool:
@@ -126,6 +139,7 @@ class System:
 def system_env(root: Path, bootstrap: str) -> dict[str, str]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
            "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
+           "SAGA_REPAIR_S": str(SAGA_REPAIR_S),
            "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6",
            "GATEWAY_RATE_LIMIT_RPS": "0"}  # the shared gateway takes whatever the tests send; test_gateway limits its own
     for service, port in TEST_PORTS.items():
@@ -136,30 +150,36 @@ def system_env(root: Path, bootstrap: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-async def kafka(tmp_path_factory) -> str:
-    """The bootstrap address of a real broker with bread's topics."""
+async def broker(tmp_path_factory) -> Broker:
+    """A real broker with bread's topics: the project's own, started here, unless KAFKA_BOOTSTRAP_SERVERS
+    names another."""
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None
     if external:
-        bootstrap = external
+        broker = Broker(external, None)
     else:
         root = tmp_path_factory.mktemp("kafka")
-        broker = LocalKafka(port=KAFKA_PORT, controller_port=KAFKA_CONTROLLER_PORT, data=root, heap="512m")
-        broker.start(log_file=root / "kafka.log")
-        bootstrap = broker.bootstrap
+        local = LocalKafka(port=KAFKA_PORT, controller_port=KAFKA_CONTROLLER_PORT, data=root, heap="512m")
+        broker = Broker(local.bootstrap, local, root / "kafka.log")
+        local.start(log_file=broker.log)
     try:
-        await wait_until_ready(bootstrap, timeout=90, process=broker.process if broker else None)
-        await create_topics(bootstrap)
-        yield bootstrap
+        await wait_until_ready(broker.bootstrap, timeout=90, process=broker.local.process if broker.local else None)
+        await create_topics(broker.bootstrap)
+        yield broker
     finally:
-        if broker:
-            broker.stop()
+        if broker.local:
+            broker.local.stop()
 
 
 @pytest.fixture(scope="session")
-async def system(kafka, tmp_path_factory) -> System:
+async def kafka(broker) -> str:
+    """The bootstrap address of the broker."""
+    return broker.bootstrap
+
+
+@pytest.fixture(scope="session")
+async def system(broker, tmp_path_factory) -> System:
     root = tmp_path_factory.mktemp("bread")
-    system = System(root=root, env=system_env(root, kafka))
+    system = System(root=root, env=system_env(root, broker.bootstrap), broker=broker)
     system.http = aiohttp.ClientSession()
     try:
         for service in SERVICES:
@@ -168,14 +188,7 @@ async def system(kafka, tmp_path_factory) -> System:
             await system.wait_ready(service)
         yield system
     finally:
-        for service, process in system.processes.items():
-            if process.poll() is None:
-                process.terminate()
-        for process in system.processes.values():
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        system.supervisor.stop_all(list(system.processes), grace=20)
         await system.http.close()
 
 

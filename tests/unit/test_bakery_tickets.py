@@ -2,15 +2,16 @@
 import pytest
 
 from agents.bakery.tickets import (
-    CLOSED, CONFIRMED, CONFIRMING, REJECTED, DecisionRefused, after_event, bakery_id_for, check_decision,
-    close_on_cancel, close_on_refund, decide, open_ticket,
+    CLOSED, CONFIRMED, CONFIRMING, REJECTED, DecisionRefused, after_event, announcements, bakery_id_for,
+    check_decision, decide, on_cancel, on_refund, open_ticket, react,
 )
 from agents.events import make_event
+from agents.mypage.projection import project
 
 
 def test_a_ticket_id_is_stable_per_order():
     assert bakery_id_for(1) == bakery_id_for(1) != bakery_id_for(2)
-    assert open_ticket(1) == {"orderId": 1, "bakeryId": bakery_id_for(1), "status": CONFIRMING}
+    assert open_ticket(1) == {"orderId": 1, "bakeryId": bakery_id_for(1), "status": CONFIRMING, "opened": True}
 
 
 @pytest.mark.parametrize(
@@ -39,10 +40,10 @@ def test_unknown_and_closed_tickets_are_refused():
     assert closed.value.status == 409
 
 
-def test_a_refund_closes_an_unconfirmed_ticket_only():
-    assert close_on_refund(open_ticket(1))["status"] == CLOSED
-    assert close_on_refund({**open_ticket(1), "status": CONFIRMED}) is None
-    assert close_on_refund(None) is None
+def test_a_refund_closes_an_undecided_ticket_only():
+    assert on_refund(open_ticket(1), "refunded") == {**open_ticket(1), "status": CLOSED, "reason": "refunded"}
+    assert on_refund({**open_ticket(1), "status": CONFIRMED}, "refunded")["status"] == CONFIRMED
+    assert on_refund(None, "refunded") is None
 
 
 def test_the_bakery_folds_its_own_events():
@@ -64,8 +65,62 @@ def test_rejecting_a_ticket_carries_the_bakers_reason():
     assert too_late.value.status == 409
 
 
-def test_a_cancel_closes_an_open_ticket_or_forestalls_one_but_never_undoes_a_confirmation():
-    assert close_on_cancel(open_ticket(1), 1)["status"] == CLOSED
-    assert close_on_cancel(None, 2) == {**open_ticket(2), "status": CLOSED}
-    assert close_on_cancel({**open_ticket(1), "status": CONFIRMED}, 1) is None
-    assert close_on_cancel({**open_ticket(1), "status": CLOSED}, 1) is None
+def test_a_cancel_closes_an_open_ticket_or_forestalls_one_but_never_undoes_a_decision():
+    assert on_cancel(open_ticket(1), 1, "r")["status"] == CLOSED
+    assert on_cancel(None, 2, "r") == {**open_ticket(2), "status": CLOSED, "opened": False, "reason": "r"}
+    for decided in (CONFIRMED, REJECTED, CLOSED):
+        assert on_cancel({**open_ticket(1), "status": decided}, 1, "r")["status"] == decided
+
+
+def test_a_ticket_announces_its_opening_and_its_decision():
+    def said(ticket):
+        return [(e["type"], e.get("reason")) for e in announcements(ticket, "c")]
+
+    assert said(open_ticket(1)) == [("BakeryTicketOpened", None)]
+    assert said({**open_ticket(1), "status": CONFIRMED}) == [("BakeryTicketOpened", None), ("BakeryConfirmed", None)]
+    assert said(on_cancel(None, 1, "too late")) == [("BakeryTicketClosed", "too late")]
+    assert said({**open_ticket(1), "status": REJECTED})[1] == ("BakeryRejected", "rejected by the bakery")
+    assert said(None) == []
+
+
+PAID = make_event("PayApproved", correlation_id="c", orderId=7, paymentId=1, price=25000)
+CANCELLED = make_event("OrderCancelled", correlation_id="c", orderId=7, reason="saga deadline passed")
+REFUNDED = make_event("PayCanceled", correlation_id="c", orderId=7, paymentId=2, price=25000)
+STALLED = make_event("OrderStalled", correlation_id="c", orderId=7, status="Cancelling", attempt=0, reason="stalled")
+
+
+def seen_by_mypage(*sent: list) -> list[str]:
+    """The history a consumer keeps of everything sent, each event counted once however often it came."""
+    row = None
+    for event in (e for batch in sent for e in batch):
+        row = project(row, event) or row
+    return [step["event"] for step in (row or {}).get("history", [])]
+
+
+@pytest.mark.parametrize("auto_confirm", [False, True])
+@pytest.mark.parametrize("before, event", [
+    (None, PAID), (open_ticket(7), CANCELLED), (None, CANCELLED), (open_ticket(7), REFUNDED),
+    ({**open_ticket(7), "status": CONFIRMED}, CANCELLED), (open_ticket(7), STALLED),
+])
+def test_an_input_seen_again_after_a_crash_ends_with_the_same_events_sent(before, event, auto_confirm):
+    recorded, sent = react(before, event, auto_confirm)
+    # The crash: the ticket reached the table (and its changelog), the events never reached the broker.
+    _, sent_again = react(recorded or before, event, auto_confirm)
+    assert [e["eventId"] for e in sent_again] == [e["eventId"] for e in sent] != []
+    # And had they been sent the first time too, consumers see each event once.
+    assert seen_by_mypage(sent, sent_again) == seen_by_mypage(sent)
+
+
+def test_a_cancel_on_a_confirmed_ticket_is_answered_with_the_confirmation():
+    confirmed = {**open_ticket(7, "c"), "status": CONFIRMED}
+    recorded, sent = react(confirmed, CANCELLED, auto_confirm=False)
+    assert recorded is None  # nothing changes
+    assert [e["type"] for e in sent] == ["BakeryTicketOpened", "BakeryConfirmed"]
+    # ... the very events the bakery sent when it confirmed (the same ids).
+    _, first = react(None, PAID, auto_confirm=True)
+    assert [e["eventId"] for e in sent] == [e["eventId"] for e in first]
+
+
+def test_the_bakery_only_records_its_own_events():
+    opened = make_event("BakeryTicketOpened", correlation_id="c", orderId=7, bakeryId=bakery_id_for(7))
+    assert react(None, opened, auto_confirm=True) == (open_ticket(7), [])

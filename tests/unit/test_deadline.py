@@ -1,11 +1,74 @@
-"""The saga deadline's arithmetic."""
-from agents.order.deadline import deadline_after, overdue
+"""The saga's deadlines: when an open order is cancelled, and when a stalled one is repaired."""
+import pytest
+
+from agents.events import make_event
+from agents.order.deadline import CANCEL, REPAIR, as_deadline, deadline_after, deadline_after_event, overdue, reminder
+
+T0 = "2026-01-01T00:00:00.000+00:00"
+EPOCH = 1767225600.0
+FIELDS = {"OrderPlaced": dict(item="cake", qty=1, price=25000), "OrderCancelled": dict(reason="r"),
+          "PayApproved": dict(paymentId=1, price=25000), "BakeryConfirmed": dict(bakeryId="b"),
+          "BakeryTicketClosed": dict(bakeryId="b", reason="r"), "OrderStalled": dict(status="Cancelling", reason="r")}
+
+
+def event(event_type: str, at: str = T0, **fields):
+    return {**make_event(event_type, correlation_id="c", orderId=1, **FIELDS[event_type], **fields), "occurredAt": at}
+
+
+def after(current, e, status="Ordered", ended=False):
+    return deadline_after_event(current, e, status, ended, deadline_s=300, repair_s=60)
 
 
 def test_the_deadline_counts_from_when_the_saga_began():
-    assert deadline_after("2026-01-01T00:00:00.000+00:00", 300) == 1767225600.0 + 300
+    assert deadline_after(T0, 300) == EPOCH + 300
+    assert after(None, event("OrderPlaced")) == {"at": EPOCH + 300, "then": CANCEL, "attempt": 0}
+
+
+def test_an_open_order_keeps_its_deadline_and_an_ended_one_has_none():
+    first = after(None, event("OrderPlaced"))
+    assert after(first, event("PayApproved", at="2026-01-01T00:00:01+00:00"), "Paid") == first
+    assert after(first, event("BakeryConfirmed"), "Confirmed", ended=True) is None
+
+
+def test_a_cancel_sets_the_repair_deadline_once():
+    cancelled = after({"at": EPOCH + 300, "then": CANCEL, "attempt": 0}, event("OrderCancelled"), "Cancelling")
+    assert cancelled == {"at": EPOCH + 60, "then": REPAIR, "attempt": 0}
+    assert after(cancelled, event("BakeryTicketClosed", at="2026-01-01T00:00:30+00:00"), "Cancelling") == cancelled
+
+
+def test_a_deadline_lost_in_a_crash_is_set_again_from_the_order_s_state():
+    assert after(None, event("BakeryTicketClosed"), "Cancelling") == {"at": EPOCH + 60, "then": REPAIR, "attempt": 0}
+
+
+def test_each_repair_waits_twice_as_long_and_an_old_one_seen_again_changes_nothing():
+    first = after(None, event("OrderStalled", attempt=0), "Cancelling")
+    assert first == {"at": EPOCH + 120, "then": REPAIR, "attempt": 1}
+    second = after(first, event("OrderStalled", attempt=1), "Cancelling")
+    assert second == {"at": EPOCH + 240, "then": REPAIR, "attempt": 2}
+    assert after(second, event("OrderStalled", attempt=0), "Cancelling") == second
+    assert after(None, event("OrderStalled", attempt=40), "Cancelling")["at"] == EPOCH + 60 * 32
 
 
 def test_only_orders_past_their_deadline_are_overdue():
-    assert overdue([("1", 100.0), ("2", 200.0), ("3", 150.0)], now=150.0) == ["1", "3"]
+    due = {k: {"at": at, "then": CANCEL, "attempt": 0} for k, at in (("1", 100.0), ("2", 200.0), ("3", 150.0))}
+    assert overdue(due.items(), now=150.0) == [("1", due["1"]), ("3", due["3"])]
     assert overdue([], now=0) == []
+
+
+def test_a_deadline_stored_as_a_bare_time_is_a_cancel_deadline():
+    assert as_deadline(100.0) == {"at": 100.0, "then": CANCEL, "attempt": 0}
+    assert as_deadline(None) is None
+
+
+@pytest.mark.parametrize("then, announced", [(CANCEL, "OrderCancelled"), (REPAIR, "OrderStalled")])
+def test_a_reminder_sent_again_is_the_same_event(then, announced):
+    due, order = {"at": 0.0, "then": then, "attempt": 2}, {"status": "Cancelling", "correlationId": "saga-1"}
+    first = reminder(1, due, order)
+    assert first["type"] == announced and first["correlationId"] == "saga-1"
+    assert reminder(1, due, order)["eventId"] == first["eventId"]
+
+
+def test_each_repair_is_a_new_event():
+    order = {"status": "Cancelling"}
+    ids = {reminder(1, {"at": 0.0, "then": REPAIR, "attempt": n}, order)["eventId"] for n in range(3)}
+    assert len(ids) == 3

@@ -4,8 +4,8 @@ import itertools
 import pytest
 
 from agents.order.lifecycle import (
-    STATUS_AFTER, TRANSITIONS, CancelRefused, OrderStatus, apply_event, check_cancellable, is_terminal, next_status,
-    public_view, reachable,
+    OUTCOME_RULES, STATUS_AFTER, TRANSITIONS, CancelRefused, OrderStatus, apply_event, check_cancellable, is_terminal,
+    public_view, reachable, status_of,
 )
 from agents.events import make_event
 
@@ -74,12 +74,45 @@ def test_a_cancelled_order_keeps_the_reason_it_was_cancelled_for():
     assert (order["status"], order["reason"]) == ("Cancelled", "cancelled by the customer")
 
 
-@pytest.mark.parametrize("current", [None, *OrderStatus])
-@pytest.mark.parametrize("event_type", sorted(STATUS_AFTER))
-def test_an_event_moves_an_order_only_to_a_reachable_status(current, event_type):
-    announced = STATUS_AFTER[event_type]
-    expected = announced if current is None or reachable(current, announced) else current
-    assert next_status(current, event_type) == expected
+def test_every_status_an_event_announces_has_its_rule():
+    assert {event_type for event_type, _ in OUTCOME_RULES} == set(STATUS_AFTER)
+    assert all(STATUS_AFTER[event_type] == status for event_type, status in OUTCOME_RULES)
+
+
+def test_a_later_rule_never_outranks_an_end_reachable_from_it():
+    # Read down the rules, the statuses move back along the paths an order takes: a rule that wins is never
+    # one the order could have moved on from, except where an end outranks a path (a rejection, a decline).
+    for (_, earlier), (_, later) in itertools.combinations(OUTCOME_RULES, 2):
+        assert not reachable(earlier, later) or earlier == later, (earlier, later)
+
+
+def event_of(event_type: str):
+    fields = {"OrderPlaced": dict(item="cake", qty=1, price=25000), "OrderRejected": dict(reason="pay down"),
+              "OrderCancelled": dict(reason="saga deadline passed"), "PayVoided": dict(reason="pay down"),
+              "PayApproved": dict(paymentId=9, price=25000), "PayCanceled": dict(paymentId=10, price=25000),
+              "BakeryTicketClosed": dict(bakeryId="b1", reason="cancelled"), "BakeryConfirmed": dict(bakeryId="b1"),
+              "BakeryTicketOpened": dict(bakeryId="b1")}
+    return make_event(event_type, correlation_id="c", orderId=1, **fields[event_type])
+
+
+@pytest.mark.parametrize("saga, ends", [
+    # pay was down at intake; the deadline fired before the rejection arrived; pay voided.
+    (["OrderPlaced", "OrderRejected", "OrderCancelled", "PayVoided"], "Rejected"),
+    # pay took the charge after the edge gave up: refunded, and the order stays rejected.
+    (["OrderPlaced", "OrderRejected", "PayApproved", "PayCanceled"], "Rejected"),
+    # the deadline cancelled a paid order; the bakery closed its ticket; pay refunded.
+    (["OrderPlaced", "PayApproved", "OrderCancelled", "BakeryTicketClosed", "PayCanceled"], "Cancelled"),
+    # the cancel came too late: the bakery answered with its confirmation.
+    (["OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed", "OrderCancelled"], "Confirmed"),
+])
+def test_every_fold_of_the_same_events_ends_the_same_whatever_order_they_arrive_in(saga, ends):
+    events = [event_of(t) for t in saga]
+    for arrival in itertools.permutations(events):
+        order = None
+        for event in arrival:
+            order = apply_event(order, event)
+        assert order["status"] == ends, [e["type"] for e in arrival]
+    assert status_of(saga) == OrderStatus(ends)
 
 
 def saga_events():

@@ -1,0 +1,61 @@
+"""The supervisor that keeps bread's processes running: restarts with a growing back-off, on a fake clock."""
+import subprocess
+import sys
+
+from api.supervisor import MAX_BACKOFF_S, STEADY_S, Supervisor, restart_delay
+
+
+def test_the_back_off_doubles_up_to_its_limit():
+    assert [restart_delay(n) for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
+    assert restart_delay(50) == MAX_BACKOFF_S
+
+
+def exits_with(code: int):
+    return lambda: subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({code})"])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_process_that_dies_is_started_again_after_its_back_off_and_it_is_said():
+    said, clock = [], Clock()
+    supervisor = Supervisor(said.append, clock)
+    supervisor.start("pay", exits_with(3)).wait()
+    supervisor.tend()
+    assert said == ["pay exited with code 3; starting it again in 1s"]
+    clock.now = 0.5
+    supervisor.tend()
+    assert supervisor.restarts("pay") == 0  # still waiting
+    clock.now = 1.0
+    supervisor.tend()
+    assert supervisor.restarts("pay") == 1 and said[-1] == "pay started again (restart 1)"
+    supervisor.process("pay").wait()
+    supervisor.tend()
+    assert said[-1] == "pay exited with code 3; starting it again in 2s"  # died again at once: twice the wait
+
+
+def test_a_process_that_ran_steadily_is_restarted_after_the_shortest_wait():
+    said, clock = [], Clock()
+    supervisor = Supervisor(said.append, clock)
+    supervisor.start("bakery", exits_with(1)).wait()
+    for now in (0.0, 1.0):
+        clock.now = now
+        supervisor.tend()
+    supervisor.process("bakery").wait()
+    clock.now = 1.0 + STEADY_S
+    supervisor.tend()
+    assert said[-1] == "bakery exited with code 1; starting it again in 1s"
+
+
+def test_a_stopped_process_is_not_started_again():
+    said, clock = [], Clock()
+    supervisor = Supervisor(said.append, clock)
+    supervisor.start("sleeper", lambda: subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
+    assert supervisor.stop("sleeper") == -15
+    supervisor.tend()
+    assert said == [] and supervisor.processes() == {}
