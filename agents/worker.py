@@ -34,6 +34,17 @@ def processing_guarantee() -> str:
     return config.env("PROCESSING_GUARANTEE", "at_least_once")
 
 
+def record(table: faust.Table, key: str, value: dict | None) -> None:
+    """Write a table's row for an input, even when the input changed nothing (it was seen before).
+
+    The table's changelog is an output like any event: the local store may hold a change whose changelog
+    message a crash lost, and an input seen again finds the change applied already. Writing the row again
+    sends that message, so the changelog — what every other worker recovers from — never stays behind.
+    """
+    if value is not None:
+        table[key] = value
+
+
 class Worker:
     """One bounded context's Faust app: `bread-<context>`, its web server on the context's port."""
 
@@ -66,6 +77,8 @@ class Worker:
             web_cors_options=None,
         )
         setup_prometheus_sensors(self.app, name_prefix=f"bread_{context}")
+        self._unacknowledged: set[asyncio.Future] = set()
+        self._flush_before_commit()
         self._topics: dict[str, faust.TopicT] = {}
         self._tables: list[faust.Table] = []
         self._routing_known = False
@@ -122,6 +135,7 @@ class Worker:
         headers = correlation.kafka_headers(event)
         if current_event() is not None:
             sent = await self._topic(topic.name).send(key=key_of(event), value=encode(event), headers=headers)
+            self._expect_acknowledgement(sent)  # before the input's offset is committed
             offset = (await sent).offset if wait else None
         else:
             # Faust's own producer would put it in a transaction that no stream ever commits.
@@ -131,8 +145,35 @@ class Worker:
         return offset
 
     async def flush(self) -> None:
-        """Wait until every event sent and every table change made so far is acknowledged by the broker."""
+        """Wait until every event sent and every table change made so far is acknowledged by the broker;
+        raise if one of them failed."""
         await self.app.producer.flush()
+
+    def _flush_before_commit(self) -> None:
+        """Make the flush Faust does before it commits consumer offsets a real one.
+
+        Faust's own gives up on its buffer of table changes after 0.1 s without progress (a broker that just
+        came back), and does not look at sends that failed, so it can commit an input's offset while that
+        input's table change or event never reached the broker: a crash then loses them for good. Here the
+        flush waits for every send made so far to be acknowledged, and raises if one failed, which stops the
+        commit: the worker fails, starts again, and handles those inputs again.
+        """
+        producer, pending = self.app.producer, self._unacknowledged
+        buffer_put, faust_flush = producer.buffer.put, producer.flush
+
+        def put(future: asyncio.Future) -> None:
+            self._expect_acknowledgement(future)
+            buffer_put(future)
+
+        async def flush() -> None:
+            await asyncio.gather(*list(pending))
+            await faust_flush()
+
+        producer.buffer.put, producer.flush = put, flush
+
+    def _expect_acknowledgement(self, future: asyncio.Future) -> None:
+        self._unacknowledged.add(future)
+        future.add_done_callback(self._unacknowledged.discard)
 
     async def _standalone(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -188,9 +229,8 @@ class Worker:
 
         async def apply(event: Event) -> None:
             key = str(event["orderId"])
-            updated = fold(table.get(key), event)
-            if updated is not None:
-                table[key] = updated
+            before = table.get(key)
+            record(table, key, fold(before, event) or before)
 
         self.consume({event: apply for topic in catalog().topics_consumed_by(self.context) for event in topic.events})
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from agents import config
 from agents.bakery.tickets import OWN_EVENTS, react
 from agents.events import Event
-from agents.worker import Worker
+from agents.worker import Worker, record
 
 worker = Worker("bakery")
 tickets = worker.table()
@@ -22,9 +22,9 @@ def auto_confirm() -> bool:
 
 async def on_event(event: Event) -> None:
     key = str(event["orderId"])
-    ticket, said = react(tickets.get(key), event, auto_confirm())
-    if ticket is not None:
-        tickets[key] = ticket
+    before = tickets.get(key)
+    changed, said = react(before, event, auto_confirm())
+    record(tickets, key, changed or before)
     for announcement in said:
         await worker.emit(announcement)
 

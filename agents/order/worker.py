@@ -28,7 +28,7 @@ from agents.order import deadline, intake
 from agents.metrics import SAGA_SECONDS
 from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
 from agents.order.menu import OrderRequest, check_order, menu_from_env
-from agents.worker import Worker
+from agents.worker import Worker, record
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,20 @@ async def on_event(event: Event) -> None:
     before = orders.get(key)
     updated = apply_event(before, event)
     if updated is not None:
-        orders[key] = updated
         took = saga_seconds(before, updated)
         if took is not None:
             SAGA_SECONDS.labels(updated["status"]).observe(took)
-    order = updated or orders.get(key) or {}
+    order = updated or before or {}
+    record(orders, key, order or None)
     current = deadline.as_deadline(deadlines.get(key))
     due = deadline.deadline_after_event(current, event, order.get("status"), ended(order),
                                         deadline.saga_deadline_s(), deadline.saga_repair_s())
     if due != current:
-        if due is None:
-            del deadlines[key]
-        else:
-            deadlines[key] = due
         _reminded.pop(key, None)
-
+    if due is None and key in deadlines:
+        del deadlines[key]
+    elif due != current or updated is None:  # seen before: the first time's write may not have reached Kafka
+        record(deadlines, key, due)
 
 worker.consume({event: on_event for topic in catalog().topics_consumed_by("order") if topic.key == "orderId"
                 for event in topic.events})
@@ -108,6 +107,7 @@ async def on_request_order(command: Event) -> None:
                                 "retryAfter": placement.retry_after}
         log.info("request %s placed order %s: %s", request_id, placement.order_id, placement.status.value)
         return
+    record(requests, request_id, placed)
     placement = intake.Placement(placed["orderId"], OrderStatus(placed["status"]), placed["reason"],
                                  placed["retryAfter"])
     recorded = OrderRequest(placed["item"], placed["qty"], placed["price"])
