@@ -11,8 +11,6 @@ CONFIRMED = "Confirmed"
 REJECTED = "Rejected"
 CLOSED = "Closed"
 DECISIONS = (CONFIRMED, REJECTED)
-# The baker's decision, and the event that announces it.
-EVENT_OF_DECISION = {CONFIRMED: "BakeryConfirmed", REJECTED: "BakeryRejected"}
 DEFAULT_REJECT_REASON = "rejected by the bakery"
 
 _TICKETS = uuid.UUID("0d1f6a52-3c64-4f0e-9a0b-7a7f61f3b0c4")
@@ -106,6 +104,16 @@ def on_refund(ticket: Mapping[str, Any] | None, reason: str) -> dict[str, Any] |
     return dict(ticket)
 
 
+def on_decision(ticket: Mapping[str, Any] | None, decision: str, reason: str | None) -> dict[str, Any] | None:
+    """The ticket after the baker's decision: decided if it still awaited one, else as it was (a cancel came
+    first, or the baker asked twice); None with no ticket."""
+    if ticket is None:
+        return None
+    if ticket["status"] == CONFIRMING:
+        return {**ticket, "status": decision, **({"reason": reason} if reason else {})}
+    return dict(ticket)
+
+
 def after_event(ticket: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ticket after one of the bakery's own events; None when nothing changes."""
     if event["type"] == "BakeryTicketOpened" and ticket is None:
@@ -161,6 +169,8 @@ def react(ticket: Mapping[str, Any] | None, event: Event,
         after = on_cancel(ticket, order_id, event["reason"], correlation)
     elif event["type"] == "PayCanceled":
         after = on_refund(ticket, REFUNDED)
+    elif event["type"] == "BakerDecided":
+        after = on_decision(ticket, event["decision"], event.get("reason"))
     else:
         raise ValueError(f"the bakery does not handle {event['type']}")
     return (after if after != ticket else None), announcements(after, correlation)

@@ -86,6 +86,7 @@ def test_a_ticket_announces_its_opening_and_its_decision():
 PAID = make_event("PayApproved", correlation_id="c", orderId=7, paymentId=1, price=25000)
 CANCELLED = make_event("OrderCancelled", correlation_id="c", orderId=7, reason="saga deadline passed")
 REFUNDED = make_event("PayCanceled", correlation_id="c", orderId=7, paymentId=2, price=25000)
+DECIDED = make_event("BakerDecided", correlation_id="c", orderId=7, decision=REJECTED, reason="no flour")
 STALLED = make_event("OrderStalled", correlation_id="c", orderId=7, status="Cancelling", attempt=0, reason="stalled")
 
 
@@ -100,7 +101,7 @@ def seen_by_mypage(*sent: list) -> list[str]:
 @pytest.mark.parametrize("auto_confirm", [False, True])
 @pytest.mark.parametrize("before, event", [
     (None, PAID), (open_ticket(7), CANCELLED), (None, CANCELLED), (open_ticket(7), REFUNDED),
-    ({**open_ticket(7), "status": CONFIRMED}, CANCELLED), (open_ticket(7), STALLED),
+    ({**open_ticket(7), "status": CONFIRMED}, CANCELLED), (open_ticket(7), STALLED), (open_ticket(7), DECIDED),
 ])
 def test_an_input_seen_again_after_a_crash_ends_with_the_same_events_sent(before, event, auto_confirm):
     recorded, sent = react(before, event, auto_confirm)
@@ -124,3 +125,14 @@ def test_a_cancel_on_a_confirmed_ticket_is_answered_with_the_confirmation():
 def test_the_bakery_only_records_its_own_events():
     opened = make_event("BakeryTicketOpened", correlation_id="c", orderId=7, bakeryId=bakery_id_for(7))
     assert react(None, opened, auto_confirm=True) == (open_ticket(7), [])
+
+
+def test_the_baker_s_decision_is_applied_in_line_with_the_ticket_s_other_events():
+    decided, sent = react(open_ticket(7, "c"), DECIDED, auto_confirm=False)
+    assert (decided["status"], decided["reason"]) == (REJECTED, "no flour")
+    assert [(e["type"], e.get("reason")) for e in sent] == [("BakeryTicketOpened", None), ("BakeryRejected", "no flour")]
+    # A cancel that came first wins: the decision changes nothing, and the bakery says the ticket is closed.
+    closed, _ = react(open_ticket(7, "c"), CANCELLED, auto_confirm=False)
+    unchanged, said = react(closed, DECIDED, auto_confirm=False)
+    assert unchanged is None and [e["type"] for e in said] == ["BakeryTicketOpened", "BakeryTicketClosed"]
+    assert react(None, DECIDED, auto_confirm=False) == (None, [])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from agents import config
 from agents.catalog import CONTEXTS, EXTERNAL, catalog
-from agents.bakery.tickets import ANNOUNCED_BY_STATUS, EVENT_OF_DECISION
+from agents.bakery.tickets import ANNOUNCED_BY_STATUS
 from agents.pay.payments import EVENT_OF_ACTION
 
 SOURCES = [p for d in ("agents", "api") for p in (config.PROJECT_ROOT / d).rglob("*.py")]
@@ -15,8 +15,7 @@ API_CONTEXT = {"order": "order", "order_worker": "order", "pay": "pay", "bakery"
 
 
 # The tables of event types the code looks event types up in.
-EVENT_TABLES = {"EVENT_OF_ACTION": EVENT_OF_ACTION, "EVENT_OF_DECISION": EVENT_OF_DECISION,
-                "ANNOUNCED_BY_STATUS": ANNOUNCED_BY_STATUS}
+EVENT_TABLES = {"EVENT_OF_ACTION": EVENT_OF_ACTION, "ANNOUNCED_BY_STATUS": ANNOUNCED_BY_STATUS}
 
 
 def context_of(path: Path) -> str | None:
