@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.catalog import catalog
 from agents.events import encode, key_of, make_event
-from tests.e2e.conftest import SAGA_DEADLINE_S, System, eventually
+from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, System, eventually
 from tests.e2e.test_saga import confirm, mypage, place, until_status
 
 
@@ -105,3 +105,26 @@ async def test_an_order_whose_edge_died_before_charging_it_is_cancelled_at_its_d
     status, body, _ = await system.request(
         "POST", f"{system.url('pay')}/payments", json={"orderId": order_id, "price": 25000, "action": "apply"})
     assert status == 409 and "not charged" in body["error"], json.dumps(body)
+
+
+async def test_an_order_stuck_cancelling_is_announced_stalled_and_ends_once_pay_is_back(system):
+    order = await place(system)
+    await until_status(system, order["id"], "Confirming")
+    system.stop("pay")  # nobody refunds: the cancel cannot end
+    try:
+        status, _, _ = await system.request("DELETE", f"{system.url('gateway')}/orders/{order['id']}")
+        assert status == 202
+
+        async def stalled():
+            row = await mypage(system, order["id"], via="gateway")
+            steps = [step["event"] for step in (row or {}).get("history", [])]
+            return row if "OrderStalled" in steps else None
+
+        row = await eventually(stalled, SAGA_REPAIR_S + 30, f"order {order['id']} announced stalled")
+        assert row["status"] == "Cancelling"
+    finally:
+        system.start("pay")
+        await system.wait_ready("pay")
+    row = await ended_as(system, order["id"], "Cancelled")
+    assert row["reason"] == "cancelled by the customer"
+    assert await books(system, order["id"]) == {"charged": 25000, "refunded": 25000}
