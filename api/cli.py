@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from agents import config
-from api.supervisor import Supervisor
+from api.supervisor import Supervisor, answers_live
 
 # Each service and what runs it: an aiohttp app factory, or a module that sets up a Faust worker.
 AIOHTTP_SERVICES = {"order": "api.order", "pay": "api.pay", "gateway": "api.gateway"}
@@ -145,7 +145,8 @@ def run_up() -> int:
 
     log_dir.mkdir(parents=True, exist_ok=True)
     for service in START_ORDER:
-        supervisor.start(service, launcher(service, log_dir))
+        supervisor.start(service, launcher(service, log_dir),
+                         alive=answers_live(f"http://127.0.0.1:{config.port(service)}/live"))
     failed = wait_healthy(START_ORDER, supervisor.processes(), stop)
     for service in START_ORDER:
         state = "NOT READY" if service in failed else "ready"

@@ -19,6 +19,7 @@ import time
 from typing import cast
 
 import aiohttp
+from aiokafka.errors import KafkaError
 
 from agents import config
 from agents.catalog import catalog
@@ -135,5 +136,9 @@ async def enforce_deadlines() -> None:
         current_correlation.set(reminder["correlationId"])
         log.warning("order %s passed its %s deadline in %s; announcing %s", key, due["then"], order.get("status"),
                     reminder["type"])
-        await worker.emit(reminder)
+        try:
+            await worker.emit(reminder)
+        except KafkaError as exc:  # the broker is away: the next sweep announces it again
+            log.warning("could not announce %s for order %s: %s", reminder["type"], key, exc)
+            return
         _reminded[key] = due

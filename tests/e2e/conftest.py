@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents import config
 from agents.topics_admin import create_topics
 from api.cli import SERVICES
-from api.supervisor import Supervisor
+from api.supervisor import Supervisor, answers_live
 from api.localkafka import LocalKafka, wait_until_ready
 
 TEST_PORTS = {"order": 18081, "bakery": 18082, "pay": 18083, "mypage": 18084, "gateway": 18088, "order-worker": 16081}
@@ -105,7 +105,7 @@ class System:
                 return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], env=env, stdout=out,
                                         stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT)
 
-        self.supervisor.start(name, launch)
+        self.supervisor.start(name, launch, alive=answers_live(f"{self.url(name)}/live"))
 
     def stop(self, service: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Stop a service for good (the supervisor does not start it again)."""

@@ -79,9 +79,9 @@ async def baker(system: System, rng: random.Random, tickets: asyncio.Queue) -> N
 
 
 async def healing(system: System, running: asyncio.Event) -> None:
-    """What `bread up` does: start every service that died again."""
+    """What `bread up` does: start every service that died (or hangs) again."""
     while running.is_set():
-        system.supervisor.tend()
+        await asyncio.to_thread(system.supervisor.tend)  # its liveness checks block
         await asyncio.sleep(0.2)  # ok-sleep: how often the supervisor looks
 
 

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from api.supervisor import MAX_BACKOFF_S, STEADY_S, Supervisor, restart_delay
+from api.supervisor import HUNG_S, MAX_BACKOFF_S, PROBE_EVERY_S, STEADY_S, Supervisor, restart_delay
 
 
 def test_the_back_off_doubles_up_to_its_limit():
@@ -59,3 +59,35 @@ def test_a_stopped_process_is_not_started_again():
     assert supervisor.stop("sleeper") == -15
     supervisor.tend()
     assert said == [] and supervisor.processes() == {}
+
+
+def sleeper():
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_process_that_was_alive_and_stops_answering_is_killed_and_started_again():
+    said, clock, answers = [], Clock(), []
+    supervisor = Supervisor(said.append, clock)
+    supervisor.start("order-worker", sleeper, alive=lambda: answers.pop(0))
+    answers.extend([False, True, False, False])  # starting, alive, then it hangs
+    for now in (0.0, PROBE_EVERY_S, 2 * PROBE_EVERY_S):
+        clock.now = now
+        supervisor.tend()
+    assert said == [] and supervisor.process("order-worker").poll() is None
+    clock.now = 2 * PROBE_EVERY_S + HUNG_S
+    supervisor.tend()
+    assert said == [f"order-worker has not been alive for {HUNG_S:.0f}s; killing it"]
+    supervisor.tend()
+    assert said[-1] == "order-worker exited with code -9; starting it again in 1s"
+    supervisor.stop_all(["order-worker"], grace=5)
+
+
+def test_a_process_still_starting_is_not_judged_by_its_liveness():
+    said, clock = [], Clock()
+    supervisor = Supervisor(said.append, clock)
+    supervisor.start("mypage", sleeper, alive=lambda: False)
+    for step in range(100):
+        clock.now = step * PROBE_EVERY_S
+        supervisor.tend()
+    assert said == [] and supervisor.process("mypage").poll() is None
+    supervisor.stop_all(["mypage"], grace=5)
