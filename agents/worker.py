@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Mapping
+import os
+from typing import Any, Awaitable, Callable, Mapping
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -17,7 +18,7 @@ from faust.streams import current_event
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import config, correlation, debugging
-from agents.catalog import InvalidEvent, catalog
+from agents.catalog import EXTERNAL, InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
 from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress, stall_after_s
@@ -26,12 +27,20 @@ log = logging.getLogger(__name__)
 
 
 Handler = Callable[[Event], Awaitable[None]]
+MISSED_MESSAGES_EXIT = 75  # EX_TEMPFAIL: start the worker again
 
 
 def processing_guarantee() -> str:
     # exactly_once is not the default: with faust-streaming 0.15.3 a worker hangs on SIGTERM in its last
     # transaction commit, and a second worker of a context crashes restoring a table; see README.
     return config.env("PROCESSING_GUARANTEE", "at_least_once")
+
+
+def missed_messages(tp: Any, first: int, handled: int) -> None:
+    log.critical("%s: the messages from offset %s were not handled before offset %s; stopping, so that the next "
+                 "run reads them from the last commit", tp, first, handled)
+    logging.shutdown()
+    os._exit(MISSED_MESSAGES_EXIT)
 
 
 def record(table: faust.Table, key: str, value: dict | None) -> None:
@@ -79,6 +88,7 @@ class Worker:
         setup_prometheus_sensors(self.app, name_prefix=f"bread_{context}")
         self._unacknowledged: set[asyncio.Future] = set()
         self._flush_before_commit()
+        self._commit_only_what_was_handled()
         self._topics: dict[str, faust.TopicT] = {}
         self._tables: list[faust.Table] = []
         self._routing_known = False
@@ -170,6 +180,32 @@ class Worker:
             await faust_flush()
 
         producer.buffer.put, producer.flush = put, flush
+
+    def _commit_only_what_was_handled(self) -> None:
+        """Never commit an offset past a message that was not handled.
+
+        Faust commits the first run of handled offsets of a partition even when it begins one past the last
+        commit, and commits over any offsets its fetches skipped, taking them for transaction markers. Only
+        producers from outside bread may write markers; on bread's own topics a skipped offset is a message
+        missed (seen after a broker restart), and committing past it would lose it for good. So on those
+        topics the worker stops at once instead, and its next run reads from the last commit again.
+        """
+        consumer = self.app.consumer
+        own = {t.name for t in catalog().topics_consumed_by(self.context) if EXTERNAL not in t.producers}
+        faust_new_offset, faust_add_gap = consumer._new_offset, consumer._add_gap
+
+        def new_offset(tp: Any) -> int | None:
+            handled, committed = consumer._acked[tp], consumer._committed_offset[tp]
+            if tp.topic in own and handled and committed is not None and min(handled) > committed:
+                missed_messages(tp, committed, min(handled))
+            return faust_new_offset(tp)
+
+        async def add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
+            if tp.topic in own:
+                missed_messages(tp, offset_from, offset_to)
+            await faust_add_gap(tp, offset_from, offset_to)
+
+        consumer._new_offset, consumer._add_gap = new_offset, add_gap
 
     def _expect_acknowledgement(self, future: asyncio.Future) -> None:
         self._unacknowledged.add(future)
