@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import time
 from typing import Any, Awaitable, Callable, Mapping
 
 import faust
@@ -27,20 +27,13 @@ log = logging.getLogger(__name__)
 
 
 Handler = Callable[[Event], Awaitable[None]]
-MISSED_MESSAGES_EXIT = 75  # EX_TEMPFAIL: start the worker again
+REREAD_AFTER_S = 30.0  # a partition still missing messages this long after reading again reads again
 
 
 def processing_guarantee() -> str:
     # exactly_once is not the default: with faust-streaming 0.15.3 a worker hangs on SIGTERM in its last
     # transaction commit, and a second worker of a context crashes restoring a table; see README.
     return config.env("PROCESSING_GUARANTEE", "at_least_once")
-
-
-def missed_messages(tp: Any, first: int, handled: int) -> None:
-    log.critical("%s: the messages from offset %s were not handled before offset %s; stopping, so that the next "
-                 "run reads them from the last commit", tp, first, handled)
-    logging.shutdown()
-    os._exit(MISSED_MESSAGES_EXIT)
 
 
 def record(table: faust.Table, key: str, value: dict | None) -> None:
@@ -182,28 +175,45 @@ class Worker:
         producer.buffer.put, producer.flush = put, flush
 
     def _commit_only_what_was_handled(self) -> None:
-        """Never commit an offset past a message that was not handled.
+        """Never commit an offset past a message that was not handled; read such messages again.
 
-        Faust commits the first run of handled offsets of a partition even when it begins one past the last
-        commit, and commits over any offsets its fetches skipped, taking them for transaction markers. Only
-        producers from outside bread may write markers; on bread's own topics a skipped offset is a message
-        missed (seen after a broker restart), and committing past it would lose it for good. So on those
-        topics the worker stops at once instead, and its next run reads from the last commit again.
+        Faust drops records it fetched when its flow stops or a partition is paused mid-batch (rebalances,
+        table recovery, a broker coming back), commits the first run of handled offsets even when it begins
+        past the last commit, and commits over offsets its fetches skipped, taking them for transaction
+        markers. Only producers from outside bread write markers: on bread's own topics a skipped offset is
+        a message missed, and committing past it would lose it for good. So on those topics the partition's
+        commit waits, and the worker seeks back to its last commits and reads from there again (what it
+        handled already it handles again, which outputs-follow-from-state makes harmless).
         """
         consumer = self.app.consumer
         own = {t.name for t in catalog().topics_consumed_by(self.context) if EXTERNAL not in t.producers}
         faust_new_offset, faust_add_gap = consumer._new_offset, consumer._add_gap
+        sought: dict[Any, tuple[int, float]] = {}  # partition -> (the commit sought back to, when)
+        seeking: set[asyncio.Task] = set()
+
+        def read_again(tp: Any, first: int, next_handled: int) -> None:
+            committed = consumer._committed_offset[tp]
+            if committed is not None and sought.get(tp, (None, 0.0))[0] == committed \
+                    and time.monotonic() - sought[tp][1] < REREAD_AFTER_S:
+                return  # reading again already
+            sought[tp] = (committed, time.monotonic())
+            log.warning("%s: offsets from %s were not handled before %s; reading again from the last commit",
+                        tp, first, next_handled)
+            seeking.add(seek := asyncio.get_running_loop().create_task(consumer.perform_seek()))
+            seek.add_done_callback(seeking.discard)
 
         def new_offset(tp: Any) -> int | None:
             handled, committed = consumer._acked[tp], consumer._committed_offset[tp]
             if tp.topic in own and handled and committed is not None and min(handled) > committed:
-                missed_messages(tp, committed, min(handled))
+                read_again(tp, committed, min(handled))
+                return None
             return faust_new_offset(tp)
 
         async def add_gap(tp: Any, offset_from: int, offset_to: int) -> None:
             if tp.topic in own:
-                missed_messages(tp, offset_from, offset_to)
-            await faust_add_gap(tp, offset_from, offset_to)
+                read_again(tp, offset_from, offset_to)
+            else:
+                await faust_add_gap(tp, offset_from, offset_to)
 
         consumer._new_offset, consumer._add_gap = new_offset, add_gap
 
