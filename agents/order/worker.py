@@ -70,6 +70,8 @@ async def on_event(event: Event) -> None:
 
 worker.consume({event: on_event for topic in catalog().topics_consumed_by("order") if topic.key == "orderId"
                 for event in topic.events})
+
+
 async def pay() -> intake.Pay:
     """The worker's way to pay, made on first use (an aiohttp session belongs to the running loop)."""
     if not _pay:

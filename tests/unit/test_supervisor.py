@@ -14,6 +14,11 @@ def exits_with(code: int):
     return lambda: subprocess.Popen([sys.executable, "-c", f"import sys; sys.exit({code})"])
 
 
+def lives_on():
+    """A process that runs until it is stopped (it waits for input that never comes)."""
+    return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 0.0
@@ -55,20 +60,16 @@ def test_a_process_that_ran_steadily_is_restarted_after_the_shortest_wait():
 def test_a_stopped_process_is_not_started_again():
     said, clock = [], Clock()
     supervisor = Supervisor(said.append, clock)
-    supervisor.start("sleeper", lambda: subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
-    assert supervisor.stop("sleeper") == -15
+    supervisor.start("pay", lives_on)
+    assert supervisor.stop("pay") == -15
     supervisor.tend()
     assert said == [] and supervisor.processes() == {}
-
-
-def sleeper():
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
 
 
 def test_a_process_that_was_alive_and_stops_answering_is_killed_and_started_again():
     said, clock, answers = [], Clock(), []
     supervisor = Supervisor(said.append, clock)
-    supervisor.start("order-worker", sleeper, alive=lambda: answers.pop(0))
+    supervisor.start("order-worker", lives_on, alive=lambda: answers.pop(0))
     answers.extend([False, True, False, False])  # starting, alive, then it hangs
     for now in (0.0, PROBE_EVERY_S, 2 * PROBE_EVERY_S):
         clock.now = now
@@ -85,7 +86,7 @@ def test_a_process_that_was_alive_and_stops_answering_is_killed_and_started_agai
 def test_a_process_still_starting_is_not_judged_by_its_liveness():
     said, clock = [], Clock()
     supervisor = Supervisor(said.append, clock)
-    supervisor.start("mypage", sleeper, alive=lambda: False)
+    supervisor.start("mypage", lives_on, alive=lambda: False)
     for step in range(100):
         clock.now = step * PROBE_EVERY_S
         supervisor.tend()
