@@ -9,11 +9,13 @@
   default, so the seed's calls work as written.
 - The public API's OpenAPI document at /openapi.json (api/openapi.yaml), a Swagger UI page at /docs.
 - Bodies over GATEWAY_MAX_BODY_BYTES answer 413; a client over its rate (GATEWAY_RATE_LIMIT_RPS, a token
-  bucket per customer, or per address without auth) answers 429 with Retry-After.
+  bucket per customer, or per address without auth) answers 429 with Retry-After. Behind proxies listed in
+  GATEWAY_TRUSTED_PROXIES (an ingress controller) the address is the client's from X-Forwarded-For.
 """
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import math
@@ -75,6 +77,8 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", customers.TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
 MAX_BODY = web.AppKey("max_body", int)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
+CLIENT = "client"  # the request's caller, behind any trusted proxies
 TARGETS = web.AppKey("targets", dict)
 API_DOCUMENT = web.AppKey("api_document", dict)
 CUSTOMER = "customer"  # request key: the authenticated customer id
@@ -156,21 +160,56 @@ def tokens_file() -> Path:
     return Path(config.env("GATEWAY_TOKENS_FILE", str(config.data_dir() / "gateway" / "tokens")))
 
 
+Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+
+
+def trusted_proxies(raw: str) -> Networks:
+    """GATEWAY_TRUSTED_PROXIES: addresses or networks (CIDR), comma-separated, of the proxies in front."""
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
+    except ValueError as exc:
+        raise SystemExit(f"GATEWAY_TRUSTED_PROXIES must be addresses or networks like 10.0.0.0/8, "
+                         f"comma-separated: {exc}") from None
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
+    """Who is calling: the direct peer, unless it is a trusted proxy; then the nearest address in
+    X-Forwarded-For (read from the right, as each proxy appends) that is not a trusted proxy itself. A client
+    can put anything in the header, so only what trusted proxies appended counts."""
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    client = peer or "unknown"
+    if not is_trusted(client):
+        return client
+    for hop in reversed([h.strip() for h in (forwarded_for or "").split(",") if h.strip()]):
+        client = hop
+        if not is_trusted(hop):
+            break
+    return client
+
+
 def client_of(request: web.Request) -> str:
-    return request.get(CUSTOMER) or request.remote or "unknown"
+    return request.get(CUSTOMER) or request[CLIENT]
 
 
 @web.middleware
 async def log_access(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     # Outside the error middleware, so it sees the final status of every request, errors included.
     started = time.perf_counter()
+    request[CLIENT] = client_address(request.remote, request.headers.get("X-Forwarded-For"),
+                                     request.app[TRUSTED_PROXIES])
     response = await handler(request)
     if not access_log.isEnabledFor(logging.INFO):
         return response
     access_log.info(json.dumps({
         "method": request.method, "path": request.path, "status": response.status,
         "durationMs": round((time.perf_counter() - started) * 1000, 1), "correlationId": current.get(),
-        "client": request.remote, "customer": request.get(CUSTOMER),
+        "client": request[CLIENT], "customer": request.get(CUSTOMER),
     }, separators=(",", ":")))
     return response
 
@@ -304,6 +343,7 @@ async def ready(app: web.Application) -> list[str]:
 def init_app() -> web.Application:
     app = service_app("gateway", ready, outer=(log_access,), inner=(guard,))
     app[TOKENS], app[LIMITER], app[MAX_BODY] = gateway_settings()
+    app[TRUSTED_PROXIES] = trusted_proxies(config.env("GATEWAY_TRUSTED_PROXIES", ""))
     app[TARGETS] = {route.service: Targets(route.service, config.service_urls(route.service)) for route in ROUTES}
     app[API_DOCUMENT] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     app.cleanup_ctx.append(resources)
