@@ -2,20 +2,20 @@
 import asyncio
 import json
 
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from agents.bakery.tickets import DecisionRefused, check_decision, decide
 from agents.bakery.worker import awaited_decisions, tickets, worker
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import make_event, new_correlation_id
-from api.faustweb import error, forward_to_owner, serve_rows
+from api.faustweb import GuardedView, error, forward_to_owner, serve_rows
 
 app = worker.app
 DECISION_WAIT_S = 5.0
 
 
 @app.page("/bakeries")
-class BakeryDecision(View):
+class BakeryDecision(GuardedView):
     async def post(self, request: Request) -> Response:
         body = await self.read_request_content(request)
         try:

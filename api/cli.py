@@ -5,9 +5,10 @@
     bread run SERVICE    one service alone: order, order-worker, pay, bakery, mypage, gateway
     bread topics         create the topics of topics.yaml on the configured Kafka
     bread dlq [--replay] list the dead letters; replay them to their topics after a fix
-    bread token CUSTOMER make a customer's bearer token for the gateway
+    bread token NAME [--role ROLE]  make a bearer token for the gateway (customer, baker, service, admin)
     bread strimzi-topics print Strimzi KafkaTopic resources for topics.yaml (k8s/base/kafka/topics.yaml)
     bread k8s-workloads  print every service's Kubernetes workload (k8s/base/workloads.yaml)
+    bread roles          print who may do what at the gateway (the README's roles table)
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from agents import config
+from agents.principals import CUSTOMER, ROLES
 from api.supervisor import Supervisor, answers_live
 
 # Each service and what runs it: an aiohttp app factory, or a module that sets up a Faust worker.
@@ -163,14 +165,14 @@ def run_up() -> int:
     return 1 if failed else 0
 
 
-def make_token(customer: str) -> int:
+def make_token(name: str, role: str) -> int:
     """Append the token's digest to the gateway's tokens file and print the token (shown this once only)."""
-    from agents import customers
     from api.gateway import tokens_file
+    from api.tokens import new_token, token_line
 
-    token = customers.new_token()
+    token = new_token()
     try:
-        line = customers.token_line(customer, token)
+        line = token_line(name, role, token)
     except ValueError as exc:
         print(f"bread token: {exc}", file=sys.stderr)
         return 2
@@ -180,7 +182,7 @@ def make_token(customer: str) -> int:
         tokens.write(line)
     path.chmod(0o600)
     print(token)
-    print(f"(its digest was added to {path} for {customer})", file=sys.stderr)
+    print(f"(its digest was added to {path} for {name}, a {role})", file=sys.stderr)
     return 0
 
 
@@ -195,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     dlq.add_argument("--replay", action="store_true", help="send the letters not replayed before to their topics")
     sub.add_parser("strimzi-topics", help="print a Strimzi KafkaTopic for every topic of topics.yaml")
     sub.add_parser("k8s-workloads", help="print the Kubernetes workloads of every service")
-    token = sub.add_parser("token", help="make a customer's bearer token for the gateway (GATEWAY_AUTH=on)")
-    token.add_argument("customer", help="the customer id the token stands for")
+    sub.add_parser("roles", help="print who may do what at the gateway, as a Markdown table")
+    token = sub.add_parser("token", help="make a bearer token for the gateway (GATEWAY_AUTH=on)")
+    token.add_argument("name", help="who the token stands for: a customer id, a baker's or a service's name")
+    token.add_argument("--role", choices=ROLES, default=CUSTOMER,
+                       help="what the token may do (README: Who may do what); default: customer")
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
@@ -221,7 +226,12 @@ def main(argv: list[str] | None = None) -> int:
         print(topics_manifest(), end="")
         return 0
     if args.command == "token":
-        return make_token(args.customer)
+        return make_token(args.name, args.role)
+    if args.command == "roles":
+        from api.routes import roles_table
+
+        print(roles_table())
+        return 0
     if args.command == "topics" and args.markdown:
         from agents.catalog import catalog, markdown_table
 

@@ -8,7 +8,9 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from yarl import URL
 
-from agents import customers
+from agents.principals import may_see
+from api.http import JsonError
+from api.routes import PRINCIPAL, checked_caller, principal_of
 
 
 def base_url(request: Request) -> str:
@@ -22,13 +24,24 @@ def error(view: View, status: int, message: str, **extra: Any) -> Response:
     return view.json({"error": message, **extra}, status=status)
 
 
+class GuardedView(View):
+    """A view that checks the principal the gateway named against the access table before anything else."""
+
+    async def dispatch(self, request: Any) -> Any:
+        try:
+            request[PRINCIPAL] = checked_caller(request.method, request.path, request.headers)
+        except JsonError as exc:
+            return self.json(exc.body, status=exc.http_status)
+        return await super().dispatch(request)
+
+
 def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                render: Callable[[dict[str, Any], Request], dict[str, Any]], key: str = "orderId",
                customers_own_rows: bool = True) -> None:
     """GET `path` (with a {key} in it): the table's row for that key, from whichever worker owns it. Where
     rows belong to customers, a customer named by the gateway sees only their own; others' are not found."""
 
-    class RowView(View):
+    class RowView(GuardedView):
         async def get(self, request: Request, **match: str) -> Response:
             # What Faust's table_route does, and a JSON 503 where the owner cannot be reached (it left,
             # and the group has not rebalanced yet) instead of a bare 500.
@@ -40,8 +53,7 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                 return error(self, 503, f"the worker holding {key} {match[key]} is unavailable "
                                         f"({type(exc).__name__}: {exc}); try again")
             row = table.get(match[key])
-            if row is None or (customers_own_rows and
-                               not customers.may_see(row, request.headers.get(customers.HTTP_HEADER))):
+            if row is None or (customers_own_rows and not may_see(row, principal_of(request))):
                 return error(self, 404, not_found.format(**match))
             return self.json(render(row, request))
 

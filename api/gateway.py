@@ -4,9 +4,10 @@
 - Bodies stream through in both directions; a target that is down answers 502, one that is too slow 504.
 - Every request gets an X-Correlation-ID (the caller's or a new one) and X-Forwarded-For/-Host/-Proto, and
   leaves one JSON access-log line.
-- GATEWAY_AUTH=on: every route wants `Authorization: Bearer <token>`; the token's customer goes on to the
-  services as X-Customer-ID (orders are recorded with it, Mypage shows a customer only their own). Off by
-  default, so the seed's calls work as written.
+- GATEWAY_AUTH=on: every route wants `Authorization: Bearer <token>`; the token's principal and role decide
+  by the access table (api/routes.py) — 403 with the reason when the role may not — and go on to the
+  services as X-Principal and X-Principal-Role (orders are recorded with it, a customer sees only their own).
+  Off by default, so the seed's calls work as written.
 - The public API's OpenAPI document at /openapi.json (api/openapi.yaml), a Swagger UI page at /docs.
 - Bodies over GATEWAY_MAX_BODY_BYTES answer 413; a client over its rate (GATEWAY_RATE_LIMIT_RPS, a token
   bucket per customer, or per address without auth) answers 429 with Retry-After. Behind proxies listed in
@@ -20,7 +21,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
@@ -28,36 +28,16 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from agents import config, customers
+from agents import config, principals
 from agents.correlation import HTTP_HEADER, current
 from api.http import AnswerBroken, JsonError, service_app
+from api.routes import ROUTES, check_access, route_of
+from api.tokens import TokenBook
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
 
 
-@dataclass(frozen=True)
-class Route:
-    prefix: str
-    service: str
-    timeout_s: float  # the default; GATEWAY_TIMEOUT_<NAME>_S overrides it
-
-    @property
-    def timeout_variable(self) -> str:
-        return f"GATEWAY_TIMEOUT_{self.prefix.strip('/').replace('-', '_').upper()}_S"
-
-    def timeout(self) -> float:
-        return config.env_float(self.timeout_variable, config.env_float("GATEWAY_TIMEOUT_S", self.timeout_s))
-
-
-ROUTES = (
-    # An order with an Idempotency-Key may wait for pay's timeout and the order worker: allow for both.
-    Route("/orders", "order", 10.0),
-    Route("/payments", "pay", 5.0),
-    Route("/bakeries", "bakery", 5.0),
-    Route("/mypages", "mypage", 10.0),  # the list gathers every mypage worker's share
-    Route("/order-requests", "order-worker", 5.0),
-)
 OPEN_PATHS = {"/health", "/metrics", "/openapi.json", "/docs"}  # the gateway's own; no token, no rate limit
 OPENAPI = Path(__file__).with_name("openapi.yaml")  # package data, so it is in the image too
 SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
@@ -71,17 +51,17 @@ DOCS_PAGE = f"""<!doctype html>
 """
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
-# Never passed on from the caller: the gateway alone says who the customer is, and whose token it was.
-STRIPPED = HOP_BY_HOP | {customers.HTTP_HEADER.lower(), "authorization"}
+# Never passed on from the caller: the gateway alone says who is calling, and whose token it was.
+STRIPPED = HOP_BY_HOP | {h.lower() for h in principals.HEADERS} | {"authorization"}
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-TOKENS = web.AppKey("tokens", customers.TokenBook)
+TOKENS = web.AppKey("tokens", TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
 MAX_BODY = web.AppKey("max_body", int)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
-CLIENT = "client"  # the request's caller, behind any trusted proxies
+CLIENT = web.RequestKey("client", str)  # the request's caller, behind any trusted proxies
 TARGETS = web.AppKey("targets", dict)
 API_DOCUMENT = web.AppKey("api_document", dict)
-CUSTOMER = "customer"  # request key: the authenticated customer id
+PRINCIPAL = web.RequestKey("principal", principals.Principal)  # who the token stands for
 
 
 class Targets:
@@ -114,13 +94,6 @@ class Targets:
             await asyncio.sleep(interval)  # the polling period
 
 
-def route_of(path: str) -> Route | None:
-    for route in ROUTES:
-        if path == route.prefix or path.startswith(route.prefix + "/"):
-            return route
-    return None
-
-
 class RateLimiter:
     """A token bucket per client: `rate` requests a second on average, bursts up to `burst`."""
 
@@ -147,10 +120,10 @@ class RateLimiter:
             self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < full_after}
 
 
-def gateway_settings() -> tuple[customers.TokenBook | None, RateLimiter | None, int]:
+def gateway_settings() -> tuple[TokenBook | None, RateLimiter | None, int]:
     tokens = None
     if config.env_bool("GATEWAY_AUTH", False):
-        tokens = customers.TokenBook(tokens_file())
+        tokens = TokenBook(tokens_file())
     rate = config.env_float("GATEWAY_RATE_LIMIT_RPS", 100.0)
     limiter = RateLimiter(rate, config.env_float("GATEWAY_RATE_LIMIT_BURST", 2 * rate)) if rate > 0 else None
     return tokens, limiter, config.env_int("GATEWAY_MAX_BODY_BYTES", 64 * 1024)
@@ -194,7 +167,9 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Network
 
 
 def client_of(request: web.Request) -> str:
-    return request.get(CUSTOMER) or request[CLIENT]
+    """Whom the rate limit counts: the principal, or without authentication the client's address."""
+    principal = request.get(PRINCIPAL)
+    return principal.name if principal else request[CLIENT]
 
 
 @web.middleware
@@ -209,24 +184,30 @@ async def log_access(request: web.Request, handler: Callable[[web.Request], Awai
     access_log.info(json.dumps({
         "method": request.method, "path": request.path, "status": response.status,
         "durationMs": round((time.perf_counter() - started) * 1000, 1), "correlationId": current.get(),
-        "client": request[CLIENT], "customer": request.get(CUSTOMER),
+        "client": request[CLIENT], **principal_fields(request.get(PRINCIPAL)),
     }, separators=(",", ":")))
     return response
 
 
+def principal_fields(principal: principals.Principal | None) -> dict[str, str]:
+    return {"principal": principal.name, "role": principal.role} if principal else {}
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-    """Authentication, the body limit and the rate limit, in that order, before anything is forwarded."""
+    """Authentication, the role's rights, the body limit and the rate limit, in that order, before anything is
+    forwarded."""
     if request.path in OPEN_PATHS:
         return await handler(request)
     tokens = request.app[TOKENS]
     if tokens is not None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        customer = tokens.customer_of(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
-        if customer is None:
+        principal = tokens.principal_of(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
+        if principal is None:
             raise JsonError(401, "a valid bearer token is required (Authorization: Bearer <token>)",
                             headers={"WWW-Authenticate": 'Bearer realm="bread"'})
-        request[CUSTOMER] = customer
+        request[PRINCIPAL] = principal
+        check_access(request.method, request.path, principal)
     if request.content_length is not None and request.content_length > request.app[MAX_BODY]:
         raise JsonError(413, f"the body is {request.content_length} bytes; at most {request.app[MAX_BODY]} are taken")
     limiter = request.app[LIMITER]
@@ -272,8 +253,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 def forward_headers(request: web.Request) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED}
     headers[HTTP_HEADER] = current.get()  # the caller's, or the one the gateway assigned
-    if request.get(CUSTOMER):
-        headers[customers.HTTP_HEADER] = request[CUSTOMER]
+    if request.get(PRINCIPAL):
+        headers.update(request[PRINCIPAL].headers())
     headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
     headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
     if request.remote:

@@ -38,6 +38,7 @@ class Workload:
     runs: str | None = None     # the bread service it runs, when not its own name
     env: tuple[tuple[str, str], ...] = ()           # settings of its own, over the ConfigMap's
     autoscale: tuple[int, int] | None = None        # min and max replicas, at 50 % CPU
+    callers: tuple[str, ...] | None = ()            # the workloads that may reach it; None: anyone
 
     @property
     def service(self) -> str:
@@ -52,23 +53,30 @@ class Workload:
         return self.volume is not None
 
 
+# Who calls whom: only the gateway takes requests from outside; behind it each service is reached by the
+# gateway and by the services that call it (a Faust worker also by its own kind: a query is routed to the pod
+# owning the key). The services trust the principal headers because nothing else can reach them.
 WORKLOADS = (
-    Workload("gateway", 2, ("100m", "1"), ("128Mi", "256Mi"), why="stateless"),
-    Workload("order", 2, ("200m", "1"), ("128Mi", "256Mi"), why="stateless: order numbers come from Kafka"),
+    Workload("gateway", 2, ("100m", "1"), ("128Mi", "256Mi"), why="stateless", callers=None),
+    Workload("order", 2, ("200m", "1"), ("128Mi", "256Mi"), why="stateless: order numbers come from Kafka",
+             callers=("gateway",)),
     Workload("bakery", 2, ("200m", "1"), ("256Mi", "512Mi"),
-             why="its ticket table is small and rebuilt from its changelog at start"),
+             why="its ticket table is small and rebuilt from its changelog at start", callers=("gateway", "bakery")),
     Workload("order-worker", 2, ("250m", "1"), ("256Mi", "768Mi"), volume="5Gi",
-             why="RocksDB tables kept across restarts: no full changelog replay"),
+             why="RocksDB tables kept across restarts: no full changelog replay",
+             callers=("gateway", "order", "order-worker")),
     Workload("mypage", 2, ("250m", "1"), ("256Mi", "768Mi"), volume="5Gi",
-             why="RocksDB table kept across restarts: no full changelog replay"),
+             why="RocksDB table kept across restarts: no full changelog replay", callers=("gateway", "mypage")),
     # The seed's pay: requests.cpu 200m, limits.cpu 500m, scaled by CPU. These are pay's fronts: each checks a
     # request and takes the provider's time, and the ledger records it (PAY_LEDGER_URL in the ConfigMap).
     Workload("pay", 1, ("200m", "500m"), ("128Mi", "256Mi"), autoscale=(1, 10),
-             why="stateless fronts of the ledger: what the HPA scales"),
+             why="stateless fronts of the ledger: what the HPA scales", callers=("gateway", "order")),
     Workload("pay-ledger", 1, ("200m", "1"), ("128Mi", "256Mi"), volume="1Gi", runs="pay",
              env=(("PAY_LEDGER_URL", ""), ("PAY_DELAY_MS", "")),
-             why="the SQLite ledger is one file on one volume: a single writer, behind the fronts"),
+             why="the SQLite ledger is one file on one volume: a single writer, behind the fronts", callers=("pay",)),
 )
+# Prometheus scrapes /metrics of every pod from its own namespace.
+MONITORING_NAMESPACE = "monitoring"
 
 
 def container(w: Workload) -> dict:
@@ -163,6 +171,20 @@ def autoscaler(w: Workload) -> list[dict]:
     }]
 
 
+def network_policy(w: Workload) -> dict:
+    """Ingress to the workload's pods only from its callers, and from Prometheus; the gateway from anywhere."""
+    http = [{"protocol": "TCP", "port": "http"}]
+    if w.callers is None:
+        ingress = [{"ports": http}]
+    else:
+        monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}
+        ingress = [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": caller}}}
+                             for caller in w.callers] + [monitoring], "ports": http}]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": w.name},
+            "spec": {"podSelector": {"matchLabels": labels(w)}, "policyTypes": ["Ingress"], "ingress": ingress}}
+
+
 def workloads_manifest() -> str:
-    documents = [d for w in WORKLOADS for d in (workload(w), *services(w), disruption_budget(w), *autoscaler(w))]
+    documents = [d for w in WORKLOADS for d in (workload(w), *services(w), disruption_budget(w), *autoscaler(w),
+                                                 network_policy(w))]
     return HEADER + yaml.safe_dump_all(documents, sort_keys=False, explicit_start=True)

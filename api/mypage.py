@@ -2,12 +2,13 @@
 import asyncio
 
 import aiohttp
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
-from agents import customers
 from agents.mypage.projection import page_of, row_view
 from agents.mypage.worker import mypages, worker
-from api.faustweb import base_url, error, is_this_worker, serve_rows
+from agents.principals import may_see
+from api.faustweb import GuardedView, base_url, error, is_this_worker, serve_rows
+from api.routes import principal_of
 
 app = worker.app
 MAX_PAGE_SIZE = 1000
@@ -39,10 +40,10 @@ async def all_rows() -> list[dict]:
 
 
 @app.page("/mypages")
-class MypageList(View):
+class MypageList(GuardedView):
     async def get(self, request: Request) -> Response:
-        if request.query.get("scope") == "local":
-            return self.json({"rows": list(mypages.values())})
+        if request.query.get("scope") == "local":  # another mypage worker gathering the list
+            return self.json({"rows": [row for row in mypages.values() if may_see(row, principal_of(request))]})
         try:
             page, size = _page_params(request)
         except ValueError as exc:
@@ -51,8 +52,7 @@ class MypageList(View):
             rows = await all_rows()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
-        customer = request.headers.get(customers.HTTP_HEADER)
-        rows = [row for row in rows if customers.may_see(row, customer)]
+        rows = [row for row in rows if may_see(row, principal_of(request))]
         return self.json(page_of(rows, page, size, base_url(request)))
 
 

@@ -22,7 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from agents import config, customers
+from agents import config
 from agents.catalog import catalog
 from agents.correlation import current, kafka_headers
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -34,6 +34,7 @@ from agents.order import intake
 from agents.order.intake import Emit
 from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
 from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
+from api.routes import authorized, principal_of
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,9 @@ async def placement_of(app: web.Application, key: str) -> dict | None:
 
 
 def customer_of(request: web.Request) -> str | None:
-    """The customer the gateway authenticated, if it did."""
-    customer = request.headers.get(customers.HTTP_HEADER)
-    if customer is not None and not customers.CUSTOMER_ID.match(customer):
-        raise JsonError(400, f"{customers.HTTP_HEADER} is not a customer id")
-    return customer
+    """Whose the order is: the principal the gateway authenticated, if it did."""
+    principal = principal_of(request)
+    return principal.name if principal else None
 
 
 async def place_once(app: web.Application, key: str, order: OrderRequest, customer: str | None) -> web.Response:
@@ -141,13 +140,13 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
 
 
 async def order_state(request: web.Request, order_id: int) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) of the order as the order worker's table has it (for the request's customer:
+    """(HTTP status, JSON body) of the order as the order worker's table has it (for the request's principal:
     another customer's order is not found)."""
-    customer = customer_of(request)
+    principal = principal_of(request)
     try:
         async with request.app[HTTP].get(
             f"{config.service_url('order-worker')}/orders/{order_id}", timeout=aiohttp.ClientTimeout(total=5),
-            headers={customers.HTTP_HEADER: customer} if customer else None,
+            headers=principal.headers() if principal else None,
         ) as response:
             if response.content_type != "application/json":  # not bread's answer: the worker is in trouble
                 raise aiohttp.ClientError(f"it answered {response.status} {response.reason}")
@@ -186,7 +185,7 @@ async def ready(app: web.Application) -> list[str]:
 
 
 def init_app() -> web.Application:
-    app = service_app("order", ready)
+    app = service_app("order", ready, inner=(authorized,))
     app[MENU] = menu_from_env()
     app.cleanup_ctx.append(resources)
     app.router.add_post("/orders", place_order)

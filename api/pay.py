@@ -36,6 +36,7 @@ from agents.pay.payments import (
     APPLY, DECLINE, DEFAULT_LIMIT, PaymentRefused, PaymentRequest, check_payment, delay_range,
 )
 from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
+from api.routes import authorized, principal_of
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +93,8 @@ VOIDING_EVENTS = {"OrderRejected", "BakeryRejected", "BakeryTicketClosed"}
 
 
 async def on_saga_event(app: web.Application, event: dict) -> None:
-    """Charge a deferred payment; refund or void an abandoned order; announce again what was decided for a
-    stalled one. The ledger decides each at most once per order, so the order these arrive in (and any
+    """Charge a deferred payment; refund or void an abandoned order; note a confirmed one (no refund without an
+    admin any more); announce again what was decided for a stalled one. The ledger decides each at most once per order, so the order these arrive in (and any
     redelivery) cannot charge or refund twice; its outbox announces every decision, again after a crash."""
     ledger = app[LEDGER]
     if event["type"] == "PaymentRequested":
@@ -106,6 +107,8 @@ async def on_saga_event(app: web.Application, event: dict) -> None:
             return
         outcome = "charged" if payment.action == APPLY else f"declined ({payment.reason})"
         log.info("deferred payment of order %s: %s", event["orderId"], outcome if payment.created else "done before")
+    elif event["type"] == "BakeryConfirmed":
+        await ledger.bakery_confirmed(event["orderId"])
     elif event["type"] == "OrderStalled":
         again = await ledger.announce_again(event["orderId"])
         log.warning("order %s stalled in %s: announcing its %d payment event(s) again", event["orderId"],
@@ -193,7 +196,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 async def post_payment(request: web.Request) -> web.Response:
     try:
         body = await read_json(request)
-        payment_request = check_payment(body, request.headers.get(idempotency.HEADER))
+        payment_request = check_payment(body, request.headers.get(idempotency.HEADER), principal_of(request))
         await take_time(request.app)
         if LEDGER_CLIENT in request.app:
             return await at_the_ledger(request, "POST", "/payments", body)
@@ -215,13 +218,18 @@ async def get_payments(request: web.Request) -> web.Response:
     payments = await request.app[LEDGER].find(order_id)
     if not payments:
         raise JsonError(404, f"no payment for order {order_id}")
-    return json_response({"orderId": order_id, "payments": [p.as_json() for p in payments]})
+    # Whether a refund now needs an admin and a reason: pay's view of the order, as far as it has heard.
+    confirmed = await request.app[LEDGER].is_bakery_confirmed(order_id)
+    return json_response({"orderId": order_id, "payments": [p.as_json() for p in payments],
+                          "bakeryConfirmed": confirmed})
 
 
 async def at_the_ledger(request: web.Request, method: str, path: str, body: object = None) -> web.Response:
     """The ledger's answer to a request this front checked, passed back as it is."""
     headers = {k: v for k, v in request.headers.items() if k in (HTTP_HEADER, idempotency.HEADER)}
     headers[HTTP_HEADER] = current.get() or new_correlation_id()
+    if principal_of(request):  # the ledger checks the caller again, and records who asked for a refund
+        headers.update(principal_of(request).headers())
     try:
         async with request.app[LEDGER_CLIENT].request(method, f"{ledger_url()}{path}", json=body, headers=headers,
                                                       timeout=aiohttp.ClientTimeout(total=10)) as answer:
@@ -257,7 +265,7 @@ async def ready(app: web.Application) -> list[str]:
 
 
 def init_app() -> web.Application:
-    app = service_app("pay", ready, live_check=lambda app: app[PROGRESS].stalled(stall_after_s()))
+    app = service_app("pay", ready, inner=(authorized,), live_check=lambda app: app[PROGRESS].stalled(stall_after_s()))
     app[DELAY] = pay_delay()
     app[PROGRESS] = Progress("pay")
     app.cleanup_ctx.append(front_resources if ledger_url() else resources)

@@ -20,6 +20,8 @@ def project(row: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str
     step = {"event": event["type"], "at": event["occurredAt"]}
     if "reason" in event:
         step["reason"] = event["reason"]
+    if "refundedBy" in event:
+        step["by"] = event["refundedBy"]
     # Events arrive in topic order, not in the order they happened: the story is told by their own times.
     updated["history"] = sorted([*updated.get("history", []), step], key=lambda s: s["at"])
     return updated

@@ -12,6 +12,8 @@ same events ends with the same status. The transitions below are the paths an or
        ├──► Rejected        (pay unreachable or too slow at intake, PAY_FALLBACK=reject)
        ├──► PaymentFailed   (pay declined the charge)
        └──► PaymentPending ──► Paid, PaymentFailed or Cancelling   (PAY_FALLBACK=defer: pay charges later)
+
+    Confirmed ──► Refunded  (after the saga: an admin gave the money back, and said why)
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class OrderStatus(str, Enum):
     CANCELLED = "Cancelled"
     REJECTED = "Rejected"
     PAYMENT_FAILED = "PaymentFailed"
+    REFUNDED = "Refunded"
 
 
 S = OrderStatus
@@ -40,11 +43,15 @@ TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
     S.PAID: frozenset({S.CONFIRMING, S.CANCELLING, S.CANCELLED}),
     S.CONFIRMING: frozenset({S.CONFIRMED, S.CANCELLING, S.CANCELLED}),
     S.CANCELLING: frozenset({S.CANCELLED, S.CONFIRMED}),
-    S.CONFIRMED: frozenset(),
+    S.CONFIRMED: frozenset({S.REFUNDED}),
     S.CANCELLED: frozenset(),
     S.REJECTED: frozenset(),
     S.PAYMENT_FAILED: frozenset(),
+    S.REFUNDED: frozenset(),
 }
+# Where the saga ends: nothing more happens to an order by itself (no deadline, the saga's time is taken).
+# A confirmed order may still be refunded later, but only by a person.
+ENDS = frozenset({S.CONFIRMED, S.CANCELLED, S.REJECTED, S.PAYMENT_FAILED, S.REFUNDED})
 
 # The state each event announces; events not listed (a ticket closed) change no state.
 STATUS_AFTER: Mapping[str, OrderStatus] = {
@@ -67,7 +74,7 @@ OFF_PATH = frozenset({S.CANCELLING, S.REJECTED, S.PAYMENT_FAILED})
 
 
 def is_terminal(status: OrderStatus) -> bool:
-    return not TRANSITIONS[status]
+    return status in ENDS
 
 
 @lru_cache(maxsize=None)
@@ -85,28 +92,31 @@ def reachable(source: OrderStatus, target: OrderStatus) -> bool:
 
 
 # How an order stands, from the events seen about it — whatever order they arrived in, so every fold of the
-# same events (the order worker's, Mypage's) ends the same: the first rule whose event was seen decides.
-# An intake rejection or a declined payment ends the order whatever else happened (pay voids any charge); the
-# bakery's confirmation outlasts a cancel that came too late; a refund or void ends a cancel.
-OUTCOME_RULES: tuple[tuple[str, OrderStatus], ...] = (
-    ("OrderRejected", S.REJECTED),
-    ("PayRejected", S.PAYMENT_FAILED),
-    ("BakeryConfirmed", S.CONFIRMED),
-    ("PayCanceled", S.CANCELLED),
-    ("PayVoided", S.CANCELLED),
-    ("OrderCancelled", S.CANCELLING),
-    ("BakeryRejected", S.CANCELLING),
-    ("BakeryTicketOpened", S.CONFIRMING),
-    ("PayApproved", S.PAID),
-    ("PaymentRequested", S.PAYMENT_PENDING),
-    ("OrderPlaced", S.ORDERED),
+# same events (the order worker's, Mypage's) ends the same: the first rule whose events were all seen decides.
+# An intake rejection or a declined payment ends the order whatever else happened (pay voids any charge); a
+# refund after the bakery confirmed ends it Refunded (the saga never refunds a confirmed order, so only a
+# person's refund does that); the bakery's confirmation outlasts a cancel that came too late; a refund or void
+# ends a cancel.
+OUTCOME_RULES: tuple[tuple[frozenset[str], OrderStatus], ...] = (
+    (frozenset({"OrderRejected"}), S.REJECTED),
+    (frozenset({"PayRejected"}), S.PAYMENT_FAILED),
+    (frozenset({"BakeryConfirmed", "PayCanceled"}), S.REFUNDED),
+    (frozenset({"BakeryConfirmed"}), S.CONFIRMED),
+    (frozenset({"PayCanceled"}), S.CANCELLED),
+    (frozenset({"PayVoided"}), S.CANCELLED),
+    (frozenset({"OrderCancelled"}), S.CANCELLING),
+    (frozenset({"BakeryRejected"}), S.CANCELLING),
+    (frozenset({"BakeryTicketOpened"}), S.CONFIRMING),
+    (frozenset({"PayApproved"}), S.PAID),
+    (frozenset({"PaymentRequested"}), S.PAYMENT_PENDING),
+    (frozenset({"OrderPlaced"}), S.ORDERED),
 )
 
 
 def status_of(seen: Iterable[str]) -> OrderStatus | None:
     """The status an order has once the events of these types were seen; None before any that tells."""
     seen = set(seen)
-    return next((status for event_type, status in OUTCOME_RULES if event_type in seen), None)
+    return next((status for events, status in OUTCOME_RULES if events <= seen), None)
 
 
 class CancelRefused(ValueError):
@@ -144,8 +154,11 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
     if status is not None:
         order["status"] = status.value
     # Why an order left the happy path is what the first event announcing that said, in whatever order the
-    # events arrive (a refund may overtake the rejection that caused it).
-    if "reason" in event and STATUS_AFTER.get(event["type"]) in OFF_PATH and "reason" not in order:
+    # events arrive (a refund may overtake the rejection that caused it) — unless a person asked for a refund
+    # and said why: that reason is the order's, whatever came before or after.
+    if event["type"] == "PayCanceled" and "reason" in event:
+        order["reason"] = event["reason"]
+    elif "reason" in event and STATUS_AFTER.get(event["type"]) in OFF_PATH and "reason" not in order:
         order["reason"] = event["reason"]
     order["updatedAt"] = event["occurredAt"]
     if event["type"] == "OrderPlaced":

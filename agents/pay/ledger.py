@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 from agents.events import encode, key_of, make_event
 from agents.pay.payments import (
     APPLY, CANCEL, DECLINE, DEFAULT_LIMIT, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable,
-    decline_reason, refund_for,
+    check_refundable, decline_reason, refund_for,
 )
 
 T = TypeVar("T")
@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS payments (
     amount INTEGER NOT NULL,
     correlation_id TEXT NOT NULL,
     created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    reason TEXT,        -- why a person asked for this refund
+    requested_by TEXT,  -- who asked, when the gateway named them
     UNIQUE (order_id, action)
 );
 CREATE TABLE IF NOT EXISTS outbox (
@@ -46,12 +48,17 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     order_id INTEGER NOT NULL,
     action TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS confirmed_orders (
+    order_id INTEGER PRIMARY KEY
+);
 CREATE TABLE IF NOT EXISTS voided_orders (
     order_id INTEGER PRIMARY KEY,
     reason TEXT NOT NULL,
     voided_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 """
+# Columns added since the first ledgers were written: added to an older ledger when it is opened.
+ADDED_COLUMNS = {"payments": ("reason TEXT", "requested_by TEXT")}
 
 
 STATUS_OF_ACTION = {APPLY: "Approved", CANCEL: "Refunded", DECLINE: "Declined"}
@@ -65,10 +72,16 @@ class Payment:
     amount: int
     created: bool  # False when the request repeated one already recorded
     reason: str | None = None
+    requested_by: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {"id": self.id, "orderId": self.order_id, "action": self.action, "price": self.amount,
-                "status": STATUS_OF_ACTION[self.action]}
+        shown = {"id": self.id, "orderId": self.order_id, "action": self.action, "price": self.amount,
+                 "status": STATUS_OF_ACTION[self.action]}
+        if self.reason:
+            shown["reason"] = self.reason
+        if self.requested_by:
+            shown["requestedBy"] = self.requested_by
+        return shown
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,11 @@ class Ledger:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(SCHEMA)
+            for table, columns in ADDED_COLUMNS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column.split()[0] not in present:
+                        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
             return db
 
         self._db = await asyncio.get_running_loop().run_in_executor(self._thread, connect, None)
@@ -172,14 +190,18 @@ class Ledger:
         answered = (request.action, DECLINE) if request.action == APPLY else (request.action,)
         for action in answered:
             existing = db.execute(
-                "SELECT id, amount FROM payments WHERE order_id = ? AND action = ?", (request.order_id, action)
+                "SELECT id, amount, reason, requested_by FROM payments WHERE order_id = ? AND action = ?",
+                (request.order_id, action),
             ).fetchone()
             if existing:
-                reason = decline_reason(existing[1], self._limit) if action == DECLINE else None
-                return Payment(existing[0], request.order_id, action, existing[1], created=False, reason=reason)
+                reason = decline_reason(existing[1], self._limit) if action == DECLINE else existing[2]
+                return Payment(existing[0], request.order_id, action, existing[1], created=False, reason=reason,
+                               requested_by=existing[3])
         if request.action == CANCEL:
             amount = refund_for(self._charged(db, request.order_id), request.order_id)
-            return self._insert(db, request.order_id, CANCEL, amount, correlation_id)
+            check_refundable(request, self._confirmed(db, request.order_id))
+            return self._insert(db, request.order_id, CANCEL, amount, correlation_id, reason=request.reason,
+                                requested_by=request.requested_by and request.requested_by.name)
         voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
         check_chargeable(request.order_id, voided[0] if voided else None)
         reason = decline_reason(request.price, self._limit)
@@ -188,25 +210,34 @@ class Ledger:
         return self._insert(db, request.order_id, APPLY, request.price, correlation_id)
 
     @staticmethod
+    def _confirmed(db: sqlite3.Connection, order_id: int) -> bool:
+        return db.execute("SELECT 1 FROM confirmed_orders WHERE order_id = ?", (order_id,)).fetchone() is not None
+
+    @staticmethod
     def _charged(db: sqlite3.Connection, order_id: int) -> int | None:
         row = db.execute("SELECT amount FROM payments WHERE order_id = ? AND action = ?", (order_id, APPLY)).fetchone()
         return row[0] if row else None
 
     def _insert(self, db: sqlite3.Connection, order_id: int, action: str, amount: int, correlation_id: str,
-                reason: str | None = None) -> Payment:
-        """A payment row and the event announcing it, inside the caller's transaction."""
+                reason: str | None = None, requested_by: str | None = None) -> Payment:
+        """A payment row and the event announcing it, inside the caller's transaction. A decline's reason is
+        pay's own; a refund's, the person's who asked for it."""
         payment_id = db.execute(
-            "INSERT INTO payments (order_id, action, amount, correlation_id) VALUES (?, ?, ?, ?)",
-            (order_id, action, amount, correlation_id),
+            "INSERT INTO payments (order_id, action, amount, correlation_id, reason, requested_by) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (order_id, action, amount, correlation_id, reason if action == CANCEL else None, requested_by),
         ).lastrowid
         if action == DECLINE:
             event = make_event("PayRejected", correlation_id=correlation_id, orderId=order_id, price=amount,
                                reason=reason)
         else:
+            asked = {"reason": reason} if reason else {}
+            if requested_by:
+                asked["refundedBy"] = requested_by
             event = make_event(EVENT_OF_ACTION[action], correlation_id=correlation_id,
-                               orderId=order_id, paymentId=payment_id, price=amount)
+                               orderId=order_id, paymentId=payment_id, price=amount, **asked)
         self._to_outbox(db, event)
-        return Payment(payment_id, order_id, action, amount, created=True, reason=reason)
+        return Payment(payment_id, order_id, action, amount, created=True, reason=reason, requested_by=requested_by)
 
     def _to_outbox(self, db: sqlite3.Connection, event: dict[str, Any]) -> None:
         db.execute(
@@ -238,6 +269,14 @@ class Ledger:
             return "PayVoided"
         return None
 
+    async def bakery_confirmed(self, order_id: int) -> None:
+        """The bakery confirmed the order: from now on only an admin refunds it, with a reason."""
+        await self._in_group(lambda db: db.execute(
+            "INSERT OR IGNORE INTO confirmed_orders (order_id) VALUES (?)", (order_id,)))
+
+    async def is_bakery_confirmed(self, order_id: int) -> bool:
+        return await self._call(lambda db: self._confirmed(db, order_id))
+
     async def announce_again(self, order_id: int) -> int:
         """Put every event the ledger announced about an order back in line for the relay (the same events,
         ids included): its saga stalled, and one of them may be what was lost. Returns how many."""
@@ -250,8 +289,9 @@ class Ledger:
 
     async def find(self, order_id: int) -> list[Payment]:
         rows = await self._call(lambda db: db.execute(
-            "SELECT id, action, amount FROM payments WHERE order_id = ? ORDER BY id", (order_id,)).fetchall())
-        return [Payment(r[0], order_id, r[1], r[2], created=False) for r in rows]
+            "SELECT id, action, amount, reason, requested_by FROM payments WHERE order_id = ? ORDER BY id",
+            (order_id,)).fetchall())
+        return [Payment(r[0], order_id, r[1], r[2], created=False, reason=r[3], requested_by=r[4]) for r in rows]
 
     async def unpublished(self, limit: int = 500) -> list[OutboxEntry]:
         rows = await self._call(lambda db: db.execute(

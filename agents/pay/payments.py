@@ -6,6 +6,7 @@ from typing import Any, Mapping
 
 from agents.events import MAX_ORDER_ID, is_order_id
 from agents.idempotency import check_key
+from agents.principals import ADMIN, Principal
 
 APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
 # What each kind of ledger row announces.
@@ -13,6 +14,7 @@ EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled", DECLINE: "PayRej
 REQUESTED_ACTIONS = (APPLY, CANCEL)
 DEFAULT_LIMIT = 1_000_000
 MAX_PRICE = 10**12  # beyond any order, well within SQLite's 64-bit integers
+MAX_REASON = 500
 
 
 class PaymentRefused(ValueError):
@@ -29,13 +31,16 @@ class PaymentRequest:
     price: int | None
     action: str
     idempotency_key: str | None = None
+    reason: str | None = None              # why a refund is asked for
+    requested_by: Principal | None = None  # None: from inside, or with authentication off
 
 
 def _price(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PRICE
 
 
-def check_payment(body: Any, idempotency_key: str | None = None) -> PaymentRequest:
+def check_payment(body: Any, idempotency_key: str | None = None,
+                  requested_by: Principal | None = None) -> PaymentRequest:
     if not isinstance(body, Mapping):
         raise PaymentRefused('the body must be a JSON object like {"orderId": 1, "price": 25000, "action": "apply"}')
     order_id, price, action = body.get("orderId"), body.get("price"), body.get("action", APPLY)
@@ -47,17 +52,36 @@ def check_payment(body: Any, idempotency_key: str | None = None) -> PaymentReque
         raise PaymentRefused(f"'price' must be a whole number from 1 to {MAX_PRICE}")
     if action == CANCEL and price is not None and not _price(price):
         raise PaymentRefused(f"'price', when given with cancel, must be a whole number from 1 to {MAX_PRICE}")
+    reason = body.get("reason")
+    if "reason" in body and (action != CANCEL or not isinstance(reason, str) or not 1 <= len(reason) <= MAX_REASON):
+        raise PaymentRefused(f"'reason', when given with cancel, must be text of 1 to {MAX_REASON} characters")
     try:
         key = check_key(idempotency_key)
     except ValueError as exc:
         raise PaymentRefused(str(exc)) from None
-    return PaymentRequest(order_id=order_id, price=price, action=action, idempotency_key=key)
+    return PaymentRequest(order_id=order_id, price=price, action=action, idempotency_key=key, reason=reason,
+                          requested_by=requested_by)
 
 
 def check_chargeable(order_id: int, voided_reason: str | None) -> None:
     """An order rejected before its charge arrived (pay was slow or down) must not be charged any more."""
     if voided_reason is not None:
         raise PaymentRefused(f"order {order_id} was rejected ({voided_reason}); it is not charged", status=409)
+
+
+def check_refundable(request: PaymentRequest, bakery_confirmed: bool) -> None:
+    """Money goes back through the saga (a cancel before the bakery decided) — or, once the bakery confirmed
+    the order and the bread is made, only when an admin asks and says why (with authentication off: whoever
+    asks, with a reason). The order then ends Refunded, with that reason on Mypage."""
+    if not bakery_confirmed:
+        return
+    who = request.requested_by
+    if who is not None and who.role != ADMIN:
+        raise PaymentRefused(f"order {request.order_id} was confirmed by the bakery: only an admin may refund it",
+                             status=403)
+    if not request.reason:
+        raise PaymentRefused(f"order {request.order_id} was confirmed by the bakery: a refund of it needs a "
+                             f"'reason', recorded in the ledger and shown on Mypage", status=409)
 
 
 def decline_reason(price: int, limit: int) -> str | None:

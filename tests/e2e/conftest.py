@@ -126,6 +126,13 @@ class System:
 
         await eventually(ready, timeout, f"{service} ready")
 
+    def token(self, tokens_file: Path, name: str, role: str = "customer") -> str:
+        """A new bearer token for `name` in `role`, made as a user makes one (`bread token`)."""
+        done = subprocess.run([sys.executable, "-m", "api.cli", "token", name, "--role", role],
+                              cwd=config.PROJECT_ROOT, env={**self.env, "GATEWAY_TOKENS_FILE": str(tokens_file)},
+                              capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
     def tail(self, service: str, lines: int = 40) -> str:
         path = self.log(service)
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""

@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from agents import config
-from tests.e2e.conftest import System, eventually
+from tests.e2e.conftest import eventually
 from tests.e2e.test_saga import CAKE
-
-
-def make_token(system: System, tokens_file: str, customer: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "api.cli", "token", customer], cwd=config.PROJECT_ROOT,
-                          env={**system.env, "GATEWAY_TOKENS_FILE": tokens_file}, capture_output=True, text=True,
-                          check=True)
-    return done.stdout.strip()
 
 
 @pytest.fixture
@@ -29,9 +19,9 @@ def gateway(extra):
 
 
 async def test_with_auth_on_customers_need_a_token_and_see_only_their_own_orders(system, gateway, tmp_path):
-    tokens = str(tmp_path / "tokens")
-    alice, bob = (make_token(system, tokens, who) for who in ("alice", "bob"))
-    gw = system.url(await gateway("gateway-auth", 18189, GATEWAY_AUTH="on", GATEWAY_TOKENS_FILE=tokens))
+    tokens = tmp_path / "tokens"
+    alice, bob = (system.token(tokens, who) for who in ("alice", "bob"))
+    gw = system.url(await gateway("gateway-auth", 18189, GATEWAY_AUTH="on", GATEWAY_TOKENS_FILE=str(tokens)))
 
     def auth(token: str, **more: str) -> dict:
         return {"headers": {"Authorization": f"Bearer {token}", **more}}

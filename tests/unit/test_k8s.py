@@ -18,6 +18,7 @@ import yaml
 from agents import config
 from api.cli import STOP_GRACE_S
 from api.k8s import DRAIN_S, workloads_manifest
+from api.routes import ROUTES
 from api.strimzi import topics_manifest
 
 K8S = config.PROJECT_ROOT / "k8s"
@@ -162,3 +163,33 @@ def test_pay_scales_on_cpu_from_one_to_ten_fronts_over_one_ledger(overlay):
     assert ledger["spec"]["replicas"] == 1
     env = {e["name"]: e.get("value") for e in ledger["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["PAY_LEDGER_URL"] == ""  # the ledger itself, not a front
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_gateway_is_open_and_each_service_admits_just_its_callers(overlay):
+    """Behind the gateway the services trust the principal headers: a NetworkPolicy per workload makes sure
+    nothing but the gateway and the services that call each other can send them any."""
+    pods = {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"]
+            for w in of_kind(overlay, "Deployment", "StatefulSet")}
+    callers = {}
+    for policy in of_kind(overlay, "NetworkPolicy"):
+        spec = policy["spec"]
+        (selected,) = [name for name, labels in pods.items()
+                       if spec["podSelector"]["matchLabels"].items() <= labels.items()]
+        assert spec["policyTypes"] == ["Ingress"]
+        (rule,) = spec["ingress"]
+        assert rule["ports"] == [{"protocol": "TCP", "port": "http"}]
+        sources = rule.get("from")
+        callers[selected] = None if sources is None else {
+            s["podSelector"]["matchLabels"]["app.kubernetes.io/name"] for s in sources if "podSelector" in s}
+        if sources is not None:  # Prometheus scrapes from its namespace
+            assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}} in sources
+    assert set(callers) == set(pods), "every workload has its policy"
+    assert [name for name, allowed in callers.items() if allowed is None] == ["gateway"]
+    for route in ROUTES:  # the gateway reaches every service it routes to
+        assert "gateway" in callers[route.service], route.service
+    assert callers["pay-ledger"] == {"pay"}, "the ledger is reached only through pay's fronts"
+    assert "order" in callers["pay"] and "order" in callers["order-worker"]  # the edge charges and reads
+    for worker in ("order-worker", "mypage", "bakery"):  # Faust routes a query to the pod owning the key
+        assert worker in callers[worker]
+    assert all(allowed is None or allowed <= set(pods) for allowed in callers.values())

@@ -6,7 +6,8 @@ from pathlib import Path
 import yaml
 
 from agents import config
-from api.gateway import OPENAPI, route_of
+from api.gateway import OPENAPI
+from api.routes import route_of
 
 API = config.PROJECT_ROOT / "api"
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}

@@ -1,11 +1,13 @@
 """pay's ledger on a real SQLite file: charges, refunds, idempotency, voiding, the outbox."""
 import json
+import sqlite3
 
 import pytest
 
 from agents.catalog import catalog
 from agents.pay.ledger import Ledger
 from agents.pay.payments import PaymentRefused, PaymentRequest, check_payment, delay_range
+from agents.principals import ADMIN, BAKER, CUSTOMER, SERVICE, Principal
 
 
 @pytest.fixture
@@ -94,7 +96,13 @@ async def test_the_ledger_survives_a_reopen(tmp_path):
 @pytest.mark.parametrize(
     "body, problem",
     [({"orderId": 1, "price": 0, "action": "apply"}, "price"), ({"orderId": 1, "price": 5, "action": "steal"}, "action"),
-     ({"price": 5}, "orderId"), ("x", "JSON object")],
+     ({"price": 5}, "orderId"), ("x", "JSON object"),
+     # A refund's reason is short text; a charge takes none.
+     ({"orderId": 1, "action": "apply", "price": 5, "reason": "x"}, "reason"),
+     ({"orderId": 1, "action": "cancel", "reason": ""}, "reason"),
+     ({"orderId": 1, "action": "cancel", "reason": "x" * 501}, "reason"),
+     ({"orderId": 1, "action": "cancel", "reason": 5}, "reason"),
+     ({"orderId": 1, "action": "cancel", "reason": None}, "reason")],
 )
 def test_bad_payment_requests_are_refused(body, problem):
     with pytest.raises(PaymentRefused, match=problem):
@@ -140,3 +148,70 @@ def test_pay_delay_is_a_fixed_time_or_a_range(raw, expected):
 def test_a_pay_delay_that_makes_no_sense_is_refused_by_name(raw):
     with pytest.raises(ValueError, match="PAY_DELAY_MS"):
         delay_range(raw)
+
+
+def refund(order_id, reason=None, by=None):
+    return PaymentRequest(order_id=order_id, price=None, action="cancel", reason=reason, requested_by=by)
+
+
+@pytest.mark.parametrize("by", [None, Principal("ops", SERVICE), Principal("root", ADMIN)])
+async def test_before_the_bakery_confirms_a_refund_is_the_sagas_or_an_operators(ledger, by):
+    await ledger.record(apply(1), "c")
+    refunded = await ledger.record(refund(1, by=by), "c")
+    assert refunded.created and refunded.amount == 25000
+
+
+@pytest.mark.parametrize("by, reason, status", [
+    (Principal("ops", SERVICE), "stale", 403),    # a service is the saga's: it never refunds baked bread
+    (Principal("bea", BAKER), "stale", 403),
+    (Principal("alice", CUSTOMER), "stale", 403),
+    (Principal("root", ADMIN), None, 409),         # an admin must say why
+    (None, None, 409),                             # so must anyone with authentication off
+])
+async def test_once_the_bakery_confirmed_only_an_admin_refunds_and_says_why(ledger, by, reason, status):
+    await ledger.record(apply(1), "c")
+    await ledger.bakery_confirmed(1)
+    await ledger.bakery_confirmed(1)  # seen again: the same
+    with pytest.raises(PaymentRefused) as refused:
+        await ledger.record(refund(1, reason, by), "c")
+    assert refused.value.status == status and "confirmed by the bakery" in str(refused.value)
+    assert await outbox_types(ledger) == ["PayApproved"]
+    assert [p.action for p in await ledger.find(1)] == ["apply"]
+
+
+async def test_an_admins_refund_of_a_confirmed_order_records_who_and_why_and_announces_both(ledger):
+    await ledger.record(apply(1), "c")
+    await ledger.bakery_confirmed(1)
+    refunded = await ledger.record(refund(1, "stale bread", Principal("root", ADMIN)), "c")
+    again = await ledger.record(refund(1, "stale bread", Principal("root", ADMIN)), "c")
+    assert (refunded.amount, refunded.reason, refunded.requested_by) == (25000, "stale bread", "root")
+    assert not again.created and again.as_json() == refunded.as_json()
+    assert refunded.as_json()["reason"] == "stale bread" and refunded.as_json()["requestedBy"] == "root"
+    (announced,) = [json.loads(e.value) for e in await ledger.unpublished()][1:]
+    assert (announced["type"], announced["reason"], announced["refundedBy"]) == ("PayCanceled", "stale bread", "root")
+    assert [(p.action, p.reason, p.requested_by) for p in await ledger.find(1)] == [
+        ("apply", None, None), ("cancel", "stale bread", "root")]
+
+
+async def test_a_ledger_written_before_refund_reasons_gains_their_columns(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript("CREATE TABLE payments (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, "
+                      "action TEXT NOT NULL, amount INTEGER NOT NULL, correlation_id TEXT NOT NULL, created_at TEXT "
+                      "NOT NULL DEFAULT 'then', UNIQUE (order_id, action)); "
+                      "INSERT INTO payments (order_id, action, amount, correlation_id) VALUES (1, 'apply', 5, 'c');")
+    old.close()
+    ledger = Ledger(path, lambda t: catalog().topic_of_event(t).name)
+    await ledger.open()
+    try:
+        await ledger.bakery_confirmed(1)
+        await ledger.record(refund(1, "wrong cake", Principal("root", ADMIN)), "c")
+        assert [(p.action, p.amount, p.reason) for p in await ledger.find(1)] == [
+            ("apply", 5, None), ("cancel", 5, "wrong cake")]
+    finally:
+        await ledger.close()
+
+
+def test_a_refund_request_carries_its_reason_and_who_asked():
+    root = Principal("root", ADMIN)
+    assert check_payment({"orderId": 1, "action": "cancel", "reason": "stale"}, None, root) == refund(1, "stale", root)
