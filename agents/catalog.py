@@ -12,7 +12,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from agents import config
+from agents.settings import current
+
 
 FIELD_TYPES: dict[str, type] = {"str": str, "int": int}
 OPTIONAL = "?"  # `str?`: the field may be absent (a field added later, or one only some senders know)
@@ -184,7 +185,7 @@ def load(path: Path) -> Catalog:
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
-    return load(config.topics_file())
+    return load(current().topics_file)
 
 
 def markdown_table(cat: Catalog) -> str:

@@ -5,13 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from agents import config
-
 log = logging.getLogger(__name__)
-
-
-def enabled() -> bool:
-    return config.env_bool("BREAD_DEBUG", False)
 
 
 def seconds_of(raw: str | None) -> float:

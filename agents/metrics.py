@@ -11,7 +11,6 @@ from typing import Any, Awaitable, Callable, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from agents import config
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +25,6 @@ SAGA_SECONDS = Histogram(
     "bread_saga_seconds", "Time from an order's OrderPlaced to the event that ended it, by how it ended",
     ["outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
 )
-
-
-def stall_after_s() -> float:
-    """How long a consumer with lag may make no progress before liveness calls it stuck."""
-    return config.env_float("LIVENESS_STALL_S", 60.0)
 
 
 class Progress:

@@ -6,20 +6,19 @@ import logging
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from agents import config
 from agents.catalog import Catalog, catalog
 
 log = logging.getLogger(__name__)
 
 
-async def create_topics(bootstrap: str | None = None, cat: Catalog | None = None) -> list[str]:
-    """Create every declared topic and table changelog that does not exist yet; return the names created."""
+async def create_topics(bootstrap: str, replication: int, cat: Catalog | None = None) -> list[str]:
+    """Create every declared topic and table changelog that does not exist yet, each with `replication`
+    replicas; return the names created."""
     cat = cat or catalog()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap or config.kafka_bootstrap())
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        replication = config.env_int("KAFKA_REPLICATION_FACTOR", 1)
         wanted = [NewTopic(name=name, num_partitions=partitions, replication_factor=replication, topic_configs=settings)
                   for name, partitions, settings in cat.kafka_topics() if name not in existing]
         if wanted:

@@ -17,23 +17,18 @@ from aiokafka import AIOKafkaProducer
 from faust.streams import current_event
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from agents import config, correlation, debugging
+from agents import correlation, debugging
 from agents.catalog import EXTERNAL, InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
-from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress, stall_after_s
+from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
+from agents.settings import Settings, current
 
 log = logging.getLogger(__name__)
 
 
 Handler = Callable[[Event], Awaitable[None]]
 REREAD_AFTER_S = 30.0  # a partition still missing messages this long after reading again reads again
-
-
-def processing_guarantee() -> str:
-    # exactly_once is not the default: with faust-streaming 0.15.3 a worker hangs on SIGTERM in its last
-    # transaction commit, and a second worker of a context crashes restoring a table; see README.
-    return config.env("PROCESSING_GUARANTEE", "at_least_once")
 
 
 def record(table: faust.Table, key: str, value: dict | None) -> None:
@@ -50,29 +45,32 @@ def record(table: faust.Table, key: str, value: dict | None) -> None:
 class Worker:
     """One bounded context's Faust app: `bread-<context>`, its web server on the context's port."""
 
-    def __init__(self, context: str, service: str | None = None) -> None:
+    def __init__(self, context: str, service: str | None = None, settings: Settings | None = None) -> None:
         self.context = context
+        self.settings = settings = settings or current()
         service = service or context
-        web_port = config.port(service)
-        brokers = ";".join(f"kafka://{hp}" for hp in config.kafka_bootstrap().split(","))
+        web_port = settings.port(service)
+        brokers = ";".join(f"kafka://{hp}" for hp in settings.kafka_bootstrap.split(","))
         self.app = faust.App(
             f"bread-{context}",  # = TableSpec.app_id, which names the changelog topics bread creates
             broker=brokers,
-            store=config.env("BREAD_STORE", "rocksdb://"),
+            store=settings.bread_store,
             # Two workers of one context on one host keep apart by port.
-            datadir=str(config.data_dir() / f"{context}-{web_port}"),
-            web_bind=config.bind_host(),
+            datadir=str(settings.data_dir / f"{context}-{web_port}"),
+            web_bind=settings.bread_bind,
             web_port=web_port,
-            web_host=config.advertised_host(),
-            canonical_url=f"http://{config.advertised_host()}:{web_port}",
+            web_host=settings.bread_advertised_host,
+            canonical_url=f"http://{settings.bread_advertised_host}:{web_port}",
             producer_acks=-1,
             # How long a killed worker's partitions wait before the group hands them to the others.
-            broker_session_timeout=config.env_float("KAFKA_SESSION_TIMEOUT_S", 10.0),
-            broker_heartbeat_interval=config.env_float("KAFKA_SESSION_TIMEOUT_S", 10.0) / 5,
+            broker_session_timeout=settings.kafka_session_timeout_s,
+            broker_heartbeat_interval=settings.kafka_session_timeout_s / 5,
             # Every table write is a changelog message: batch them, or each becomes its own produce request.
-            producer_linger=config.env_float("PRODUCER_LINGER_S", 0.005),
-            processing_guarantee=processing_guarantee(),
-            topic_replication_factor=config.env_int("KAFKA_REPLICATION_FACTOR", 1),
+            producer_linger=settings.producer_linger_s,
+            # exactly_once is not the default: with faust-streaming 0.15.3 a worker hangs on SIGTERM in its last
+            # transaction commit, and a second worker of a context crashes restoring a table; see README.
+            processing_guarantee=settings.processing_guarantee,
+            topic_replication_factor=settings.kafka_replication_factor,
             topic_partitions=self._partitions(),
             key_serializer="raw",
             value_serializer="raw",
@@ -91,7 +89,7 @@ class Worker:
         self._may_handle = asyncio.Event()
         self._may_handle.set()
         self.app.on_before_shutdown.connect(self._stop_standalone)
-        self.app.timer(interval=config.env_float("CONSUMER_LAG_SAMPLE_S", 5.0))(self._sample_lag)
+        self.app.timer(interval=settings.consumer_lag_sample_s)(self._sample_lag)
         self._install_health()
         self.app.task(self._learn_routing)
 
@@ -223,7 +221,7 @@ class Worker:
 
     async def _standalone(self) -> AIOKafkaProducer:
         if self._producer is None:
-            producer = AIOKafkaProducer(**config.kafka_producer_settings())
+            producer = AIOKafkaProducer(**self.settings.kafka_producer())
             await producer.start()
             self._producer = producer
         return self._producer
@@ -303,12 +301,12 @@ class Worker:
         @app.page("/live")
         async def live(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
             # A stuck event loop cannot answer this at all: the probe's timeout catches that case.
-            problems = self.progress.stalled(stall_after_s())
+            problems = self.progress.stalled(self.settings.liveness_stall_s)
             if problems:
                 return view.json({"status": "stalled", "problems": problems}, status=503)
             return view.json({"status": "alive"})
 
-        if debugging.enabled():
+        if self.settings.bread_debug:
             self._install_debug_switches()
 
     def _install_debug_switches(self) -> None:
@@ -340,7 +338,7 @@ class Worker:
         """Run the worker in the foreground until SIGINT/SIGTERM."""
         from faust.worker import Worker as FaustWorker
 
-        worker = FaustWorker(self.app, loglevel=config.env("BREAD_LOG_LEVEL", "info"), quiet=True)
+        worker = FaustWorker(self.app, loglevel=self.settings.bread_log_level, quiet=True)
         # Faust's terminal spinner hangs a DEBUG handler on the root logger, so every debug call in Faust and
         # aiokafka would build a log record: a tenth of a busy worker's time, for a spinner nobody sees.
         worker.spinner = None

@@ -9,6 +9,8 @@
     bread strimzi-topics print Strimzi KafkaTopic resources for topics.yaml (k8s/base/kafka/topics.yaml)
     bread k8s-workloads  print every service's Kubernetes workload (k8s/base/workloads.yaml)
     bread roles          print who may do what at the gateway (the README's roles table)
+    bread settings       print every setting with its default (the README's configuration table)
+    bread k8s-config     print the ConfigMap: the settings Kubernetes sets otherwise (k8s/base/configmap.yaml)
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Callable
 
-from agents import config
+from agents.settings import PROJECT_ROOT, Settings, use
 from agents.principals import CUSTOMER, ROLES
 from api.supervisor import Supervisor, answers_live
 
@@ -39,35 +41,35 @@ START_ORDER = ["pay", "order-worker", "bakery", "mypage", "order", "gateway"]
 STOP_GRACE_S = 15
 
 
-def setup_logging() -> None:
+def setup_logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=config.env("BREAD_LOG_LEVEL", "info").upper(),
+        level=settings.bread_log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
-def run_service(service: str) -> None:
-    setup_logging()
+def run_service(service: str, settings: Settings) -> None:
+    setup_logging(settings)
     if service in AIOHTTP_SERVICES:
         from api.http import serve
 
-        app = import_module(AIOHTTP_SERVICES[service]).init_app()
-        asyncio.run(serve(app, config.bind_host(), config.port(service),
-                          drain_s=config.env_float("BREAD_DRAIN_S", 1.0), grace_s=STOP_GRACE_S))
+        app = import_module(AIOHTTP_SERVICES[service]).init_app(settings)
+        asyncio.run(serve(app, settings.bread_bind, settings.port(service), drain_s=settings.bread_drain_s,
+                          grace_s=STOP_GRACE_S))
     else:
         # Importing the face registers the worker's agents and its web views.
         import_module(FAUST_SERVICES[service]).worker.run()
 
 
-def run_kafka() -> int:
+def run_kafka(settings: Settings) -> int:
     from agents.topics_admin import create_topics
     from api.localkafka import KafkaSetupError, LocalKafka, wait_until_ready
 
-    kafka = LocalKafka()
+    kafka = LocalKafka.from_settings(settings)
     try:
         process = kafka.start()
         asyncio.run(wait_until_ready(kafka.bootstrap, process=process))
-        created = asyncio.run(create_topics(kafka.bootstrap))
+        created = asyncio.run(create_topics(kafka.bootstrap, settings.kafka_replication_factor))
     except KafkaSetupError as exc:
         print(f"bread kafka: {exc}", file=sys.stderr)
         kafka.stop()
@@ -86,12 +88,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def _health_url(service: str) -> str:
-    return f"http://127.0.0.1:{config.port(service)}/health"
-
-
 def wait_healthy(services: list[str], processes: dict[str, subprocess.Popen], stop: threading.Event,
-                 timeout: float = 90) -> list[str]:
+                 settings: Settings, timeout: float = 90) -> list[str]:
     """Wait until every service's /health answers 200; return those that did not within `timeout`."""
     deadline = time.monotonic() + timeout
     pending = list(services)
@@ -100,7 +98,7 @@ def wait_healthy(services: list[str], processes: dict[str, subprocess.Popen], st
             break
         for service in list(pending):
             try:
-                with urllib.request.urlopen(_health_url(service), timeout=2) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{settings.port(service)}/health", timeout=2) as response:
                     if response.status == 200:
                         pending.remove(service)
             except (urllib.error.URLError, OSError):
@@ -113,16 +111,16 @@ def launcher(service: str, log_dir: Path) -> Callable[[], subprocess.Popen]:
     def launch() -> subprocess.Popen:
         with open(log_dir / f"{service}.log", "ab") as log:
             return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], stdout=log,
-                                    stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT)
+                                    stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     return launch
 
 
-def run_up() -> int:
+def run_up(settings: Settings) -> int:
     from agents.topics_admin import create_topics
     from api.localkafka import KafkaSetupError, LocalKafka, port_is_free, wait_until_ready
 
-    log_dir = config.data_dir() / "log"
-    busy = [f"{s} ({config.port(s)})" for s in START_ORDER if not port_is_free(config.port(s))]
+    log_dir = settings.data_dir / "log"
+    busy = [f"{s} ({settings.port(s)})" for s in START_ORDER if not port_is_free(settings.port(s))]
     if busy:
         print(f"bread up: ports in use, is bread already running? {', '.join(busy)}", file=sys.stderr)
         return 1
@@ -130,15 +128,15 @@ def run_up() -> int:
     _stop_on_signals(stop.set)
     supervisor = Supervisor(say=lambda line: print(f"bread up: {line}", file=sys.stderr, flush=True))
     try:
-        if config.kafka_is_local() and port_is_free(config.env_int("KAFKA_PORT", 9092)):
-            kafka = LocalKafka()
+        if settings.kafka_is_local and port_is_free(settings.kafka_port):
+            kafka = LocalKafka.from_settings(settings)
             log_dir.mkdir(parents=True, exist_ok=True)
             print(f"starting the local Kafka broker on {kafka.bootstrap} ...", flush=True)
             supervisor.start("kafka", lambda: kafka.start(log_file=log_dir / "kafka.log"))
-        bootstrap = config.kafka_bootstrap()
+        bootstrap = settings.kafka_bootstrap
         broker = supervisor.processes().get("kafka")
         asyncio.run(wait_until_ready(bootstrap, process=broker))
-        created = asyncio.run(create_topics(bootstrap))
+        created = asyncio.run(create_topics(bootstrap, settings.kafka_replication_factor))
     except KafkaSetupError as exc:
         print(f"bread up: {exc}", file=sys.stderr)
         supervisor.stop_all(["kafka"], grace=20)
@@ -148,11 +146,11 @@ def run_up() -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     for service in START_ORDER:
         supervisor.start(service, launcher(service, log_dir),
-                         alive=answers_live(f"http://127.0.0.1:{config.port(service)}/live"))
-    failed = wait_healthy(START_ORDER, supervisor.processes(), stop)
+                         alive=answers_live(f"http://127.0.0.1:{settings.port(service)}/live"))
+    failed = wait_healthy(START_ORDER, supervisor.processes(), stop, settings)
     for service in START_ORDER:
         state = "NOT READY" if service in failed else "ready"
-        print(f"  {service:<13} http://127.0.0.1:{config.port(service):<6} {state}", flush=True)
+        print(f"  {service:<13} http://127.0.0.1:{settings.port(service):<6} {state}", flush=True)
     print(f"logs in {log_dir}; a process that dies is started again; Ctrl-C stops everything", flush=True)
     try:
         while not stop.wait(0.5):  # how often the supervisor looks
@@ -165,9 +163,8 @@ def run_up() -> int:
     return 1 if failed else 0
 
 
-def make_token(name: str, role: str) -> int:
+def make_token(name: str, role: str, path: Path) -> int:
     """Append the token's digest to the gateway's tokens file and print the token (shown this once only)."""
-    from api.gateway import tokens_file
     from api.tokens import new_token, token_line
 
     token = new_token()
@@ -176,7 +173,6 @@ def make_token(name: str, role: str) -> int:
     except ValueError as exc:
         print(f"bread token: {exc}", file=sys.stderr)
         return 2
-    path = tokens_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as tokens:
         tokens.write(line)
@@ -184,6 +180,15 @@ def make_token(name: str, role: str) -> int:
     print(token)
     print(f"(its digest was added to {path} for {name}, a {role})", file=sys.stderr)
     return 0
+
+
+GENERATORS = {  # what prints a generated file or table: the same whatever the environment says
+    "k8s-workloads": ("print the Kubernetes workloads of every service", "api.k8s", "workloads_manifest"),
+    "k8s-config": ("print the Kubernetes ConfigMap: the settings that differ there", "api.k8s", "config_manifest"),
+    "strimzi-topics": ("print a Strimzi KafkaTopic for every topic of topics.yaml", "api.strimzi", "topics_manifest"),
+    "roles": ("print who may do what at the gateway, as a Markdown table", "api.routes", "roles_table"),
+    "settings": ("print every setting, its default and meaning, as a Markdown table", "api.k8s", "settings_table"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,9 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     topics.add_argument("--markdown", action="store_true", help="print them as a Markdown table instead")
     dlq = sub.add_parser("dlq", help="list the dead letters, or replay them to their topics")
     dlq.add_argument("--replay", action="store_true", help="send the letters not replayed before to their topics")
-    sub.add_parser("strimzi-topics", help="print a Strimzi KafkaTopic for every topic of topics.yaml")
-    sub.add_parser("k8s-workloads", help="print the Kubernetes workloads of every service")
-    sub.add_parser("roles", help="print who may do what at the gateway, as a Markdown table")
+    for command, (what, _, _) in GENERATORS.items():
+        sub.add_parser(command, help=what)
     token = sub.add_parser("token", help="make a bearer token for the gateway (GATEWAY_AUTH=on)")
     token.add_argument("name", help="who the token stands for: a customer id, a baker's or a service's name")
     token.add_argument("--role", choices=ROLES, default=CUSTOMER,
@@ -205,44 +209,35 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
-    if args.command == "up":
-        return run_up()
-    if args.command == "kafka":
-        return run_kafka()
-    if args.command == "dlq":
-        from api import dlq as dead_letters
-
-        lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
-        print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
-        return 0
-    if args.command == "k8s-workloads":
-        from api.k8s import workloads_manifest
-
-        print(workloads_manifest(), end="")
-        return 0
-    if args.command == "strimzi-topics":
-        from api.strimzi import topics_manifest
-
-        print(topics_manifest(), end="")
-        return 0
-    if args.command == "token":
-        return make_token(args.name, args.role)
-    if args.command == "roles":
-        from api.routes import roles_table
-
-        print(roles_table())
+    if args.command in GENERATORS:
+        _, module, function = GENERATORS[args.command]
+        print(getattr(import_module(module), function)().rstrip("\n"))
         return 0
     if args.command == "topics" and args.markdown:
         from agents.catalog import catalog, markdown_table
 
         print(markdown_table(catalog()))
         return 0
+    settings = use(Settings.from_env())  # a bad value stops here, before anything starts
+    if args.command == "up":
+        return run_up(settings)
+    if args.command == "kafka":
+        return run_kafka(settings)
+    if args.command == "dlq":
+        from api import dlq as dead_letters
+
+        lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
+        print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
+        return 0
+    if args.command == "token":
+        return make_token(args.name, args.role, settings.tokens_path)
     if args.command == "topics":
         from agents.topics_admin import create_topics
 
-        print("created:", ", ".join(asyncio.run(create_topics())) or "none new")
+        created = asyncio.run(create_topics(settings.kafka_bootstrap, settings.kafka_replication_factor))
+        print("created:", ", ".join(created) or "none new")
         return 0
-    run_service(args.service)
+    run_service(args.service, settings)
     return 0
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents import config
+from agents.settings import current
 from agents.catalog import catalog
 from agents.deadletters import original, preview
 
@@ -36,7 +36,7 @@ async def _letters(consumer: AIOKafkaConsumer) -> list[tuple[int, dict]]:
 
 
 async def list_letters() -> list[str]:
-    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=config.kafka_bootstrap(), group_id=None,
+    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=current().kafka_bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -52,9 +52,9 @@ async def list_letters() -> list[str]:
 
 
 async def replay() -> list[str]:
-    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=config.kafka_bootstrap(), group_id=REPLAYER_GROUP,
+    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=current().kafka_bootstrap, group_id=REPLAYER_GROUP,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(**config.kafka_producer_settings())
+    producer = AIOKafkaProducer(**current().kafka_producer())
     await consumer.start()
     await producer.start()
     replayed = []

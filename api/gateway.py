@@ -28,7 +28,8 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from agents import config, principals
+from agents import principals
+from agents.settings import Networks, Settings
 from agents.correlation import HTTP_HEADER, current
 from api.http import AnswerBroken, JsonError, service_app
 from api.routes import ROUTES, check_access, route_of
@@ -56,8 +57,7 @@ STRIPPED = HOP_BY_HOP | {h.lower() for h in principals.HEADERS} | {"authorizatio
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
-MAX_BODY = web.AppKey("max_body", int)
-TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
+SETTINGS = web.AppKey("settings", Settings)
 CLIENT = web.RequestKey("client", str)  # the request's caller, behind any trusted proxies
 TARGETS = web.AppKey("targets", dict)
 API_DOCUMENT = web.AppKey("api_document", dict)
@@ -120,31 +120,6 @@ class RateLimiter:
             self._buckets = {c: b for c, b in self._buckets.items() if now - b[1] < full_after}
 
 
-def gateway_settings() -> tuple[TokenBook | None, RateLimiter | None, int]:
-    tokens = None
-    if config.env_bool("GATEWAY_AUTH", False):
-        tokens = TokenBook(tokens_file())
-    rate = config.env_float("GATEWAY_RATE_LIMIT_RPS", 100.0)
-    limiter = RateLimiter(rate, config.env_float("GATEWAY_RATE_LIMIT_BURST", 2 * rate)) if rate > 0 else None
-    return tokens, limiter, config.env_int("GATEWAY_MAX_BODY_BYTES", 64 * 1024)
-
-
-def tokens_file() -> Path:
-    return Path(config.env("GATEWAY_TOKENS_FILE", str(config.data_dir() / "gateway" / "tokens")))
-
-
-Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
-
-
-def trusted_proxies(raw: str) -> Networks:
-    """GATEWAY_TRUSTED_PROXIES: addresses or networks (CIDR), comma-separated, of the proxies in front."""
-    try:
-        return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in raw.split(",") if part.strip())
-    except ValueError as exc:
-        raise SystemExit(f"GATEWAY_TRUSTED_PROXIES must be addresses or networks like 10.0.0.0/8, "
-                         f"comma-separated: {exc}") from None
-
-
 def client_address(peer: str | None, forwarded_for: str | None, trusted: Networks) -> str:
     """Who is calling: the direct peer, unless it is a trusted proxy; then the nearest address in
     X-Forwarded-For (read from the right, as each proxy appends) that is not a trusted proxy itself. A client
@@ -177,7 +152,7 @@ async def log_access(request: web.Request, handler: Callable[[web.Request], Awai
     # Outside the error middleware, so it sees the final status of every request, errors included.
     started = time.perf_counter()
     request[CLIENT] = client_address(request.remote, request.headers.get("X-Forwarded-For"),
-                                     request.app[TRUSTED_PROXIES])
+                                     request.app[SETTINGS].gateway_trusted_proxies)
     response = await handler(request)
     if not access_log.isEnabledFor(logging.INFO):
         return response
@@ -208,8 +183,8 @@ async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable
                             headers={"WWW-Authenticate": 'Bearer realm="bread"'})
         request[PRINCIPAL] = principal
         check_access(request.method, request.path, principal)
-    if request.content_length is not None and request.content_length > request.app[MAX_BODY]:
-        raise JsonError(413, f"the body is {request.content_length} bytes; at most {request.app[MAX_BODY]} are taken")
+    if request.content_length is not None and request.content_length > request.app[SETTINGS].gateway_max_body_bytes:
+        raise JsonError(413, f"the body is {request.content_length} bytes; at most {request.app[SETTINGS].gateway_max_body_bytes} are taken")
     limiter = request.app[LIMITER]
     if limiter is not None:
         wait = limiter.wait_for(client_of(request))
@@ -240,7 +215,7 @@ class LimitedBody:
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=500), auto_decompress=False)
-    interval = config.env_float("GATEWAY_HEALTH_INTERVAL_S", 0.5)
+    interval = app[SETTINGS].gateway_health_interval_s
     watchers = [asyncio.create_task(targets.watch(app[HTTP], interval))
                 for targets in app[TARGETS].values() if len(targets.urls) > 1 and interval > 0]
     yield
@@ -267,8 +242,8 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     if route is None:
         raise JsonError(404, f"no route for {request.path}; routes: {', '.join(r.prefix for r in ROUTES)}")
     targets: Targets = request.app[TARGETS][route.service]
-    body = LimitedBody(request.content, request.app[MAX_BODY])
-    timeout = route.timeout()
+    body = LimitedBody(request.content, request.app[SETTINGS].gateway_max_body_bytes)
+    timeout = request.app[SETTINGS].gateway_timeout(route.prefix)
     instances = targets.in_order()
     for attempt, instance in enumerate(instances, 1):
         try:
@@ -283,7 +258,7 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
             raise JsonError(504, f"{route.service} did not answer within {timeout}s", service=route.service) from None
         except (aiohttp.ClientError, ValueError) as exc:
             if body.exceeded:
-                raise JsonError(413, f"the body is over {request.app[MAX_BODY]} bytes") from None
+                raise JsonError(413, f"the body is over {request.app[SETTINGS].gateway_max_body_bytes} bytes") from None
             if isinstance(exc, aiohttp.ClientConnectionError):
                 raise JsonError(502, f"{route.service} broke off: {exc}", service=route.service) from None
             raise
@@ -321,11 +296,14 @@ async def ready(app: web.Application) -> list[str]:
     return [] if HTTP in app else ["HTTP client not started"]
 
 
-def init_app() -> web.Application:
-    app = service_app("gateway", ready, outer=(log_access,), inner=(guard,))
-    app[TOKENS], app[LIMITER], app[MAX_BODY] = gateway_settings()
-    app[TRUSTED_PROXIES] = trusted_proxies(config.env("GATEWAY_TRUSTED_PROXIES", ""))
-    app[TARGETS] = {route.service: Targets(route.service, config.service_urls(route.service)) for route in ROUTES}
+def init_app(settings: Settings) -> web.Application:
+    app = service_app("gateway", ready, outer=(log_access,), inner=(guard,), debug=settings.bread_debug)
+    app[SETTINGS] = settings
+    app[TOKENS] = TokenBook(settings.tokens_path) if settings.gateway_auth else None
+    rate = settings.gateway_rate_limit_rps
+    app[LIMITER] = RateLimiter(rate, settings.rate_limit_burst) if rate > 0 else None
+    app[TARGETS] = {route.service: Targets(route.service, list(settings.service_urls(route.service)))
+                    for route in ROUTES}
     app[API_DOCUMENT] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     app.cleanup_ctx.append(resources)
     app.router.add_get("/openapi.json", openapi)

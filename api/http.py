@@ -159,9 +159,11 @@ Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.Stream
 
 
 def service_app(service: str, ready_check: ReadyCheck, outer: tuple[Middleware, ...] = (),
-                inner: tuple[Middleware, ...] = (), live_check: LiveCheck = lambda app: []) -> web.Application:
-    """An aiohttp application with bread's middleware, /health, /live and /metrics. `outer` middleware sees
-    every answer as sent (errors already JSON); `inner` may raise JsonError."""
+                inner: tuple[Middleware, ...] = (), live_check: LiveCheck = lambda app: [],
+                debug: bool = False) -> web.Application:
+    """An aiohttp application with bread's middleware, /health, /live and /metrics (and with `debug`, the
+    switches that make it unhealthy). `outer` middleware sees every answer as sent (errors already JSON);
+    `inner` may raise JsonError."""
     install_log_tagging()
     app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
     app[SERVICE] = service
@@ -171,6 +173,6 @@ def service_app(service: str, ready_check: ReadyCheck, outer: tuple[Middleware, 
     app.router.add_get("/health", health)
     app.router.add_get("/live", live)
     app.router.add_get("/metrics", metrics)
-    if debugging.enabled():
+    if debug:
         app.router.add_post("/debug/block-loop", block_loop)
     return app

@@ -15,22 +15,19 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents import config
+from agents.settings import PROJECT_ROOT, Settings
 
-POM = config.PROJECT_ROOT / "kafka" / "pom.xml"
+POM = PROJECT_ROOT / "kafka" / "pom.xml"
+JARS = POM.parent / "target" / "lib"  # where `mvn` puts them, unless KAFKA_LIB_DIR says otherwise
 
 
 class KafkaSetupError(RuntimeError):
     """The local broker cannot be fetched or started; the message says why and what to do."""
-
-
-def lib_dir() -> Path:
-    return Path(config.env("KAFKA_LIB_DIR", str(POM.parent / "target" / "lib")))
 
 
 def _require(tool: str, hint: str) -> str:
@@ -40,9 +37,8 @@ def _require(tool: str, hint: str) -> str:
     return path
 
 
-def ensure_jars() -> Path:
+def ensure_jars(libs: Path) -> Path:
     """The broker's jars, fetched with Maven on first use."""
-    libs = lib_dir()
     if not any(libs.glob("kafka_2.13-*.jar")):
         mvn = _require("mvn", "install Maven (e.g. `apt-get install maven`) so bread can fetch Kafka's jars")
         print(f"fetching Apache Kafka's jars from Maven Central into {libs} ...", file=sys.stderr, flush=True)
@@ -79,11 +75,17 @@ def new_cluster_id() -> str:
 
 @dataclass
 class LocalKafka:
-    port: int = field(default_factory=lambda: config.env_int("KAFKA_PORT", 9092))
-    controller_port: int = field(default_factory=lambda: config.env_int("KAFKA_CONTROLLER_PORT", 9093))
-    data: Path = field(default_factory=lambda: config.data_dir() / "kafka")
-    heap: str = field(default_factory=lambda: config.env("KAFKA_HEAP", "512m"))
+    port: int
+    controller_port: int
+    data: Path
+    heap: str
+    libs: Path = JARS
     process: subprocess.Popen | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalKafka:
+        return cls(settings.kafka_port, settings.kafka_controller_port, settings.data_dir / "kafka",
+                   settings.kafka_heap, Path(settings.kafka_lib_dir) if settings.kafka_lib_dir else JARS)
 
     @property
     def bootstrap(self) -> str:
@@ -120,7 +122,7 @@ class LocalKafka:
         java = _require("java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
         return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
                 f"-Dlog4j2.configurationFile={self.data / 'log4j2.properties'}",
-                "-cp", str(ensure_jars() / "*")]
+                "-cp", str(ensure_jars(self.libs) / "*")]
 
     def prepare(self) -> Path:
         """Write the config and format the storage on first use; return the server.properties path."""

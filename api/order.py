@@ -22,7 +22,6 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from agents import config
 from agents.catalog import catalog
 from agents.correlation import current, kafka_headers
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -32,7 +31,8 @@ from agents.events import Event, encode, key_of, make_event, new_correlation_id
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
 from agents.order.intake import Emit
-from agents.order.menu import InvalidOrder, OrderRequest, check_order, menu_from_env
+from agents.order.menu import InvalidOrder, OrderRequest, check_order
+from agents.settings import Settings
 from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
 from api.routes import authorized, principal_of
 
@@ -41,18 +41,18 @@ log = logging.getLogger(__name__)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 PAY = web.AppKey("pay", intake.Pay)
-MENU = web.AppKey("menu", dict)
+SETTINGS = web.AppKey("settings", Settings)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
-    producer = AIOKafkaProducer(**config.kafka_producer_settings())
+    producer = AIOKafkaProducer(**app[SETTINGS].kafka_producer())
     await producer.start()
     # One pooled client for every call to pay and to the order worker: no per-request connection set-up.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    app[PRODUCER], app[HTTP], app[PAY] = producer, http, intake.Pay(http)
+    app[PRODUCER], app[HTTP], app[PAY] = producer, http, intake.Pay.from_settings(http, app[SETTINGS])
     yield
     await http.close()
     await producer.stop()
@@ -73,7 +73,7 @@ def emitter(app: web.Application) -> Emit:
 async def place_order(request: web.Request) -> web.Response:
     app = request.app
     try:
-        order = check_order(await read_json(request), app[MENU])
+        order = check_order(await read_json(request), app[SETTINGS].menu)
         key = check_key(request.headers.get(IDEMPOTENCY_HEADER))
     except (InvalidOrder, ValueError) as exc:
         raise JsonError(400, str(exc)) from None
@@ -103,7 +103,7 @@ def answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderR
 async def placement_of(app: web.Application, key: str) -> dict | None:
     """What the order worker recorded for a keyed request, or None while it has not placed it."""
     try:
-        async with app[HTTP].get(f"{config.service_url('order-worker')}/order-requests/{key}",
+        async with app[HTTP].get(f"{app[SETTINGS].service_url('order-worker')}/order-requests/{key}",
                                  timeout=aiohttp.ClientTimeout(total=5)) as response:
             placed = await response.json() if response.status == 200 else None
     except (asyncio.TimeoutError, aiohttp.ClientError):
@@ -127,7 +127,7 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
         await emitter(app)(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
                                       requestId=key, item=order.item, qty=order.qty,
                                       **({"customerId": customer} if customer else {})))
-        deadline = time.monotonic() + intake.pay_timeout() + PLACEMENT_WAIT_S
+        deadline = time.monotonic() + app[SETTINGS].pay_timeout_s + PLACEMENT_WAIT_S
         while placed is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)  # the request log has no push channel: poll it, bounded by the deadline
             placed = await placement_of(app, key)
@@ -145,7 +145,8 @@ async def order_state(request: web.Request, order_id: int) -> tuple[int, bytes]:
     principal = principal_of(request)
     try:
         async with request.app[HTTP].get(
-            f"{config.service_url('order-worker')}/orders/{order_id}", timeout=aiohttp.ClientTimeout(total=5),
+            f"{request.app[SETTINGS].service_url('order-worker')}/orders/{order_id}",
+            timeout=aiohttp.ClientTimeout(total=5),
             headers=principal.headers() if principal else None,
         ) as response:
             if response.content_type != "application/json":  # not bread's answer: the worker is in trouble
@@ -184,9 +185,9 @@ async def ready(app: web.Application) -> list[str]:
     return [] if PRODUCER in app else ["Kafka producer not started"]
 
 
-def init_app() -> web.Application:
-    app = service_app("order", ready, inner=(authorized,))
-    app[MENU] = menu_from_env()
+def init_app(settings: Settings) -> web.Application:
+    app = service_app("order", ready, inner=(authorized,), debug=settings.bread_debug)
+    app[SETTINGS] = settings
     app.cleanup_ctx.append(resources)
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)

@@ -16,7 +16,6 @@ import json
 import logging
 import random
 import time
-from pathlib import Path
 from typing import AsyncIterator
 
 import aiohttp
@@ -24,16 +23,16 @@ from aiohttp import web
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from agents import config
 from agents.catalog import InvalidEvent, catalog
 from agents.correlation import HTTP_HEADER, current, kafka_headers
 from agents import idempotency
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
-from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress, stall_after_s
+from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
 from agents.pay.ledger import Ledger
+from agents.settings import Settings
 from agents.pay.payments import (
-    APPLY, DECLINE, DEFAULT_LIMIT, PaymentRefused, PaymentRequest, check_payment, delay_range,
+    APPLY, DECLINE, PaymentRefused, PaymentRequest, check_payment,
 )
 from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
 from api.routes import authorized, principal_of
@@ -44,27 +43,13 @@ LEDGER = web.AppKey("ledger", Ledger)
 OUTBOX_PENDING = web.AppKey("outbox_pending", asyncio.Event)
 LEDGER_CLIENT = web.AppKey("ledger_client", aiohttp.ClientSession)  # only on a front
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
-DELAY = web.AppKey("delay", tuple)
+SETTINGS = web.AppKey("settings", Settings)
 PROGRESS = web.AppKey("progress", Progress)
-LAG_SAMPLE_S = config.env_float("CONSUMER_LAG_SAMPLE_S", 5.0)
-
-
-def pay_delay() -> tuple[float, float]:
-    try:
-        return delay_range(config.env("PAY_DELAY_MS", ""))
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
-
-
 async def take_time(app: web.Application) -> None:
     """The artificial delay of PAY_DELAY_MS (none by default), as the seed's pay slept in each request."""
-    low, high = app[DELAY]
+    low, high = app[SETTINGS].pay_delay_ms
     if high:
         await asyncio.sleep(random.uniform(low, high))
-
-
-def ledger_path() -> Path:
-    return Path(config.env("PAY_DB", str(config.data_dir() / "pay" / "ledger.sqlite3")))
 
 
 async def relay_outbox(app: web.Application) -> None:
@@ -151,7 +136,7 @@ async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer, stop
             if batches and time.monotonic() - committed_at >= 1:
                 await consumer.commit()
                 committed_at = time.monotonic()
-            if time.monotonic() - sampled_at >= LAG_SAMPLE_S:
+            if time.monotonic() - sampled_at >= app[SETTINGS].consumer_lag_sample_s:
                 await progress.sample(consumer.assignment(), consumer.highwater, consumer.position)
                 sampled_at = time.monotonic()
         except KafkaError as exc:
@@ -163,15 +148,16 @@ async def follow_the_saga(app: web.Application, consumer: AIOKafkaConsumer, stop
 
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
-    ledger = Ledger(ledger_path(), lambda event_type: catalog().topic_of_event(event_type).name,
-                    limit=config.env_int("PAY_LIMIT", DEFAULT_LIMIT))
+    settings = app[SETTINGS]
+    ledger = Ledger(settings.pay_ledger_path, lambda event_type: catalog().topic_of_event(event_type).name,
+                    limit=settings.pay_limit)
     await ledger.open()
-    producer = AIOKafkaProducer(**config.kafka_producer_settings())
+    producer = AIOKafkaProducer(**settings.kafka_producer())
     await producer.start()
     app[LEDGER], app[PRODUCER], app[OUTBOX_PENDING] = ledger, producer, asyncio.Event()
     app[OUTBOX_PENDING].set()  # whatever a previous run left unpublished goes out first
     consumer = AIOKafkaConsumer(
-        *[t.name for t in catalog().topics_consumed_by("pay")], bootstrap_servers=config.kafka_bootstrap(),
+        *[t.name for t in catalog().topics_consumed_by("pay")], bootstrap_servers=settings.kafka_bootstrap,
         group_id="bread-pay", enable_auto_commit=False, auto_offset_reset="earliest",
         # Never refund for an event whose transaction a Faust worker (exactly-once) may still abort.
         isolation_level="read_committed",
@@ -231,7 +217,7 @@ async def at_the_ledger(request: web.Request, method: str, path: str, body: obje
     if principal_of(request):  # the ledger checks the caller again, and records who asked for a refund
         headers.update(principal_of(request).headers())
     try:
-        async with request.app[LEDGER_CLIENT].request(method, f"{ledger_url()}{path}", json=body, headers=headers,
+        async with request.app[LEDGER_CLIENT].request(method, f"{request.app[SETTINGS].pay_ledger_url}{path}", json=body, headers=headers,
                                                       timeout=aiohttp.ClientTimeout(total=10)) as answer:
             return web.Response(body=await answer.read(), status=answer.status,
                                 content_type="application/json", headers=_location(answer))
@@ -243,10 +229,6 @@ def _location(answer: aiohttp.ClientResponse) -> dict[str, str]:
     return {"Location": answer.headers["Location"]} if "Location" in answer.headers else {}
 
 
-def ledger_url() -> str:
-    return config.env("PAY_LEDGER_URL", "").rstrip("/")
-
-
 async def front_resources(app: web.Application) -> AsyncIterator[None]:
     app[LEDGER_CLIENT] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
     yield
@@ -256,7 +238,7 @@ async def front_resources(app: web.Application) -> AsyncIterator[None]:
 async def ready(app: web.Application) -> list[str]:
     if LEDGER_CLIENT in app:  # a front is ready when the ledger is
         try:
-            async with app[LEDGER_CLIENT].get(f"{ledger_url()}/health",
+            async with app[LEDGER_CLIENT].get(f"{app[SETTINGS].pay_ledger_url}/health",
                                               timeout=aiohttp.ClientTimeout(total=2)) as answer:
                 return [] if answer.status == 200 else [f"the pay ledger answers {answer.status}"]
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -264,11 +246,12 @@ async def ready(app: web.Application) -> list[str]:
     return [] if PRODUCER in app else ["ledger or Kafka producer not started"]
 
 
-def init_app() -> web.Application:
-    app = service_app("pay", ready, inner=(authorized,), live_check=lambda app: app[PROGRESS].stalled(stall_after_s()))
-    app[DELAY] = pay_delay()
+def init_app(settings: Settings) -> web.Application:
+    app = service_app("pay", ready, inner=(authorized,), debug=settings.bread_debug,
+                      live_check=lambda app: app[PROGRESS].stalled(settings.liveness_stall_s))
+    app[SETTINGS] = settings
     app[PROGRESS] = Progress("pay")
-    app.cleanup_ctx.append(front_resources if ledger_url() else resources)
+    app.cleanup_ctx.append(front_resources if settings.pay_ledger_url else resources)
     app.router.add_post("/payments", post_payment)
     app.router.add_get("/payments/{orderId}", get_payments)
     return app

@@ -11,7 +11,6 @@ from typing import Awaitable, Callable, Mapping
 
 from aiohttp import web
 
-from agents import config
 from agents.principals import ADMIN, BAKER, CUSTOMER, ROLES, SERVICE, BadPrincipal, Principal, principal_from
 from api.http import JsonError
 
@@ -19,24 +18,15 @@ from api.http import JsonError
 @dataclass(frozen=True)
 class Route:
     prefix: str
-    service: str
-    timeout_s: float  # the default; GATEWAY_TIMEOUT_<NAME>_S overrides it
-
-    @property
-    def timeout_variable(self) -> str:
-        return f"GATEWAY_TIMEOUT_{self.prefix.strip('/').replace('-', '_').upper()}_S"
-
-    def timeout(self) -> float:
-        return config.env_float(self.timeout_variable, config.env_float("GATEWAY_TIMEOUT_S", self.timeout_s))
+    service: str  # its timeout: GATEWAY_TIMEOUT_<PREFIX>_S (agents/settings.py)
 
 
 ROUTES = (
-    # An order with an Idempotency-Key may wait for pay's timeout and the order worker: allow for both.
-    Route("/orders", "order", 10.0),
-    Route("/payments", "pay", 5.0),
-    Route("/bakeries", "bakery", 5.0),
-    Route("/mypages", "mypage", 10.0),  # the list gathers every mypage worker's share
-    Route("/order-requests", "order-worker", 5.0),
+    Route("/orders", "order"),
+    Route("/payments", "pay"),
+    Route("/bakeries", "bakery"),
+    Route("/mypages", "mypage"),
+    Route("/order-requests", "order-worker"),
 )
 
 # Who may do what, per route and method. A customer reaches only their own orders (the services filter by the

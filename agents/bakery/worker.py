@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-from agents import config
 from agents.bakery.tickets import OWN_EVENTS, react
 from agents.events import Event
 from agents.worker import Worker, record
 
 worker = Worker("bakery")
 tickets = worker.table()
-
-
-def auto_confirm() -> bool:
-    return config.env_bool("BAKERY_AUTO_CONFIRM", False)
 
 
 # The bakers' requests (POST /bakeries) waiting for their decision to be applied, by the decision's event id.
@@ -29,7 +24,7 @@ awaited_decisions: dict[str, asyncio.Future] = {}
 async def on_event(event: Event) -> None:
     key = str(event["orderId"])
     before = tickets.get(key)
-    changed, said = react(before, event, auto_confirm())
+    changed, said = react(before, event, worker.settings.bakery_auto_confirm)
     record(tickets, key, changed or before)
     for announcement in said:
         await worker.emit(announcement)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
-from agents import config
 from agents.events import Event, make_event
 
 REASON = "saga deadline passed"
@@ -20,14 +19,6 @@ CANCEL, REPAIR = "cancel", "repair"
 MAX_DOUBLINGS = 5  # a stalled order is asked again at most every 32 repair periods
 
 Deadline = dict[str, Any]  # {"at": epoch seconds, "then": CANCEL or REPAIR, "attempt": repairs asked so far}
-
-
-def saga_deadline_s() -> float:
-    return config.env_float("SAGA_DEADLINE_S", 300.0)
-
-
-def saga_repair_s() -> float:
-    return config.env_float("SAGA_REPAIR_S", 60.0)
 
 
 def deadline_after(occurred_at: str, seconds: float) -> float:

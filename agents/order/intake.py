@@ -14,12 +14,12 @@ from typing import Awaitable, Callable
 
 import aiohttp
 
-from agents import config
 from agents.breaker import BreakerSettings, CircuitBreaker, CircuitOpen
 from agents.correlation import HTTP_HEADER
 from agents.events import Event, make_event
 from agents.order.lifecycle import OrderStatus
 from agents.order.menu import OrderRequest
+from agents.settings import Settings
 
 Emit = Callable[[Event], Awaitable[int]]  # sends an event (acks=all) and returns its offset
 
@@ -46,67 +46,54 @@ class Placement:
     retry_after: float | None = None  # for a rejection: when pay may be worth trying again
 
 
-def pay_timeout() -> float:
-    return config.env_float("PAY_TIMEOUT_S", 1.5)
-
-
-def pay_fallback() -> Fallback:
-    raw = config.env("PAY_FALLBACK", Fallback.REJECT.value)
-    try:
-        return Fallback(raw)
-    except ValueError:
-        raise SystemExit(f"PAY_FALLBACK must be one of {', '.join(f.value for f in Fallback)}, got {raw!r}") from None
-
-
-def breaker_settings() -> BreakerSettings:
-    try:
-        return BreakerSettings(
-            # A window larger than the edge's usual concurrency: a wave of simultaneous calls ends with its
-            # slowest ones (the timeouts) together, and a short window would see only those.
-            window=config.env_int("PAY_BREAKER_WINDOW", 100),
-            minimum_calls=config.env_int("PAY_BREAKER_MIN_CALLS", 50),
-            failure_rate=config.env_float("PAY_BREAKER_FAILURE_RATE", 0.5),
-            slow_call_seconds=config.env_float("PAY_BREAKER_SLOW_CALL_S", 1.0),
-            slow_call_rate=config.env_float("PAY_BREAKER_SLOW_CALL_RATE", 1.0),
-            open_seconds=config.env_float("PAY_BREAKER_OPEN_S", 5.0),
-            half_open_calls=config.env_int("PAY_BREAKER_HALF_OPEN_CALLS", 5),
-        )
-    except ValueError as exc:
-        raise SystemExit(f"PAY_BREAKER_* settings: {exc}") from None
+def breaker_settings(settings: Settings) -> BreakerSettings:
+    return BreakerSettings(
+        # A window larger than the edge's usual concurrency: a wave of simultaneous calls ends with its
+        # slowest ones (the timeouts) together, and a short window would see only those.
+        window=settings.pay_breaker_window,
+        minimum_calls=settings.pay_breaker_min_calls,
+        failure_rate=settings.pay_breaker_failure_rate,
+        slow_call_seconds=settings.pay_breaker_slow_call_s,
+        slow_call_rate=settings.pay_breaker_slow_call_rate,
+        open_seconds=settings.pay_breaker_open_s,
+        half_open_calls=settings.pay_breaker_half_open_calls,
+    )
 
 
 class Pay:
     """The synchronous way to pay: one pooled HTTP client, the breaker in front of it, and the fallback."""
 
-    def __init__(self, http: aiohttp.ClientSession, breaker: CircuitBreaker | None = None,
-                 fallback: Fallback | None = None) -> None:
-        self.http = http
-        self.breaker = breaker or CircuitBreaker("pay", breaker_settings())
-        self.fallback = fallback or pay_fallback()
+    def __init__(self, http: aiohttp.ClientSession, url: str, timeout_s: float, breaker: CircuitBreaker,
+                 fallback: Fallback) -> None:
+        self.http, self.url, self.timeout_s, self.breaker, self.fallback = http, url, timeout_s, breaker, fallback
+
+    @classmethod
+    def from_settings(cls, http: aiohttp.ClientSession, settings: Settings) -> Pay:
+        return cls(http, settings.service_url("pay"), settings.pay_timeout_s,
+                   CircuitBreaker("pay", breaker_settings(settings)), Fallback(settings.pay_fallback))
 
     async def charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
         # A refusal pay answers (402) is pay working; only an unreachable, slow or failing pay opens the breaker.
-        return await self.breaker.call(lambda: charge(self.http, order_id, order, correlation),
+        return await self.breaker.call(lambda: self._charge(order_id, order, correlation),
                                        is_failure=lambda exc: isinstance(exc, PaymentUnavailable))
 
-
-async def charge(http: aiohttp.ClientSession, order_id: int, order: OrderRequest, correlation: str) -> dict:
-    try:
-        async with http.post(
-            f"{config.service_url('pay')}/payments",
-            json={"orderId": order_id, "price": order.price, "action": "apply"},
-            headers={HTTP_HEADER: correlation},
-            timeout=aiohttp.ClientTimeout(total=pay_timeout()),
-        ) as response:
-            if response.status == 402:
-                raise PaymentDeclined((await response.json()).get("error", "payment declined"))
-            if response.status >= 300:
-                raise PaymentUnavailable(f"pay answered {response.status}: {(await response.text())[:200]}")
-            return await response.json()
-    except asyncio.TimeoutError:
-        raise PaymentUnavailable(f"pay did not answer within {pay_timeout()}s") from None
-    except aiohttp.ClientError as exc:
-        raise PaymentUnavailable(f"pay is unreachable: {exc}") from None
+    async def _charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
+        try:
+            async with self.http.post(
+                f"{self.url}/payments",
+                json={"orderId": order_id, "price": order.price, "action": "apply"},
+                headers={HTTP_HEADER: correlation},
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as response:
+                if response.status == 402:
+                    raise PaymentDeclined((await response.json()).get("error", "payment declined"))
+                if response.status >= 300:
+                    raise PaymentUnavailable(f"pay answered {response.status}: {(await response.text())[:200]}")
+                return await response.json()
+        except asyncio.TimeoutError:
+            raise PaymentUnavailable(f"pay did not answer within {self.timeout_s}s") from None
+        except aiohttp.ClientError as exc:
+            raise PaymentUnavailable(f"pay is unreachable: {exc}") from None
 
 
 async def reserve(emit: Emit, correlation: str, reserved_by: str) -> int:

@@ -4,9 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from agents import config
-
-DEFAULT_MENU = "cake=25000,bread=3000,baguette=4500,croissant=3500"
 MAX_QTY = 100
 
 
@@ -27,15 +24,11 @@ def parse_menu(text: str) -> dict[str, int]:
     for entry in filter(None, (part.strip() for part in text.split(","))):
         name, sep, price = entry.partition("=")
         if not sep or not name.strip() or not price.strip().isdigit():
-            raise ValueError(f"menu entry {entry!r} is not item=price")
+            raise ValueError(f"menu entry {entry!r} is not item=price (a whole price, like cake=25000)")
         menu[name.strip()] = int(price)
     if not menu:
         raise ValueError("the menu is empty")
     return menu
-
-
-def menu_from_env() -> dict[str, int]:
-    return parse_menu(config.env("MENU", DEFAULT_MENU))
 
 
 def check_order(body: Any, menu: Mapping[str, int]) -> OrderRequest:

@@ -21,14 +21,13 @@ from typing import cast
 import aiohttp
 from aiokafka.errors import KafkaError
 
-from agents import config
 from agents.catalog import catalog
 from agents.correlation import current as current_correlation
 from agents.events import Event
 from agents.order import deadline, intake
 from agents.metrics import SAGA_SECONDS
 from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
-from agents.order.menu import OrderRequest, check_order, menu_from_env
+from agents.order.menu import OrderRequest, check_order
 from agents.worker import Worker, record
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,6 @@ requests = worker.table("order-requests")
 # The reminder this process has sent for an order's current deadline, until the agent moves the deadline on.
 _reminded: dict[str, deadline.Deadline] = {}
 _pay: list[intake.Pay] = []
-MENU = menu_from_env()
 WORKER_NAME = f"order-worker {socket.gethostname()}:{os.getpid()}"
 
 
@@ -60,7 +58,7 @@ async def on_event(event: Event) -> None:
     record(orders, key, order or None)
     current = deadline.as_deadline(deadlines.get(key))
     due = deadline.deadline_after_event(current, event, order.get("status"), ended(order),
-                                        deadline.saga_deadline_s(), deadline.saga_repair_s())
+                                        worker.settings.saga_deadline_s, worker.settings.saga_repair_s)
     if due != current:
         _reminded.pop(key, None)
     if due is None and key in deadlines:
@@ -75,7 +73,7 @@ worker.consume({event: on_event for topic in catalog().topics_consumed_by("order
 async def pay() -> intake.Pay:
     """The worker's way to pay, made on first use (an aiohttp session belongs to the running loop)."""
     if not _pay:
-        _pay.append(intake.Pay(aiohttp.ClientSession()))
+        _pay.append(intake.Pay.from_settings(aiohttp.ClientSession(), worker.settings))
         worker.app.on_before_shutdown.connect(_close_pay)
     return _pay[0]
 
@@ -92,7 +90,7 @@ async def on_request_order(command: Event) -> None:
     whose placement a crash interrupted goes on with the order number on record.
     """
     request_id = command["requestId"]
-    order = check_order(command, MENU)
+    order = check_order(command, worker.settings.menu)
     correlation = command.get("correlationId") or f"request-{request_id}"
     customer = command.get("customerId")
     placed = requests.get(request_id)
@@ -127,7 +125,7 @@ async def emit_acknowledged(event: Event) -> int:
 worker.consume({"RequestOrder": on_request_order})
 
 
-@worker.app.timer(interval=config.env_float("SAGA_SWEEP_S", 1.0))
+@worker.app.timer(interval=worker.settings.saga_sweep_s)
 async def enforce_deadlines() -> None:
     stored = ((key, deadline.as_deadline(due)) for key, due in list(deadlines.items()))
     for key, due in deadline.overdue(stored, time.time()):

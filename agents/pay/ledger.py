@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from agents.events import encode, key_of, make_event
 from agents.pay.payments import (
-    APPLY, CANCEL, DECLINE, DEFAULT_LIMIT, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable,
+    APPLY, CANCEL, DECLINE, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable,
     check_refundable, decline_reason, refund_for,
 )
 
@@ -93,7 +93,7 @@ class OutboxEntry:
 
 
 class Ledger:
-    def __init__(self, path: Path, topic_of: Callable[[str], str], limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(self, path: Path, topic_of: Callable[[str], str], limit: int) -> None:
         self._path = path
         self._limit = limit
         self._topic_of = topic_of

@@ -12,7 +12,6 @@ APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
 # What each kind of ledger row announces.
 EVENT_OF_ACTION = {APPLY: "PayApproved", CANCEL: "PayCanceled", DECLINE: "PayRejected"}
 REQUESTED_ACTIONS = (APPLY, CANCEL)
-DEFAULT_LIMIT = 1_000_000
 MAX_PRICE = 10**12  # beyond any order, well within SQLite's 64-bit integers
 MAX_REASON = 500
 
@@ -89,21 +88,6 @@ def decline_reason(price: int, limit: int) -> str | None:
     if price > limit:
         return f"the price {price} is over the payment limit of {limit}"
     return None
-
-
-def delay_range(raw: str) -> tuple[float, float]:
-    """PAY_DELAY_MS as (low, high) seconds: "" for none, "500" for a fixed delay, "400-620" for a range."""
-    raw = raw.strip()
-    if not raw:
-        return 0.0, 0.0
-    low, _, high = raw.partition("-")
-    try:
-        bounds = float(low), float(high or low)
-    except ValueError:
-        raise ValueError(f"PAY_DELAY_MS must be milliseconds like 500 or 400-620, got {raw!r}") from None
-    if not 0 <= bounds[0] <= bounds[1]:
-        raise ValueError(f"PAY_DELAY_MS must be a range low-high with 0 <= low <= high, got {raw!r}")
-    return bounds[0] / 1000, bounds[1] / 1000
 
 
 def refund_for(charged: int | None, order_id: int) -> int:

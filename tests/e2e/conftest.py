@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents import config
+from agents.settings import PROJECT_ROOT, port_variable, url_variable
 from agents.topics_admin import create_topics
 from api.cli import SERVICES
 from api.supervisor import Supervisor, answers_live
@@ -97,13 +97,13 @@ class System:
         env = {**self.env, **settings}
         if port is not None:
             self.ports[name] = port
-            env[config.PORTS[service][0]] = str(port)
+            env[port_variable(service)] = str(port)
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
 
         def launch() -> subprocess.Popen:
             with open(self.log(name), "ab") as out:
                 return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], env=env, stdout=out,
-                                        stderr=subprocess.STDOUT, cwd=config.PROJECT_ROOT)
+                                        stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
 
         self.supervisor.start(name, launch, alive=answers_live(f"{self.url(name)}/live"))
 
@@ -129,7 +129,7 @@ class System:
     def token(self, tokens_file: Path, name: str, role: str = "customer") -> str:
         """A new bearer token for `name` in `role`, made as a user makes one (`bread token`)."""
         done = subprocess.run([sys.executable, "-m", "api.cli", "token", name, "--role", role],
-                              cwd=config.PROJECT_ROOT, env={**self.env, "GATEWAY_TOKENS_FILE": str(tokens_file)},
+                              cwd=PROJECT_ROOT, env={**self.env, "GATEWAY_TOKENS_FILE": str(tokens_file)},
                               capture_output=True, text=True, check=True)
         return done.stdout.strip()
 
@@ -150,9 +150,9 @@ def system_env(root: Path, bootstrap: str) -> dict[str, str]:
            "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6",
            "GATEWAY_RATE_LIMIT_RPS": "0"}  # the shared gateway takes whatever the tests send; test_gateway limits its own
     for service, port in TEST_PORTS.items():
-        env[config.PORTS[service][0]] = str(port)
-        if service in config.URL_VARS:
-            env[config.URL_VARS[service]] = f"http://127.0.0.1:{port}"
+        env[port_variable(service)] = str(port)
+        if service != "gateway":
+            env[url_variable(service)] = f"http://127.0.0.1:{port}"
     return env
 
 
@@ -170,7 +170,7 @@ async def broker(tmp_path_factory) -> Broker:
         local.start(log_file=broker.log)
     try:
         await wait_until_ready(broker.bootstrap, timeout=90, process=broker.local.process if broker.local else None)
-        await create_topics(broker.bootstrap)
+        await create_topics(broker.bootstrap, replication=1)
         yield broker
     finally:
         if broker.local:

@@ -8,7 +8,7 @@ import sys
 
 from aiokafka import AIOKafkaProducer
 
-from agents import config
+from agents.settings import PROJECT_ROOT
 from agents.catalog import catalog
 from agents.deadletters import dead_letter
 from agents.events import encode, key_of, make_event
@@ -30,7 +30,7 @@ async def produce(kafka: str, topic: str, key: bytes | None, value: bytes) -> tu
 async def bread(system: System, *args: str) -> str:
     """Run the `bread` command against the test system; its standard output."""
     result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "api.cli", *args], env=system.env, cwd=config.PROJECT_ROOT,
+        subprocess.run, [sys.executable, "-m", "api.cli", *args], env=system.env, cwd=PROJECT_ROOT,
         capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr

@@ -100,7 +100,10 @@ async def test_each_route_has_its_timeout_and_every_request_one_json_access_log_
         lines = [line.split("INFO gateway.access: ", 1)[1] for line in system.log(name).read_text().splitlines()
                  if "gateway.access" in line]
         return [json.loads(line) for line in lines]
-    entries = {e["correlationId"]: e for e in logged()}
+    async def both_logged() -> dict:  # a streamed answer is logged once it has been sent: just after
+        entries = {e["correlationId"]: e for e in logged()}
+        return entries if {"slow-pay-1", "missing-1"} <= set(entries) else {}
+    entries = await eventually(both_logged, timeout=5, what="both access log lines")
     assert entries["slow-pay-1"]["status"] == 504 and entries["slow-pay-1"]["method"] == "GET"
     assert entries["missing-1"] == {**entries["missing-1"], "path": "/mypages/999999", "status": 404}
     assert entries["missing-1"]["durationMs"] >= 0 and entries["missing-1"]["client"] == "127.0.0.1"

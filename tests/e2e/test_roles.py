@@ -46,7 +46,7 @@ class Secured:
 @pytest.fixture
 async def secured(system, extra, tmp_path) -> Secured:
     tokens = {name: system.token(tmp_path / "tokens", name, role) for name, role in PEOPLE.items()}
-    gateway = await extra("gateway", "gateway-roles", 18389, GATEWAY_AUTH="on",
+    gateway = await extra("gateway", "gateway-roles", 18489, GATEWAY_AUTH="on",
                           GATEWAY_TOKENS_FILE=str(tmp_path / "tokens"))
     return Secured(system, system.url(gateway), tokens)
 

@@ -225,19 +225,16 @@ async def test_state_and_transitions_are_exported_for_prometheus():
     assert sample("bread_breaker_calls_total", outcome="not_permitted") == 1
 
 
-def test_settings_come_from_the_environment_and_bad_ones_stop_the_service(monkeypatch):
+def test_settings_come_from_the_environment_and_bad_ones_stop_the_service():
     from agents.order import intake
-    monkeypatch.setenv("PAY_BREAKER_WINDOW", "50")
-    monkeypatch.setenv("PAY_BREAKER_OPEN_S", "2.5")
-    assert (intake.breaker_settings().window, intake.breaker_settings().open_seconds) == (50, 2.5)
-    monkeypatch.setenv("PAY_BREAKER_MIN_CALLS", "80")
-    with pytest.raises(SystemExit, match="minimum_calls"):
-        intake.breaker_settings()
-    monkeypatch.setenv("PAY_FALLBACK", "retry")
-    with pytest.raises(SystemExit, match="PAY_FALLBACK must be one of reject, defer"):
-        intake.pay_fallback()
-    monkeypatch.setenv("PAY_FALLBACK", "defer")
-    assert intake.pay_fallback() == intake.Fallback.DEFER
+    from agents.settings import Settings
+    settings = Settings.from_env({"PAY_BREAKER_WINDOW": "50", "PAY_BREAKER_OPEN_S": "2.5", "PAY_FALLBACK": "defer"})
+    assert (intake.breaker_settings(settings).window, intake.breaker_settings(settings).open_seconds) == (50, 2.5)
+    assert intake.Pay.from_settings(None, settings).fallback == intake.Fallback.DEFER
+    with pytest.raises(SystemExit, match="PAY_BREAKER_MIN_CALLS='80': must be at most PAY_BREAKER_WINDOW"):
+        Settings.from_env({"PAY_BREAKER_WINDOW": "50", "PAY_BREAKER_MIN_CALLS": "80"})
+    with pytest.raises(SystemExit, match="PAY_FALLBACK='retry': must be one of reject, defer"):
+        Settings.from_env({"PAY_FALLBACK": "retry"})
 
 
 @pytest.mark.parametrize("fallback, status, announced", [
@@ -254,7 +251,7 @@ async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallb
     async def emit(event):
         sent.append(event)
         return len(sent) - 1
-    pay = intake.Pay(http=None, breaker=breaker, fallback=intake.Fallback(fallback))  # never reached: no client
+    pay = intake.Pay(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback))  # never reached: no client
     placed = await intake.place(emit, pay, OrderRequest("cake", 1, 25000), "c1", "test")
     assert [e["type"] for e in sent] == ["OrderNumberReserved", "OrderPlaced", announced]
     assert (placed.order_id, placed.status.value) == (1, status)  # the reservation was at offset 0

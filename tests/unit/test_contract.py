@@ -4,12 +4,12 @@ topics with handlers for events those topics carry."""
 import ast
 from pathlib import Path
 
-from agents import config
+from agents.settings import PROJECT_ROOT
 from agents.catalog import CONTEXTS, EXTERNAL, catalog
 from agents.bakery.tickets import ANNOUNCED_BY_STATUS
 from agents.pay.payments import EVENT_OF_ACTION
 
-SOURCES = [p for d in ("agents", "api") for p in (config.PROJECT_ROOT / d).rglob("*.py")]
+SOURCES = [p for d in ("agents", "api") for p in (PROJECT_ROOT / d).rglob("*.py")]
 # Where each file's code belongs: agents/<context>/..., api/<context>.py; the order worker's face is order's.
 API_CONTEXT = {"order": "order", "order_worker": "order", "pay": "pay", "bakery": "bakery", "mypage": "mypage"}
 
@@ -19,7 +19,7 @@ EVENT_TABLES = {"EVENT_OF_ACTION": EVENT_OF_ACTION, "ANNOUNCED_BY_STATUS": ANNOU
 
 
 def context_of(path: Path) -> str | None:
-    rel = path.relative_to(config.PROJECT_ROOT).parts
+    rel = path.relative_to(PROJECT_ROOT).parts
     if rel[0] == "agents" and len(rel) > 2:
         return rel[1]
     if rel[0] == "api":

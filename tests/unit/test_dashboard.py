@@ -7,9 +7,9 @@ from prometheus_client.metrics import MetricWrapperBase
 import agents.breaker
 import agents.metrics
 import api.http
-from agents import config
+from agents.settings import PROJECT_ROOT
 
-DASHBOARD = config.PROJECT_ROOT / "k8s" / "monitoring" / "bread-dashboard.json"
+DASHBOARD = PROJECT_ROOT / "k8s" / "monitoring" / "bread-dashboard.json"
 SUFFIXES = re.compile(r"_(bucket|count|sum|total|created)$")
 
 

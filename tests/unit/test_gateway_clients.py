@@ -3,9 +3,10 @@
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from api.gateway import client_address, init_app, trusted_proxies
+from agents.settings import Settings, networks
+from api.gateway import client_address, init_app
 
-PROXIES = trusted_proxies("10.0.0.0/8, 192.0.2.7")
+PROXIES = networks("10.0.0.0/8, 192.0.2.7")
 
 
 @pytest.mark.parametrize("peer, forwarded_for, client", [
@@ -24,19 +25,18 @@ def test_the_client_is_the_nearest_address_no_trusted_proxy_vouches_for(peer, fo
 
 
 def test_no_trusted_proxies_by_default_and_bad_ones_stop_the_gateway():
-    assert trusted_proxies("") == ()
+    assert Settings().gateway_trusted_proxies == ()
     with pytest.raises(SystemExit, match="GATEWAY_TRUSTED_PROXIES"):
-        trusted_proxies("10.0.0.0/8, the-ingress")
+        Settings.from_env({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, the-ingress"})
 
 
-async def answers(monkeypatch, trusted: str, forwarded_for: list[str]) -> list[int]:
+async def answers(trusted: str, forwarded_for: list[str]) -> list[int]:
     """The statuses of one POST /orders per X-Forwarded-For value, sent from 127.0.0.1, allowed one request
     per client; nothing listens behind the gateway, so what gets past the limit answers 502 or 503."""
-    monkeypatch.setenv("GATEWAY_TRUSTED_PROXIES", trusted)
-    monkeypatch.setenv("GATEWAY_RATE_LIMIT_RPS", "0.001")
-    monkeypatch.setenv("GATEWAY_RATE_LIMIT_BURST", "1")
-    monkeypatch.setenv("ORDER_URL", "http://127.0.0.1:9")  # discard port: nobody there
-    client = TestClient(TestServer(init_app()))
+    settings = Settings.from_env({"GATEWAY_TRUSTED_PROXIES": trusted, "GATEWAY_RATE_LIMIT_RPS": "0.001",
+                                  "GATEWAY_RATE_LIMIT_BURST": "1",
+                                  "ORDER_URL": "http://127.0.0.1:9"})  # discard port: nobody there
+    client = TestClient(TestServer(init_app(settings)))
     await client.start_server()
     try:
         statuses = []
@@ -49,11 +49,11 @@ async def answers(monkeypatch, trusted: str, forwarded_for: list[str]) -> list[i
         await client.close()
 
 
-async def test_behind_a_trusted_proxy_each_client_has_its_own_rate_limit(monkeypatch):
-    statuses = await answers(monkeypatch, "127.0.0.1", ["198.51.100.1", "198.51.100.2", "198.51.100.1"])
+async def test_behind_a_trusted_proxy_each_client_has_its_own_rate_limit():
+    statuses = await answers("127.0.0.1", ["198.51.100.1", "198.51.100.2", "198.51.100.1"])
     assert statuses[2] == 429 and 429 not in statuses[:2]
 
 
-async def test_without_trusted_proxies_a_forwarded_for_header_changes_nothing(monkeypatch):
-    statuses = await answers(monkeypatch, "", ["198.51.100.1", "198.51.100.2"])
+async def test_without_trusted_proxies_a_forwarded_for_header_changes_nothing():
+    statuses = await answers("", ["198.51.100.1", "198.51.100.2"])
     assert statuses[1] == 429 and statuses[0] != 429

@@ -4,7 +4,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agents import config
+from agents.settings import Settings, url_variable
+from api.cli import SERVICES
 from agents.principals import ROLES
 from api.gateway import init_app
 from api.http import json_response, service_app
@@ -22,19 +23,17 @@ async def echo(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def gateway(monkeypatch, tmp_path):
+async def gateway(tmp_path):
     upstream = web.Application()
     upstream.router.add_route("*", "/{tail:.*}", echo)
     server = TestServer(upstream)
     await server.start_server()
-    for variable in config.URL_VARS.values():
-        monkeypatch.setenv(variable, str(server.make_url("")).rstrip("/"))
     tokens = tmp_path / "tokens"
     tokens.write_text("".join(token_line(f"the-{role}", role, token) for role, token in TOKENS.items()))
-    monkeypatch.setenv("GATEWAY_AUTH", "on")
-    monkeypatch.setenv("GATEWAY_TOKENS_FILE", str(tokens))
-    monkeypatch.setenv("GATEWAY_RATE_LIMIT_RPS", "0")
-    client = TestClient(TestServer(init_app()))
+    settings = Settings.from_env({
+        **{url_variable(s): str(server.make_url("")).rstrip("/") for s in SERVICES if s != "gateway"},
+        "GATEWAY_AUTH": "on", "GATEWAY_TOKENS_FILE": str(tokens), "GATEWAY_RATE_LIMIT_RPS": "0"})
+    client = TestClient(TestServer(init_app(settings)))
     await client.start_server()
     yield client
     await client.close()
@@ -75,13 +74,12 @@ async def test_a_missing_or_unknown_token_is_401_and_a_method_no_role_has_405(ga
     assert response.status == 405 and (await response.json())["allowed"] == ["DELETE", "GET", "POST"]
 
 
-async def test_without_authentication_the_gateway_names_nobody_and_strips_what_callers_say(monkeypatch):
+async def test_without_authentication_the_gateway_names_nobody_and_strips_what_callers_say():
     upstream = web.Application()
     upstream.router.add_route("*", "/{tail:.*}", echo)
     server = TestServer(upstream)
     await server.start_server()
-    monkeypatch.setenv("PAY_URL", str(server.make_url("")).rstrip("/"))
-    client = TestClient(TestServer(init_app()))
+    client = TestClient(TestServer(init_app(Settings.from_env({"PAY_URL": str(server.make_url("")).rstrip("/")}))))
     await client.start_server()
     try:
         response = await client.post("/payments", json={}, headers={"X-Principal": "x", "X-Principal-Role": "admin"})

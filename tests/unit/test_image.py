@@ -3,10 +3,10 @@ import json
 import re
 import tomllib
 
-from agents import config
+from agents.settings import PROJECT_ROOT
 from api.cli import SERVICES
 
-DOCKERFILE = (config.PROJECT_ROOT / "Dockerfile").read_text()
+DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 
 
 def stages() -> dict[str, str]:
@@ -30,7 +30,7 @@ def test_the_runtime_runs_as_a_non_root_user():
 
 def test_the_entrypoint_is_the_bread_command_of_the_package():
     entrypoint = re.search(r'^ENTRYPOINT\s+\["([^"]+)"\]', DOCKERFILE, flags=re.M).group(1)
-    scripts = tomllib.loads((config.PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert entrypoint == "bread" and scripts["bread"] == "api.cli:main"
     command = json.loads(re.search(r"^CMD\s+(\[.*\])", DOCKERFILE, flags=re.M).group(1))
     assert command[0] == "run" and command[1] in SERVICES
@@ -39,12 +39,12 @@ def test_the_entrypoint_is_the_bread_command_of_the_package():
 def test_the_image_reads_topics_yaml_from_where_it_copies_it():
     assert "COPY topics.yaml /etc/bread/topics.yaml" in DOCKERFILE
     assert "BREAD_TOPICS_FILE=/etc/bread/topics.yaml" in DOCKERFILE
-    ignored = (config.PROJECT_ROOT / ".dockerignore").read_text().split()
+    ignored = (PROJECT_ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and "kafka/target" in ignored and "topics.yaml" not in ignored
 
 
 def test_the_api_document_the_gateway_serves_is_in_the_package():
     from api.gateway import OPENAPI
 
-    package_data = tomllib.loads((config.PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    package_data = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert OPENAPI.parent.name == "api" and OPENAPI.name in package_data["api"]

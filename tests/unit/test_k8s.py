@@ -3,7 +3,6 @@ kustomize and validated (kubernetes-validate --strict; Strimzi resources against
 and what the probes, rollouts and settings must say."""
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -15,29 +14,19 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from agents import config
+from agents.settings import PROJECT_ROOT, Settings, described
 from api.cli import STOP_GRACE_S
-from api.k8s import DRAIN_S, workloads_manifest
+from api.k8s import DRAIN_S, config_manifest, workloads_manifest
 from api.routes import ROUTES
 from api.strimzi import topics_manifest
 
-K8S = config.PROJECT_ROOT / "k8s"
-STRIMZI_CRDS = Path(os.environ.get("STRIMZI_CRDS", config.PROJECT_ROOT.parent / "shared" / "strimzi-crds"))
+K8S = PROJECT_ROOT / "k8s"
+STRIMZI_CRDS = Path(os.environ.get("STRIMZI_CRDS", PROJECT_ROOT.parent / "shared" / "strimzi-crds"))
 OVERLAYS = ("dev", "prod")
-# Settings the code reads that have no place in the ConfigMap, and why.
-NOT_IN_CONFIGMAP = {
-    "BREAD_ADVERTISED_HOST": "each pod's own IP, from the downward API",
-    "BREAD_DEBUG": "debug switches, never in a cluster",
-    "BREAD_STORE": "RocksDB, the default",
-    "BREAD_TOPICS_FILE": "set by the image",
-    "PAY_DB": "under BREAD_DATA_DIR, on the pay volume",
-    "KAFKA_PORT": "the local broker only", "KAFKA_CONTROLLER_PORT": "the local broker only",
-    "KAFKA_HEAP": "the local broker only", "KAFKA_LIB_DIR": "the local broker only",
-}
 
 
 def kustomize_command() -> list[str]:
-    for candidate in (config.PROJECT_ROOT / ".tools" / "kustomize", shutil.which("kustomize")):
+    for candidate in (PROJECT_ROOT / ".tools" / "kustomize", shutil.which("kustomize")):
         if candidate and Path(candidate).exists():
             return [str(candidate), "build"]
     if shutil.which("kubectl"):
@@ -61,6 +50,8 @@ def test_the_generated_manifests_are_what_their_generators_make():
         "run `bread strimzi-topics > k8s/base/kafka/topics.yaml`"
     assert (K8S / "base" / "workloads.yaml").read_text() == workloads_manifest(), \
         "run `bread k8s-workloads > k8s/base/workloads.yaml`"
+    assert (K8S / "base" / "configmap.yaml").read_text() == config_manifest(), \
+        "run `bread k8s-config > k8s/base/configmap.yaml`"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -116,34 +107,26 @@ def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
             assert w["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
 
-def settings_read_by_the_code() -> set[str]:
-    names = set(config.URL_VARS.values())
-    for source in [*(config.PROJECT_ROOT / "agents").rglob("*.py"), *(config.PROJECT_ROOT / "api").rglob("*.py")]:
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                    and isinstance(node.args[0].value, str):
-                function = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-                if function in {"env", "env_int", "env_float", "env_bool"}:
-                    names.add(node.args[0].value)
-    return names
-
-
-def test_the_configmap_holds_every_setting_the_services_read_and_only_those():
-    (configmap,) = [d for d in of_kind("dev", "ConfigMap") if d["metadata"]["name"] == "bread-config"]
-    wanted = settings_read_by_the_code() - set(NOT_IN_CONFIGMAP)
-    assert wanted - set(configmap["data"]) == set(), "settings the services read but the ConfigMap lacks"
-    assert set(configmap["data"]) - settings_read_by_the_code() == set(), "ConfigMap keys no code reads"
+def test_the_configmap_sets_only_what_differs_on_kubernetes_and_the_overlays_known_settings():
+    known = {d["env"]: d for d in described()}
+    for overlay in OVERLAYS:
+        (configmap,) = [d for d in of_kind(overlay, "ConfigMap") if d["metadata"]["name"] == "bread-config"]
+        assert set(configmap["data"]) <= set(known), "ConfigMap keys that are no setting"
+        Settings.from_env(configmap["data"])  # every value one bread takes
+    (base,) = [d for d in of_kind("dev", "ConfigMap") if d["metadata"]["name"] == "bread-config"]
+    assert all(value != known[key]["default"] for key, value in base["data"].items()), "a default set again"
+    assert "GATEWAY_TIMEOUT_S" not in base["data"], "each route keeps its own timeout"
 
 
 def test_authentication_is_off_in_dev_and_on_in_prod_and_prod_replicates_kafka():
-    def setting(overlay, key):
+    def settings(overlay):
         (configmap,) = [d for d in of_kind(overlay, "ConfigMap") if d["metadata"]["name"] == "bread-config"]
-        return configmap["data"][key]
-    assert (setting("dev", "GATEWAY_AUTH"), setting("prod", "GATEWAY_AUTH")) == ("off", "on")
+        return Settings.from_env(configmap["data"])
+    assert (settings("dev").gateway_auth, settings("prod").gateway_auth) == (False, True)
     (pool,) = of_kind("prod", "KafkaNodePool")
     assert pool["spec"]["replicas"] == 3
     assert {t["spec"]["replicas"] for t in of_kind("prod", "KafkaTopic")} == {3}
-    assert setting("prod", "KAFKA_REPLICATION_FACTOR") == "3"
+    assert settings("prod").kafka_replication_factor == 3 and settings("dev").bakery_auto_confirm
     gateway = next(d for d in rendered("prod") if d["kind"] == "Deployment" and d["metadata"]["name"] == "gateway")
     mounts = gateway["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
     assert {"name": "tokens", "mountPath": "/etc/bread/tokens", "readOnly": True} in mounts

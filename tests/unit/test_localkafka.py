@@ -12,7 +12,7 @@ def test_cluster_ids_are_16_bytes_and_never_look_like_an_option():
 
 
 def test_a_single_node_broker_is_sized_for_one_replica_and_refuses_unknown_topics(tmp_path):
-    props = dict(line.split("=", 1) for line in LocalKafka(port=1, controller_port=2, data=tmp_path)
+    props = dict(line.split("=", 1) for line in LocalKafka(port=1, controller_port=2, data=tmp_path, heap="512m")
                  .properties().splitlines() if line)
     assert props["process.roles"] == "broker,controller"
     assert props["transaction.state.log.replication.factor"] == props["offsets.topic.replication.factor"] == "1"

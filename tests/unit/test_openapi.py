@@ -5,11 +5,11 @@ from pathlib import Path
 
 import yaml
 
-from agents import config
+from agents.settings import PROJECT_ROOT
 from api.gateway import OPENAPI
 from api.routes import route_of
 
-API = config.PROJECT_ROOT / "api"
+API = PROJECT_ROOT / "api"
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 

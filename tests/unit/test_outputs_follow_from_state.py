@@ -61,7 +61,7 @@ async def test_orders_from_the_rest_edge_each_get_events_of_their_own():
 
 
 async def open_ledger(path) -> Ledger:
-    ledger = Ledger(path / "ledger.sqlite3", lambda t: catalog().topic_of_event(t).name)
+    ledger = Ledger(path / "ledger.sqlite3", lambda t: catalog().topic_of_event(t).name, limit=1_000_000)
     await ledger.open()
     return ledger
 
