@@ -9,6 +9,7 @@ WORKDIR /src
 COPY pyproject.toml README.md topics.yaml ./
 COPY agents ./agents
 COPY api ./api
+COPY ops ./ops
 RUN /opt/bread/bin/pip install --upgrade pip && /opt/bread/bin/pip install .
 
 FROM python:3.11-slim AS runtime

@@ -11,6 +11,7 @@ run: setup
 	$(BIN)/bread up
 
 test: setup .tools/.kustomize
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched

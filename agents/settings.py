@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from agents.order.menu import parse_menu
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
@@ -101,6 +100,19 @@ def delay_range(raw: str) -> tuple[float, float]:
     return bounds[0] / 1000, bounds[1] / 1000
 
 
+def priced_items(text: str) -> dict[str, int]:
+    """MENU: 'cake=25000,bread=3000' -> {'cake': 25000, 'bread': 3000}."""
+    items = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, price = entry.partition("=")
+        if not sep or not name.strip() or not price.strip().isdigit():
+            raise ValueError(f"menu entry {entry!r} is not item=price (a whole price, like cake=25000)")
+        items[name.strip()] = int(price)
+    if not items:
+        raise ValueError("the menu is empty")
+    return items
+
+
 NOT_IN_CLUSTER = "not set on Kubernetes"
 
 
@@ -180,7 +192,7 @@ class Settings:
                                                 group="urls")
     # order
     menu: dict[str, int] = setting("MENU", "cake=25000,bread=3000,baguette=4500,croissant=3500",
-                                   "items and prices", parse_menu)
+                                   "items and prices", priced_items)
     pay_timeout_s: float = setting("PAY_TIMEOUT_S", "1.5", "the order edge's timeout on its call to pay", positive)
     pay_fallback: str = setting("PAY_FALLBACK", "reject", "when pay cannot be called: `reject` (503, order "
                                 "Rejected) or `defer` (202, order PaymentPending, paid later from Kafka)",

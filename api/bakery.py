@@ -5,7 +5,7 @@ import json
 from faust.web import Request, Response
 
 from agents.bakery.tickets import DecisionRefused, check_decision, decide
-from agents.bakery.worker import awaited_decisions, tickets, worker
+from agents.runtime.bakery import awaited_decisions, tickets, worker
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import make_event, new_correlation_id
 from api.faustweb import GuardedView, error, forward_to_owner, serve_rows

@@ -1,7 +1,7 @@
 """Helpers for the Faust web views of bread's workers."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import faust
 from faust.exceptions import SameNode
@@ -35,11 +35,17 @@ class GuardedView(View):
         return await super().dispatch(request)
 
 
+MAX_WAIT_S = 30.0
+
+
 def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                render: Callable[[dict[str, Any], Request], dict[str, Any]], key: str = "orderId",
-               customers_own_rows: bool = True) -> None:
+               customers_own_rows: bool = True, wait_for: Callable[[str, float], Awaitable[None]] | None = None,
+               waited: Callable[[dict | None], bool] | None = None) -> None:
     """GET `path` (with a {key} in it): the table's row for that key, from whichever worker owns it. Where
-    rows belong to customers, a customer named by the gateway sees only their own; others' are not found."""
+    rows belong to customers, a customer named by the gateway sees only their own; others' are not found.
+    With `wait_for`, `?wait=S` holds the answer until `wait_for(key, S)` returns: a row `waited` is looking for
+    has come, or the time is up."""
 
     class RowView(GuardedView):
         async def get(self, request: Request, **match: str) -> Response:
@@ -52,6 +58,15 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
             except Exception as exc:  # noqa: BLE001 - starting, rebalancing, or the owner is gone: all transient
                 return error(self, 503, f"the worker holding {key} {match[key]} is unavailable "
                                         f"({type(exc).__name__}: {exc}); try again")
+            if wait_for is not None and "wait" in request.query:
+                try:
+                    seconds = float(request.query["wait"])
+                except ValueError:
+                    seconds = -1.0
+                if not 0 <= seconds <= MAX_WAIT_S:
+                    return error(self, 400, f"'wait' must be seconds from 0 to {MAX_WAIT_S:.0f}")
+                if waited is None or not waited(table.get(match[key])):
+                    await wait_for(match[key], seconds)
             row = table.get(match[key])
             if row is None or (customers_own_rows and not may_see(row, principal_of(request))):
                 return error(self, 404, not_found.format(**match))

@@ -37,6 +37,7 @@ SERVICE = web.AppKey("service", str)
 READY_CHECK = web.AppKey("ready_check", ReadyCheck)
 LIVE_CHECK = web.AppKey("live_check", LiveCheck)
 STOPPING = web.AppKey("stopping", asyncio.Event)
+STOP_GRACE_S = 15  # after the drain, how long a stopping service may take to finish what is in flight
 
 
 class JsonError(Exception):

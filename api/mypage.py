@@ -4,9 +4,9 @@ import asyncio
 import aiohttp
 from faust.web import Request, Response
 
-from agents.mypage.projection import page_of, row_view
-from agents.mypage.worker import mypages, worker
-from agents.principals import may_see
+from agents.mypage.projection import Share, page_of, row_view, share_of
+from agents.runtime.mypage import mypages, worker
+from agents.principals import HEADERS as PRINCIPAL_HEADERS, may_see
 from api.faustweb import GuardedView, base_url, error, is_this_worker, serve_rows
 from api.routes import principal_of
 
@@ -24,36 +24,46 @@ def _page_params(request: Request) -> tuple[int, int]:
     return page, size
 
 
-async def all_rows() -> list[dict]:
-    """Every row, from every worker that holds a share of the table (each answers for its own partitions)."""
-    rows: list[dict] = []
+def local_share(request: Request, wanted: int) -> Share:
+    """This worker's share of a page: the newest rows the caller may see, and how many there are."""
+    principal = principal_of(request)
+    return share_of((row for row in mypages.values() if may_see(row, principal)), wanted)
+
+
+async def shares(request: Request, page: int, size: int) -> list[Share]:
+    """Every worker's share of a page (each answers for its own partitions), passing on who is asking."""
+    found = []
     for owner in app.router.table_metadata(mypages.name):
         if is_this_worker(app, owner):
-            rows.extend(mypages.values())
+            found.append(local_share(request, (page + 1) * size))
             continue
-        async with app.http_client.get(f"{owner}/mypages", params={"scope": "local"},
-                                       timeout=aiohttp.ClientTimeout(total=10)) as response:
+        async with app.http_client.get(
+            f"{owner}/mypages", params={"scope": "local", "page": str(page), "size": str(size)},
+            headers={k: v for k, v in request.headers.items() if k in PRINCIPAL_HEADERS},
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as response:
             if response.status != 200:
                 raise aiohttp.ClientError(f"{owner} answered {response.status}")
-            rows.extend((await response.json())["rows"])
-    return rows
+            answer = await response.json()
+            found.append((answer["rows"], answer["total"]))
+    return found
 
 
 @app.page("/mypages")
 class MypageList(GuardedView):
     async def get(self, request: Request) -> Response:
-        if request.query.get("scope") == "local":  # another mypage worker gathering the list
-            return self.json({"rows": [row for row in mypages.values() if may_see(row, principal_of(request))]})
         try:
             page, size = _page_params(request)
         except ValueError as exc:
             return error(self, 400, str(exc))
+        if request.query.get("scope") == "local":  # another mypage worker gathering a page
+            rows, total = local_share(request, (page + 1) * size)
+            return self.json({"rows": rows, "total": total})
         try:
-            rows = await all_rows()
+            gathered = await shares(request, page, size)
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
-        rows = [row for row in rows if may_see(row, principal_of(request))]
-        return self.json(page_of(rows, page, size, base_url(request)))
+        return self.json(page_of(gathered, page, size, base_url(request)))
 
 
 serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}", lambda row, request: row_view(row, base_url(request)))

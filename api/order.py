@@ -15,7 +15,6 @@ import math
 import logging
 import os
 import socket
-import time
 from typing import AsyncIterator
 
 import aiohttp
@@ -26,12 +25,13 @@ from agents.catalog import catalog
 from agents.correlation import current, kafka_headers
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agents.idempotency import check_key
-from agents.metrics import EVENTS_EMITTED
+from agents.runtime.metrics import EVENTS_EMITTED
 from agents.events import Event, encode, key_of, make_event, new_correlation_id
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
 from agents.order.intake import Emit
 from agents.order.menu import InvalidOrder, OrderRequest, check_order
+from agents.runtime.pay_client import PayClient
 from agents.settings import Settings
 from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
 from api.routes import authorized, principal_of
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
-PAY = web.AppKey("pay", intake.Pay)
+PAY = web.AppKey("pay", PayClient)
 SETTINGS = web.AppKey("settings", Settings)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
@@ -52,7 +52,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await producer.start()
     # One pooled client for every call to pay and to the order worker: no per-request connection set-up.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    app[PRODUCER], app[HTTP], app[PAY] = producer, http, intake.Pay.from_settings(http, app[SETTINGS])
+    app[PRODUCER], app[HTTP], app[PAY] = producer, http, PayClient.from_settings(http, app[SETTINGS])
     yield
     await http.close()
     await producer.stop()
@@ -100,16 +100,17 @@ def answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderR
     return json_response(body, 201, headers={"Location": f"/orders/{order_id}"})
 
 
-async def placement_of(app: web.Application, key: str) -> dict | None:
-    """What the order worker recorded for a keyed request, or None while it has not placed it."""
+async def placement_of(app: web.Application, key: str, wait_s: float = 0.0) -> dict | None:
+    """What the order worker recorded for a keyed request, or None while it has not placed it: at once, or
+    as soon as it is placed within `wait_s` seconds (the worker holds its answer until then)."""
     try:
-        async with app[HTTP].get(f"{app[SETTINGS].service_url('order-worker')}/order-requests/{key}",
-                                 timeout=aiohttp.ClientTimeout(total=5)) as response:
+        async with app[HTTP].get(f"{app[SETTINGS].service_url('order-worker')}/placements/{key}",
+                                 params={"wait": f"{wait_s:.3f}"} if wait_s else None,
+                                 timeout=aiohttp.ClientTimeout(total=wait_s + 5)) as response:
             placed = await response.json() if response.status == 200 else None
     except (asyncio.TimeoutError, aiohttp.ClientError):
         return None
-    # Ordered: the number is reserved, the charge still under way.
-    return placed if placed and placed["status"] != OrderStatus.ORDERED.value else None
+    return placed if intake.is_placed(placed) else None
 
 
 def customer_of(request: web.Request) -> str | None:
@@ -127,10 +128,7 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
         await emitter(app)(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
                                       requestId=key, item=order.item, qty=order.qty,
                                       **({"customerId": customer} if customer else {})))
-        deadline = time.monotonic() + app[SETTINGS].pay_timeout_s + PLACEMENT_WAIT_S
-        while placed is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)  # the request log has no push channel: poll it, bounded by the deadline
-            placed = await placement_of(app, key)
+        placed = await placement_of(app, key, wait_s=app[SETTINGS].pay_timeout_s + PLACEMENT_WAIT_S)
     if placed is None:
         return json_response({"requestId": key, "status": "Requested"}, 202,
                              headers={"Location": f"/order-requests/{key}"})

@@ -28,7 +28,7 @@ from agents.correlation import HTTP_HEADER, current, kafka_headers
 from agents import idempotency
 from agents.deadletters import dead_letter
 from agents.events import decode, encode, new_correlation_id
-from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
+from agents.runtime.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
 from agents.pay.ledger import Ledger
 from agents.settings import Settings
 from agents.pay.payments import (

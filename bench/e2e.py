@@ -51,14 +51,14 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def bread_processes(data_dir: str) -> dict[str, int]:
-    """pid of each bread service (`api.cli run X`) and of the benchmark's broker, by name."""
+    """pid of each bread service (`ops.cli run X`) and of the benchmark's broker, by name."""
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if b"api.cli" in args and b"run" in args:
+        if b"ops.cli" in args and b"run" in args:
             found[args[args.index(b"run") + 1].decode()] = int(pid)
         elif b"kafka.Kafka" in args and any(data_dir.encode() in a for a in args):
             found["kafka broker"] = int(pid)
@@ -76,7 +76,7 @@ def rss_mib_of_bread() -> float:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"api.cli run" not in cmdline:
+            if b"ops.cli run" not in cmdline:
                 continue
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -211,7 +211,7 @@ async def running_bread(name: str, **settings: str) -> AsyncIterator[str]:
            "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning", "GATEWAY_RATE_LIMIT_RPS": "0", **settings}
     env.update({var: f"http://127.0.0.1:{PORTS[port]}" for var, port in URLS.items()})
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    bread = subprocess.Popen([sys.executable, "-m", "api.cli", "up"], cwd=ROOT, env=env)
+    bread = subprocess.Popen([sys.executable, "-m", "ops.cli", "up"], cwd=ROOT, env=env)
     try:
         await wait_ready(env, bread)
         yield data

@@ -1,7 +1,9 @@
 """How events become a Mypage row, and how rows are shown (the seed's HAL shape). Pure functions."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import heapq
+import itertools
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from agents.order.lifecycle import apply_event
 
@@ -37,11 +39,33 @@ def row_view(row: Mapping[str, Any], base_url: str) -> dict[str, Any]:
     return shown
 
 
-def page_of(rows: Sequence[Mapping[str, Any]], page: int, size: int, base_url: str) -> dict[str, Any]:
-    """One page of rows, newest order first, in Spring Data REST's HAL shape as the seed served it."""
-    ordered = sorted(rows, key=lambda r: r.get("orderId") or 0, reverse=True)
-    chunk = ordered[page * size : (page + 1) * size]
-    total = len(ordered)
+Share = tuple[list[dict[str, Any]], int]  # one worker's newest rows (newest first), and how many it has
+
+
+def newest_first(row: Mapping[str, Any]) -> int:
+    return row.get("orderId") or 0
+
+
+def share_of(rows: Iterable[Mapping[str, Any]], wanted: int) -> Share:
+    """What one worker contributes to a page: its `wanted` newest rows and its count. No page needs more of
+    any worker than all rows up to its end, so a page costs its size, not the table's."""
+    counted = 0
+
+    def counting() -> Iterator[Mapping[str, Any]]:
+        nonlocal counted
+        for row in rows:
+            counted += 1
+            yield row
+    top = heapq.nlargest(wanted, counting(), key=newest_first)
+    return [dict(r) for r in top], counted
+
+
+def page_of(shares: Sequence[Share], page: int, size: int, base_url: str) -> dict[str, Any]:
+    """One page of rows from every worker's share, newest order first, in Spring Data REST's HAL shape as the
+    seed served it."""
+    merged = heapq.merge(*(rows for rows, _ in shares), key=newest_first, reverse=True)
+    chunk = list(itertools.islice(merged, page * size, (page + 1) * size))
+    total = sum(count for _, count in shares)
     return {
         "_embedded": {"mypages": [row_view(r, base_url) for r in chunk]},
         "_links": {"self": {"href": f"{base_url}/mypages?page={page}&size={size}"}},

@@ -7,19 +7,14 @@ letter, a log line) is the caller's business.
 """
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from enum import Enum
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-import aiohttp
-
-from agents.breaker import BreakerSettings, CircuitBreaker, CircuitOpen
-from agents.correlation import HTTP_HEADER
+from agents.breaker import CircuitBreaker, CircuitOpen
 from agents.events import Event, make_event
 from agents.order.lifecycle import OrderStatus
 from agents.order.menu import OrderRequest
-from agents.settings import Settings
 
 Emit = Callable[[Event], Awaitable[int]]  # sends an event (acks=all) and returns its offset
 
@@ -46,54 +41,19 @@ class Placement:
     retry_after: float | None = None  # for a rejection: when pay may be worth trying again
 
 
-def breaker_settings(settings: Settings) -> BreakerSettings:
-    return BreakerSettings(
-        # A window larger than the edge's usual concurrency: a wave of simultaneous calls ends with its
-        # slowest ones (the timeouts) together, and a short window would see only those.
-        window=settings.pay_breaker_window,
-        minimum_calls=settings.pay_breaker_min_calls,
-        failure_rate=settings.pay_breaker_failure_rate,
-        slow_call_seconds=settings.pay_breaker_slow_call_s,
-        slow_call_rate=settings.pay_breaker_slow_call_rate,
-        open_seconds=settings.pay_breaker_open_s,
-        half_open_calls=settings.pay_breaker_half_open_calls,
-    )
+class Pay(Protocol):
+    """The synchronous way to pay (agents/runtime/pay_client.py): a charge behind a breaker, and the fallback
+    for when pay cannot be called."""
+    breaker: CircuitBreaker
+    fallback: Fallback
+
+    async def charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict: ...
 
 
-class Pay:
-    """The synchronous way to pay: one pooled HTTP client, the breaker in front of it, and the fallback."""
-
-    def __init__(self, http: aiohttp.ClientSession, url: str, timeout_s: float, breaker: CircuitBreaker,
-                 fallback: Fallback) -> None:
-        self.http, self.url, self.timeout_s, self.breaker, self.fallback = http, url, timeout_s, breaker, fallback
-
-    @classmethod
-    def from_settings(cls, http: aiohttp.ClientSession, settings: Settings) -> Pay:
-        return cls(http, settings.service_url("pay"), settings.pay_timeout_s,
-                   CircuitBreaker("pay", breaker_settings(settings)), Fallback(settings.pay_fallback))
-
-    async def charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
-        # A refusal pay answers (402) is pay working; only an unreachable, slow or failing pay opens the breaker.
-        return await self.breaker.call(lambda: self._charge(order_id, order, correlation),
-                                       is_failure=lambda exc: isinstance(exc, PaymentUnavailable))
-
-    async def _charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
-        try:
-            async with self.http.post(
-                f"{self.url}/payments",
-                json={"orderId": order_id, "price": order.price, "action": "apply"},
-                headers={HTTP_HEADER: correlation},
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            ) as response:
-                if response.status == 402:
-                    raise PaymentDeclined((await response.json()).get("error", "payment declined"))
-                if response.status >= 300:
-                    raise PaymentUnavailable(f"pay answered {response.status}: {(await response.text())[:200]}")
-                return await response.json()
-        except asyncio.TimeoutError:
-            raise PaymentUnavailable(f"pay did not answer within {self.timeout_s}s") from None
-        except aiohttp.ClientError as exc:
-            raise PaymentUnavailable(f"pay is unreachable: {exc}") from None
+def is_placed(placed: Mapping[str, Any] | None) -> bool:
+    """Whether a request's placement is on record (Ordered: its number is reserved, the charge still under
+    way)."""
+    return placed is not None and placed["status"] != OrderStatus.ORDERED.value
 
 
 async def reserve(emit: Emit, correlation: str, reserved_by: str) -> int:

@@ -18,19 +18,6 @@ class OrderRequest:
     price: int
 
 
-def parse_menu(text: str) -> dict[str, int]:
-    """'cake=25000,bread=3000' -> {'cake': 25000, 'bread': 3000}."""
-    menu = {}
-    for entry in filter(None, (part.strip() for part in text.split(","))):
-        name, sep, price = entry.partition("=")
-        if not sep or not name.strip() or not price.strip().isdigit():
-            raise ValueError(f"menu entry {entry!r} is not item=price (a whole price, like cake=25000)")
-        menu[name.strip()] = int(price)
-    if not menu:
-        raise ValueError("the menu is empty")
-    return menu
-
-
 def check_order(body: Any, menu: Mapping[str, int]) -> OrderRequest:
     """Decide whether `body` is an order bread accepts, and at what price."""
     if not isinstance(body, Mapping):

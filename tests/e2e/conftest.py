@@ -1,13 +1,15 @@
 """The running system for end-to-end tests: a real Kafka broker and every bread service as its own process.
 
-The broker is the project's own local Kafka (unless KAFKA_BOOTSTRAP_SERVERS names another), on test ports,
-with its data in a fresh temporary folder; the services run on test ports too, so a `bread up` on the same
-machine is not disturbed. Tests wait on conditions with deadlines, never for a fixed time.
+The broker is the project's own local Kafka, started here (never one the tests did not start), with its data in
+a fresh temporary folder; it and the services listen on free ports the OS picks, so a `bread up` or another
+test run on the same machine is not disturbed. Tests wait on conditions with deadlines, never for a fixed time.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import socket
 import signal
 import subprocess
 import sys
@@ -20,14 +22,14 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agents.catalog import catalog
+from agents.events import decode
 from agents.settings import PROJECT_ROOT, port_variable, url_variable
-from agents.topics_admin import create_topics
-from api.cli import SERVICES
-from api.supervisor import Supervisor, answers_live
-from api.localkafka import LocalKafka, wait_until_ready
+from agents.runtime.topics import create_topics
+from ops.cli import SERVICES
+from ops.supervisor import Supervisor, answers_live
+from ops.localkafka import LocalKafka, wait_until_ready
 
-TEST_PORTS = {"order": 18081, "bakery": 18082, "pay": 18083, "mypage": 18084, "gateway": 18088, "order-worker": 16081}
-KAFKA_PORT, KAFKA_CONTROLLER_PORT = 19092, 19093
 PAY_TIMEOUT_S = 1.0
 # Short enough for a test to watch an abandoned order be cancelled; long enough for every other test's saga.
 SAGA_DEADLINE_S = 12
@@ -67,8 +69,8 @@ async def read_all(kafka: str, names: list[str]) -> list:
 @dataclass
 class Broker:
     bootstrap: str
-    local: LocalKafka | None  # None when KAFKA_BOOTSTRAP_SERVERS names a broker the tests did not start
-    log: Path | None = None
+    local: LocalKafka
+    log: Path
 
 
 @dataclass
@@ -78,7 +80,7 @@ class System:
     broker: Broker
     http: aiohttp.ClientSession | None = None
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(say=lambda line: print(f"supervisor: {line}")))
-    ports: dict[str, int] = field(default_factory=lambda: dict(TEST_PORTS))
+    ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
 
     @property
     def processes(self) -> dict[str, subprocess.Popen]:
@@ -90,19 +92,19 @@ class System:
     def log(self, service: str) -> Path:
         return self.root / "log" / f"{service}.log"
 
-    def start(self, service: str, name: str | None = None, port: int | None = None, **settings: str) -> None:
-        """Start `service` (with extra `settings` in its environment); with a `name` and `port`, as one more
-        instance of it beside the first."""
+    def start(self, service: str, name: str | None = None, **settings: str) -> None:
+        """Start `service` (with extra `settings` in its environment); with a `name`, as one more instance of it
+        beside the first, on a port of its own (the same one when started again)."""
         name = name or service
         env = {**self.env, **settings}
-        if port is not None:
-            self.ports[name] = port
-            env[port_variable(service)] = str(port)
+        if name not in self.ports:
+            self.ports[name] = free_port()
+        env[port_variable(service)] = str(self.ports[name])
         self.log(name).parent.mkdir(parents=True, exist_ok=True)
 
         def launch() -> subprocess.Popen:
             with open(self.log(name), "ab") as out:
-                return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], env=env, stdout=out,
+                return subprocess.Popen([sys.executable, "-m", "ops.cli", "run", service], env=env, stdout=out,
                                         stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
 
         self.supervisor.start(name, launch, alive=answers_live(f"{self.url(name)}/live"))
@@ -128,7 +130,7 @@ class System:
 
     def token(self, tokens_file: Path, name: str, role: str = "customer") -> str:
         """A new bearer token for `name` in `role`, made as a user makes one (`bread token`)."""
-        done = subprocess.run([sys.executable, "-m", "api.cli", "token", name, "--role", role],
+        done = subprocess.run([sys.executable, "-m", "ops.cli", "token", name, "--role", role],
                               cwd=PROJECT_ROOT, env={**self.env, "GATEWAY_TOKENS_FILE": str(tokens_file)},
                               capture_output=True, text=True, check=True)
         return done.stdout.strip()
@@ -143,13 +145,89 @@ class System:
             return response.status, await response.json(content_type=None), response.headers
 
 
-def system_env(root: Path, bootstrap: str) -> dict[str, str]:
+# What the tests do with the running system, shared by every module.
+
+OPEN = 1  # bread_breaker_state: 0 closed, 1 open, 2 half-open
+
+
+async def breaker_state(system: System, edge: str) -> int:
+    """The state of an order edge's breaker in front of pay, from its metrics."""
+    async with system.http.get(f"{system.url(edge)}/metrics") as response:
+        text = await response.text()
+    return int(float(re.search(r'^bread_breaker_state\{breaker="pay"\} (\S+)$', text, re.M).group(1)))
+
+
+CAKE = {"item": "cake", "qty": 1}
+
+
+async def place(system: System, via: str = "order", body: dict = CAKE) -> dict:
+    status, order, headers = await system.request("POST", f"{system.url(via)}/orders", json=body)
+    assert status == 201, order
+    assert headers["Location"] == f"/orders/{order['id']}"
+    return order
+
+
+async def order_status(system: System, order_id: int, via: str = "order") -> str | None:
+    status, body, _ = await system.request("GET", f"{system.url(via)}/orders/{order_id}")
+    return body.get("status") if status == 200 else None
+
+
+async def mypage(system: System, order_id: int, via: str = "mypage") -> dict | None:
+    status, body, _ = await system.request("GET", f"{system.url(via)}/mypages/{order_id}")
+    return body if status == 200 else None
+
+
+async def until_status(system: System, order_id: int, wanted: str, via: str = "order") -> None:
+    await eventually(lambda: _is(order_status(system, order_id, via), wanted), what=f"order {order_id} {wanted}")
+
+
+async def _is(awaitable, wanted):
+    return (await awaitable) == wanted
+
+
+async def confirm(system: System, order_id: int, via: str = "bakery") -> dict:
+    status, ticket, _ = await system.request(
+        "POST", f"{system.url(via)}/bakeries", json={"orderId": order_id, "status": "Confirmed"})
+    assert status == 200, ticket
+    return ticket
+
+
+async def confirmed_row(system: System, order_id: int) -> dict | None:
+    row = await mypage(system, order_id)
+    return row if row and row["status"] == "Confirmed" else None
+
+
+async def events_of(kafka: str, order_id: int) -> list[tuple[dict, dict[str, bytes]]]:
+    """Every event about `order_id` on the keyed topics, with its Kafka headers."""
+    names = [t.name for t in catalog().topics.values() if t.key == "orderId"]
+    return [(decode(m.value, m.topic), dict(m.headers)) for m in await read_all(kafka, names)
+            if m.key == str(order_id).encode()]
+
+
+async def bread(system: System, *args: str) -> str:
+    """Run the `bread` command against the test system; its standard output."""
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "ops.cli", *args], env=system.env, cwd=PROJECT_ROOT,
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def free_port() -> int:
+    """A port nothing listens on now, picked by the OS: tests never meet a process they did not start."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def system_env(root: Path, bootstrap: str, ports: dict[str, int]) -> dict[str, str]:
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
            "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
            "SAGA_REPAIR_S": str(SAGA_REPAIR_S),
            "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6",
            "GATEWAY_RATE_LIMIT_RPS": "0"}  # the shared gateway takes whatever the tests send; test_gateway limits its own
-    for service, port in TEST_PORTS.items():
+    for service, port in ports.items():
         env[port_variable(service)] = str(port)
         if service != "gateway":
             env[url_variable(service)] = f"http://127.0.0.1:{port}"
@@ -158,23 +236,18 @@ def system_env(root: Path, bootstrap: str) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 async def broker(tmp_path_factory) -> Broker:
-    """A real broker with bread's topics: the project's own, started here, unless KAFKA_BOOTSTRAP_SERVERS
-    names another."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if external:
-        broker = Broker(external, None)
-    else:
-        root = tmp_path_factory.mktemp("kafka")
-        local = LocalKafka(port=KAFKA_PORT, controller_port=KAFKA_CONTROLLER_PORT, data=root, heap="512m")
-        broker = Broker(local.bootstrap, local, root / "kafka.log")
-        local.start(log_file=broker.log)
+    """A real broker with bread's topics: the project's own, started here on free ports. The tests talk to no
+    other: a broker that answers on the port with another cluster id stops them at once."""
+    root = tmp_path_factory.mktemp("kafka")
+    local = LocalKafka(port=free_port(), controller_port=free_port(), data=root, heap="512m")
+    broker = Broker(local.bootstrap, local, root / "kafka.log")
+    local.start(log_file=broker.log)
     try:
-        await wait_until_ready(broker.bootstrap, timeout=90, process=broker.local.process if broker.local else None)
+        await wait_until_ready(broker.bootstrap, timeout=90, process=local.process, cluster_id=local.cluster_id)
         await create_topics(broker.bootstrap, replication=1)
         yield broker
     finally:
-        if broker.local:
-            broker.local.stop()
+        local.stop()
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +259,8 @@ async def kafka(broker) -> str:
 @pytest.fixture(scope="session")
 async def system(broker, tmp_path_factory) -> System:
     root = tmp_path_factory.mktemp("bread")
-    system = System(root=root, env=system_env(root, broker.bootstrap), broker=broker)
+    system = System(root=root, env={}, broker=broker)
+    system.env = system_env(root, broker.bootstrap, system.ports)
     system.http = aiohttp.ClientSession()
     try:
         for service in SERVICES:
@@ -199,14 +273,32 @@ async def system(broker, tmp_path_factory) -> System:
         await system.http.close()
 
 
+@pytest.fixture(autouse=True)
+async def settled(request):
+    """Every test that uses the shared system starts with it well: every service ready again after whatever an
+    earlier test did to it, and the order edge's breaker no longer open (it lets a trial call through once its
+    open time is over). So each test runs alone or after any other."""
+    if "system" not in request.fixturenames:
+        yield
+        return
+    system: System = request.getfixturevalue("system")
+    for service in SERVICES:
+        await system.wait_ready(service)
+
+    async def breaker_not_open() -> bool:
+        return await breaker_state(system, "order") != OPEN
+    await eventually(breaker_not_open, what="the order edge's breaker not open")
+    yield
+
+
 @pytest.fixture
 async def extra(system):
     """More instances of a service with settings of their own, for one test: `await extra(service, name,
-    port, **settings)` starts one and waits until it is ready; all are stopped after the test."""
+    **settings)` starts one on a free port and waits until it is ready; all are stopped after the test."""
     started = []
 
-    async def start(service: str, name: str, port: int, **settings: str) -> str:
-        system.start(service, name=name, port=port, **settings)
+    async def start(service: str, name: str, **settings: str) -> str:
+        system.start(service, name=name, **settings)
         started.append(name)
         await system.wait_ready(name)
         return name

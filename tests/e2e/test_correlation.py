@@ -3,20 +3,10 @@ from __future__ import annotations
 
 import uuid
 
-from agents.catalog import catalog
 from agents.correlation import KAFKA_HEADER
-from agents.events import decode
-from tests.e2e.conftest import eventually, read_all
-from tests.e2e.test_saga import confirm, until_status
+from tests.e2e.conftest import confirm, events_of, eventually, until_status
 
 SAGA = {"OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"}
-
-
-async def events_of(kafka: str, order_id: int) -> list[tuple[dict, dict[str, bytes]]]:
-    """Every event about `order_id` on the keyed topics, with its Kafka headers."""
-    names = [t.name for t in catalog().topics.values() if t.key == "orderId"]
-    return [(decode(m.value, m.topic), dict(m.headers)) for m in await read_all(kafka, names)
-            if m.key == str(order_id).encode()]
 
 
 async def test_the_callers_correlation_id_is_on_every_event_of_the_saga(system, kafka):

@@ -24,9 +24,9 @@ import pytest
 from agents.catalog import catalog
 from agents.events import now
 from agents.order.lifecycle import OrderStatus, is_terminal
-from api.cli import SERVICES
-from api.localkafka import wait_until_ready
-from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, System, eventually, read_all
+from ops.cli import SERVICES
+from ops.localkafka import wait_until_ready
+from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, eventually, read_all, System
 
 ROUNDS = 3
 CLIENTS = 8
@@ -106,14 +106,15 @@ async def kill(system: System, victim: str) -> None:
         broker.process.send_signal(signal.SIGKILL)
         broker.process.wait()
         broker.start(log_file=system.broker.log)
-        await wait_until_ready(system.broker.bootstrap, timeout=90, process=broker.process)
+        await wait_until_ready(system.broker.bootstrap, timeout=90, process=broker.process,
+                               cluster_id=broker.cluster_id)
     else:
         system.processes[victim].send_signal(signal.SIGKILL)
     await everything_ready(system)
 
 
 async def chaos(system: System, rng: random.Random) -> list[str]:
-    victims = [*SERVICES, *(["kafka"] if system.broker.local else [])]
+    victims = [*SERVICES, "kafka"]
     killed = []
     for _ in range(ROUNDS):
         for victim in rng.sample(victims, len(victims)):

@@ -1,19 +1,14 @@
 """Poison messages go to the dead-letter topic and never stop an agent; `bread dlq` lists and replays them."""
 from __future__ import annotations
 
-import asyncio
 import random
-import subprocess
-import sys
 
 from aiokafka import AIOKafkaProducer
 
-from agents.settings import PROJECT_ROOT
 from agents.catalog import catalog
 from agents.deadletters import dead_letter
 from agents.events import encode, key_of, make_event
-from tests.e2e.conftest import System, eventually
-from tests.e2e.test_saga import mypage, place, until_status
+from tests.e2e.conftest import bread, eventually, mypage, place, until_status
 
 
 async def produce(kafka: str, topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
@@ -25,16 +20,6 @@ async def produce(kafka: str, topic: str, key: bytes | None, value: bytes) -> tu
         return sent.partition, sent.offset
     finally:
         await producer.stop()
-
-
-async def bread(system: System, *args: str) -> str:
-    """Run the `bread` command against the test system; its standard output."""
-    result = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "api.cli", *args], env=system.env, cwd=PROJECT_ROOT,
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 async def test_poison_messages_are_dead_lettered_by_every_consumer_and_the_saga_goes_on(system, kafka):

@@ -8,20 +8,19 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import eventually
-from tests.e2e.test_saga import CAKE
+from tests.e2e.conftest import CAKE, eventually
 
 
 @pytest.fixture
 def gateway(extra):
     """Start one more gateway with settings of its own."""
-    return lambda name, port, **settings: extra("gateway", name, port, **settings)
+    return lambda name, **settings: extra("gateway", name, **settings)
 
 
 async def test_with_auth_on_customers_need_a_token_and_see_only_their_own_orders(system, gateway, tmp_path):
     tokens = tmp_path / "tokens"
     alice, bob = (system.token(tokens, who) for who in ("alice", "bob"))
-    gw = system.url(await gateway("gateway-auth", 18189, GATEWAY_AUTH="on", GATEWAY_TOKENS_FILE=str(tokens)))
+    gw = system.url(await gateway("gateway-auth", GATEWAY_AUTH="on", GATEWAY_TOKENS_FILE=str(tokens)))
 
     def auth(token: str, **more: str) -> dict:
         return {"headers": {"Authorization": f"Bearer {token}", **more}}
@@ -61,7 +60,7 @@ async def test_with_auth_on_customers_need_a_token_and_see_only_their_own_orders
 
 
 async def test_bodies_over_the_limit_get_413_and_a_client_over_its_rate_429(system, gateway):
-    gw = system.url(await gateway("gateway-limited", 18289, GATEWAY_MAX_BODY_BYTES="1024",
+    gw = system.url(await gateway("gateway-limited", GATEWAY_MAX_BODY_BYTES="1024",
                                   GATEWAY_RATE_LIMIT_RPS="0.5", GATEWAY_RATE_LIMIT_BURST="3"))
     big = {"item": "cake", "qty": 1, "note": "x" * 2000}
     status, body, _ = await system.request("POST", f"{gw}/orders", json=big)
@@ -82,7 +81,7 @@ async def test_bodies_over_the_limit_get_413_and_a_client_over_its_rate_429(syst
 
 
 async def test_each_route_has_its_timeout_and_every_request_one_json_access_log_line(system, gateway):
-    name = await gateway("gateway-timeouts", 18389, GATEWAY_TIMEOUT_PAYMENTS_S="0.3")
+    name = await gateway("gateway-timeouts", GATEWAY_TIMEOUT_PAYMENTS_S="0.3")
     gw = system.url(name)
     system.processes["pay"].send_signal(signal.SIGSTOP)
     try:

@@ -7,10 +7,9 @@ import signal
 
 import aiohttp
 
-from tests.e2e.conftest import System, eventually
-from tests.e2e.test_saga import CAKE
+from tests.e2e.conftest import CAKE, eventually, place, System
 
-EDGES = {"order-a": 18481, "order-b": 18482}
+EDGES = ("order-a", "order-b")
 
 
 async def steady_load(system: System, url: str, stop: asyncio.Event, statuses: list, clients: int = 6) -> None:
@@ -25,19 +24,19 @@ async def steady_load(system: System, url: str, stop: asyncio.Event, statuses: l
 
 
 async def test_restarting_both_edges_one_after_the_other_under_load_fails_no_request(system, extra):
-    for name, port in EDGES.items():
-        await extra("order", name, port)
-    targets = ",".join(f"http://127.0.0.1:{port}" for port in EDGES.values())
-    gateway = await extra("gateway", "gateway-zd", 18488, ORDER_URL=targets, GATEWAY_HEALTH_INTERVAL_S="0.2")
+    for name in EDGES:
+        await extra("order", name)
+    targets = ",".join(system.url(name) for name in EDGES)
+    gateway = await extra("gateway", "gateway-zd", ORDER_URL=targets, GATEWAY_HEALTH_INTERVAL_S="0.2")
     stop, statuses = asyncio.Event(), []
     load = asyncio.create_task(steady_load(system, f"{system.url(gateway)}/orders", stop, statuses))
     try:
         await eventually(lambda: _more_than(statuses, 20), what="load under way")
-        for name, port in EDGES.items():
+        for name in EDGES:
             assert system.stop(name, signal.SIGTERM) == 0  # a graceful stop exits cleanly
             seen = len(statuses)
             await eventually(lambda: _more_than(statuses, seen + 10), what=f"orders while {name} is down")
-            system.start("order", name=name, port=port)
+            system.start("order", name=name)  # on the port it had
             await system.wait_ready(name)
         seen = len(statuses)
         await eventually(lambda: _more_than(statuses, seen + 20), what="orders after the restarts")
@@ -62,7 +61,7 @@ async def probe(url: str, timeout: float = 1.0) -> int | str:
 
 
 async def test_liveness_fails_while_the_loop_is_stuck_or_the_consumer_stalls_and_recovers_after(system, extra):
-    name = await extra("mypage", "mypage-debug", 18584, BREAD_DEBUG="on", LIVENESS_STALL_S="3",
+    name = await extra("mypage", "mypage-debug", BREAD_DEBUG="on", LIVENESS_STALL_S="3",
                        CONSUMER_LAG_SAMPLE_S="0.5")
     live = f"{system.url(name)}/live"
     assert await probe(live) == 200
@@ -111,11 +110,14 @@ async def _body_if(url: str, status: int) -> dict | None:
 
 
 async def test_a_new_worker_is_ready_only_once_its_tables_hold_every_row_it_owns(system, extra):
-    status, page, _ = await system.request("GET", f"{system.url('mypage')}/mypages?size=1000")
-    assert status == 200
-    known = [row["orderId"] for row in page["_embedded"]["mypages"]]
-    assert known, "earlier tests placed orders"
-    system.start("mypage", name="mypage-fresh", port=18684)  # a new port: an empty RocksDB, all from the changelog
+    placed = [(await place(system))["id"] for _ in range(8)]  # some rows on every partition, most likely
+
+    async def on_mypage() -> list[int]:
+        status, page, _ = await system.request("GET", f"{system.url('mypage')}/mypages?size=1000")
+        known = [row["orderId"] for row in page["_embedded"]["mypages"]] if status == 200 else []
+        return known if set(placed) <= set(known) else []
+    known = await eventually(on_mypage, what="the orders on Mypage")
+    system.start("mypage", name="mypage-fresh")  # a new port: an empty RocksDB, all from the changelog
     answers = []
 
     async def ready() -> bool:
@@ -139,9 +141,9 @@ async def test_a_new_worker_is_ready_only_once_its_tables_hold_every_row_it_owns
 async def test_pay_fronts_scale_out_over_the_one_ledger(system, extra):
     """As the HPA scales pay on Kubernetes: fronts that take the provider's time, one ledger that decides."""
     ledger = system.url("pay")
-    fronts = [await extra("pay", name, port, PAY_LEDGER_URL=ledger, PAY_DELAY_MS="50-100")
-              for name, port in (("pay-front-a", 18183), ("pay-front-b", 18283))]
-    edge = await extra("order", "order-via-front", 18381, PAY_URL=system.url(fronts[0]))
+    fronts = [await extra("pay", name, PAY_LEDGER_URL=ledger, PAY_DELAY_MS="50-100")
+              for name in ("pay-front-a", "pay-front-b")]
+    edge = await extra("order", "order-via-front", PAY_URL=system.url(fronts[0]))
     status, order, _ = await system.request("POST", f"{system.url(edge)}/orders", json=CAKE)
     assert status == 201 and order["status"] == "Paid", order
     # The other front sees the same books: the charge is there, and charging again changes nothing.

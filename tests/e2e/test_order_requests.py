@@ -8,10 +8,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
-from tests.e2e.conftest import System, eventually, read_all
-from tests.e2e.test_correlation import events_of
-from tests.e2e.test_dead_letters import bread
-from tests.e2e.test_saga import _confirmed_row, confirm, until_status
+from tests.e2e.conftest import bread, confirm, confirmed_row, events_of, eventually, read_all, System, until_status
 
 
 async def send_plain(kafka: str, requests: list[dict]) -> None:
@@ -43,7 +40,7 @@ async def test_an_order_requested_over_kafka_runs_the_saga_once_however_often_it
     order_id = placed["orderId"]
     await until_status(system, order_id, "Confirming")
     await confirm(system, order_id)
-    row = await eventually(lambda: _confirmed_row(system, order_id), what="the requested order confirmed")
+    row = await eventually(lambda: confirmed_row(system, order_id), what="the requested order confirmed")
     assert (row["item"], row["qty"], row["price"]) == ("baguette", 3, 13500)
 
     events = await events_of(kafka, order_id)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from agents.principals import ROLES
-from tests.e2e.conftest import System, eventually
+from tests.e2e.conftest import eventually, System
 from tests.roles import EXPECTED
 
 UNKNOWN = 987654321  # an order no test places
@@ -46,7 +46,7 @@ class Secured:
 @pytest.fixture
 async def secured(system, extra, tmp_path) -> Secured:
     tokens = {name: system.token(tmp_path / "tokens", name, role) for name, role in PEOPLE.items()}
-    gateway = await extra("gateway", "gateway-roles", 18489, GATEWAY_AUTH="on",
+    gateway = await extra("gateway", "gateway-roles", GATEWAY_AUTH="on",
                           GATEWAY_TOKENS_FILE=str(tmp_path / "tokens"))
     return Secured(system, system.url(gateway), tokens)
 

@@ -7,42 +7,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.catalog import catalog
-from tests.e2e.conftest import System, eventually
-
-CAKE = {"item": "cake", "qty": 1}
-
-
-async def place(system: System, via: str = "order", body: dict = CAKE) -> dict:
-    status, order, headers = await system.request("POST", f"{system.url(via)}/orders", json=body)
-    assert status == 201, order
-    assert headers["Location"] == f"/orders/{order['id']}"
-    return order
-
-
-async def order_status(system: System, order_id: int, via: str = "order") -> str | None:
-    status, body, _ = await system.request("GET", f"{system.url(via)}/orders/{order_id}")
-    return body.get("status") if status == 200 else None
-
-
-async def mypage(system: System, order_id: int, via: str = "mypage") -> dict | None:
-    status, body, _ = await system.request("GET", f"{system.url(via)}/mypages/{order_id}")
-    return body if status == 200 else None
-
-
-async def until_status(system: System, order_id: int, wanted: str, via: str = "order") -> None:
-    await eventually(lambda: _is(order_status(system, order_id, via), wanted), what=f"order {order_id} {wanted}")
-
-
-async def _is(awaitable, wanted):
-    return (await awaitable) == wanted
-
-
-async def confirm(system: System, order_id: int, via: str = "bakery") -> dict:
-    status, ticket, _ = await system.request(
-        "POST", f"{system.url(via)}/bakeries", json={"orderId": order_id, "status": "Confirmed"})
-    assert status == 200, ticket
-    return ticket
-
+from tests.e2e.conftest import CAKE, confirm, confirmed_row, eventually, mypage, place, until_status
 
 async def test_an_order_is_paid_confirmed_and_shown_on_mypage(system):
     order = await place(system)
@@ -53,7 +18,7 @@ async def test_an_order_is_paid_confirmed_and_shown_on_mypage(system):
     assert ticket["status"] == "Confirmed"
     await until_status(system, order["id"], "Confirmed")
 
-    row = await eventually(lambda: _confirmed_row(system, order["id"]), what="the mypage row confirmed")
+    row = await eventually(lambda: confirmed_row(system, order["id"]), what="the mypage row confirmed")
     assert (row["price"], row["item"], row["qty"], row["action"]) == (25000, "cake", 1, "apply")
     assert row["paymentId"] and row["bakeryId"] == ticket["bakeryId"]
     story = row["history"]
@@ -70,11 +35,6 @@ async def test_an_order_is_paid_confirmed_and_shown_on_mypage(system):
     assert listing["_links"]["self"]["href"]
 
 
-async def _confirmed_row(system, order_id):
-    row = await mypage(system, order_id)
-    return row if row and row["status"] == "Confirmed" else None
-
-
 async def test_the_same_flow_through_the_gateway(system):
     order = await place(system, via="gateway")
     await until_status(system, order["id"], "Confirming", via="gateway")
@@ -83,7 +43,7 @@ async def test_the_same_flow_through_the_gateway(system):
     _, direct, _ = await system.request("GET", f"{system.url('order')}/orders/{order['id']}")
     _, routed, _ = await system.request("GET", f"{system.url('gateway')}/orders/{order['id']}")
     assert routed == direct
-    row = await eventually(lambda: _confirmed_row(system, order["id"]), what="mypage row via gateway")
+    row = await eventually(lambda: confirmed_row(system, order["id"]), what="mypage row via gateway")
     via_gateway = await mypage(system, order["id"], via="gateway")
     assert via_gateway["status"] == "Confirmed" and via_gateway["price"] == row["price"] == 25000
     assert via_gateway["_links"]["self"]["href"] == f"{system.url('gateway')}/mypages/{order['id']}"
@@ -174,7 +134,7 @@ async def test_mypage_answers_from_its_table_after_a_restart(system):
     order = await place(system)
     await until_status(system, order["id"], "Confirming")
     await confirm(system, order["id"])
-    before = await eventually(lambda: _confirmed_row(system, order["id"]), what="row before restart")
+    before = await eventually(lambda: confirmed_row(system, order["id"]), what="row before restart")
     assert system.stop("mypage") == 0
     system.start("mypage")
     await system.wait_ready("mypage")

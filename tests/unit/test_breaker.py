@@ -226,11 +226,12 @@ async def test_state_and_transitions_are_exported_for_prometheus():
 
 
 def test_settings_come_from_the_environment_and_bad_ones_stop_the_service():
-    from agents.order import intake
+    from agents.order.intake import Fallback
+    from agents.runtime.pay_client import PayClient, breaker_settings
     from agents.settings import Settings
     settings = Settings.from_env({"PAY_BREAKER_WINDOW": "50", "PAY_BREAKER_OPEN_S": "2.5", "PAY_FALLBACK": "defer"})
-    assert (intake.breaker_settings(settings).window, intake.breaker_settings(settings).open_seconds) == (50, 2.5)
-    assert intake.Pay.from_settings(None, settings).fallback == intake.Fallback.DEFER
+    assert (breaker_settings(settings).window, breaker_settings(settings).open_seconds) == (50, 2.5)
+    assert PayClient.from_settings(None, settings).fallback == Fallback.DEFER
     with pytest.raises(SystemExit, match="PAY_BREAKER_MIN_CALLS='80': must be at most PAY_BREAKER_WINDOW"):
         Settings.from_env({"PAY_BREAKER_WINDOW": "50", "PAY_BREAKER_MIN_CALLS": "80"})
     with pytest.raises(SystemExit, match="PAY_FALLBACK='retry': must be one of reject, defer"):
@@ -251,7 +252,8 @@ async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallb
     async def emit(event):
         sent.append(event)
         return len(sent) - 1
-    pay = intake.Pay(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback))  # never reached: no client
+    from agents.runtime.pay_client import PayClient
+    pay = PayClient(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback))  # never reached: no client
     placed = await intake.place(emit, pay, OrderRequest("cake", 1, 25000), "c1", "test")
     assert [e["type"] for e in sent] == ["OrderNumberReserved", "OrderPlaced", announced]
     assert (placed.order_id, placed.status.value) == (1, status)  # the reservation was at offset 0

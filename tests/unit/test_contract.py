@@ -67,9 +67,9 @@ def test_no_topic_name_is_typed_in_the_code():
 
 
 def test_workers_consume_only_declared_topics_with_handlers_for_declared_events():
-    from agents.bakery.worker import worker as bakery
-    from agents.mypage.worker import worker as mypage
-    from agents.order.worker import worker as order
+    from agents.runtime.bakery import worker as bakery
+    from agents.runtime.mypage import worker as mypage
+    from agents.runtime.order import worker as order
 
     for worker in (order, bakery, mypage):
         declared = {t.name for t in catalog().topics_consumed_by(worker.context)}

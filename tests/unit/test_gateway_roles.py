@@ -5,7 +5,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.settings import Settings, url_variable
-from api.cli import SERVICES
+from ops.cli import SERVICES
 from agents.principals import ROLES
 from api.gateway import init_app
 from api.http import json_response, service_app

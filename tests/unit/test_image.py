@@ -4,7 +4,7 @@ import re
 import tomllib
 
 from agents.settings import PROJECT_ROOT
-from api.cli import SERVICES
+from ops.cli import SERVICES
 
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 
@@ -31,7 +31,7 @@ def test_the_runtime_runs_as_a_non_root_user():
 def test_the_entrypoint_is_the_bread_command_of_the_package():
     entrypoint = re.search(r'^ENTRYPOINT\s+\["([^"]+)"\]', DOCKERFILE, flags=re.M).group(1)
     scripts = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert entrypoint == "bread" and scripts["bread"] == "api.cli:main"
+    assert entrypoint == "bread" and scripts["bread"] == "ops.cli:main"
     command = json.loads(re.search(r"^CMD\s+(\[.*\])", DOCKERFILE, flags=re.M).group(1))
     assert command[0] == "run" and command[1] in SERVICES
 
@@ -48,3 +48,10 @@ def test_the_api_document_the_gateway_serves_is_in_the_package():
 
     package_data = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert OPENAPI.parent.name == "api" and OPENAPI.name in package_data["api"]
+
+
+def test_the_image_copies_every_package_the_project_installs():
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    for package in project["tool"]["setuptools"]["packages"]["find"]["include"]:
+        package = package.rstrip("*")
+        assert f"COPY {package} ./{package}" in DOCKERFILE

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from agents.settings import PROJECT_ROOT, Settings, described
-from api.cli import STOP_GRACE_S
-from api.k8s import DRAIN_S, config_manifest, workloads_manifest
+from api.http import STOP_GRACE_S
+from ops.k8s import DRAIN_S, config_manifest, workloads_manifest
 from api.routes import ROUTES
-from api.strimzi import topics_manifest
+from ops.strimzi import topics_manifest
 
 K8S = PROJECT_ROOT / "k8s"
 STRIMZI_CRDS = Path(os.environ.get("STRIMZI_CRDS", PROJECT_ROOT.parent / "shared" / "strimzi-crds"))

@@ -1,7 +1,7 @@
 """The local broker's generated settings."""
 import base64
 
-from api.localkafka import LocalKafka, new_cluster_id
+from ops.localkafka import LocalKafka, new_cluster_id
 
 
 def test_cluster_ids_are_16_bytes_and_never_look_like_an_option():

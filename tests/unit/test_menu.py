@@ -1,7 +1,7 @@
 """The order edge's intake rules."""
 import pytest
 
-from agents.order.menu import MAX_QTY, InvalidOrder, OrderRequest, check_order, parse_menu
+from agents.order.menu import MAX_QTY, InvalidOrder, OrderRequest, check_order
 
 MENU = {"cake": 25000, "bread": 3000}
 
@@ -35,10 +35,3 @@ def test_qty_defaults_to_one():
 def test_bad_orders_are_refused_with_the_reason(body, problem):
     with pytest.raises(InvalidOrder, match=problem):
         check_order(body, MENU)
-
-
-def test_the_menu_is_parsed_from_configuration():
-    assert parse_menu("cake=25000, bread=3000") == MENU
-    for bad in ("", "cake", "cake=abc", "=5"):
-        with pytest.raises(ValueError):
-            parse_menu(bad)

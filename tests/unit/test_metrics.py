@@ -2,7 +2,7 @@
 from prometheus_client import REGISTRY
 
 from agents.events import make_event
-from agents.metrics import Progress
+from agents.runtime.metrics import Progress
 from agents.order.lifecycle import apply_event, saga_seconds
 
 

@@ -1,6 +1,10 @@
 """Mypage rows: folded from events, shown in the seed's HAL shape, paged."""
+import random
+
+import pytest
+
 from agents.events import make_event
-from agents.mypage.projection import page_of, project, row_view
+from agents.mypage.projection import page_of, project, row_view, share_of
 
 
 def fold(events):
@@ -57,8 +61,22 @@ def test_a_duplicate_event_adds_nothing_to_the_story():
 def test_pages_are_newest_first_in_hal_shape():
     rows = [fold([make_event("OrderPlaced", correlation_id="c", orderId=i, item="cake", qty=1, price=1)])
             for i in range(1, 6)]
-    page = page_of(rows, page=1, size=2, base_url="http://x")
+    page = page_of([share_of(rows, wanted=4)], page=1, size=2, base_url="http://x")
     assert [r["orderId"] for r in page["_embedded"]["mypages"]] == [3, 2]
     assert page["page"] == {"size": 2, "totalElements": 5, "totalPages": 3, "number": 1}
     assert page["_links"]["self"]["href"] == "http://x/mypages?page=1&size=2"
     assert page_of([], 0, 20, "http://x")["_embedded"]["mypages"] == []
+
+
+@pytest.mark.parametrize("page, size", [(0, 1), (0, 3), (1, 3), (2, 4), (5, 2), (0, 50)])
+def test_a_page_merged_from_each_workers_share_is_the_page_of_all_rows(page, size):
+    rows = [{"orderId": i, "status": "Confirmed"} for i in random.Random(7).sample(range(1, 100), 30)]
+    workers = [rows[0:13], rows[13:14], [], rows[14:30]]
+    wanted = (page + 1) * size
+    shares = [share_of(mine, wanted) for mine in workers]
+    assert all(len(share) <= wanted for share, _ in shares)
+    merged = page_of(shares, page, size, "http://x")
+    alone = page_of([share_of(rows, len(rows))], page, size, "http://x")
+    assert merged == alone and merged["page"]["totalElements"] == 30
+    expected = sorted((r["orderId"] for r in rows), reverse=True)[page * size:(page + 1) * size]
+    assert [r["orderId"] for r in merged["_embedded"]["mypages"]] == expected

@@ -1,7 +1,9 @@
 """The README's topic table is the one topics.yaml generates, its roles table the gateway's access table."""
+import re
+
 from agents.settings import PROJECT_ROOT
 from agents.catalog import catalog, markdown_table
-from api.k8s import settings_table
+from ops.k8s import settings_table
 from api.routes import roles_table
 
 
@@ -21,3 +23,23 @@ def test_the_readme_shows_every_setting_as_the_settings_define_it():
     readme = (PROJECT_ROOT / "README.md").read_text()
     embedded = readme.split("<!-- settings:start -->\n", 1)[1].split("\n<!-- settings:end -->", 1)[0]
     assert embedded == settings_table(), "run `bread settings` and paste it into the README"
+
+
+def anchor(heading: str) -> str:
+    """GitHub's id for a heading: lower case, punctuation dropped, spaces to dashes."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_readme_and_the_docs_leads_somewhere():
+    pages = [PROJECT_ROOT / "README.md", *(PROJECT_ROOT / "docs").glob("*.md")]
+    assert len(pages) > 1
+    for page in pages:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            path, _, fragment = target.partition("#")
+            linked = (page.parent / path).resolve() if path else page
+            assert linked.exists(), f"{page.name}: {target}"
+            if fragment:
+                headings = re.findall(r"^#+ (.+)$", linked.read_text(), flags=re.M)
+                assert fragment in {anchor(h) for h in headings}, f"{page.name}: {target}"

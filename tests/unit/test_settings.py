@@ -5,7 +5,7 @@ from dataclasses import fields
 
 import pytest
 
-from agents.settings import PROJECT_ROOT, Settings, SettingsRefused, delay_range, described
+from agents.settings import PROJECT_ROOT, Settings, SettingsRefused, delay_range, described, priced_items
 
 
 def test_without_any_variable_every_default_runs_locally():
@@ -80,3 +80,10 @@ def test_the_code_reads_the_environment_only_through_the_settings():
             if isinstance(node, ast.Attribute) and node.attr in {"environ", "getenv"}:
                 readers.append(f"{source.relative_to(PROJECT_ROOT)}:{node.lineno}")
     assert readers == []
+
+
+def test_the_menu_is_items_with_whole_prices():
+    assert priced_items("cake=25000, bread=3000") == {"cake": 25000, "bread": 3000}
+    for bad in ("", "cake", "cake=abc", "=5"):
+        with pytest.raises(ValueError):
+            priced_items(bad)

@@ -2,7 +2,7 @@
 import subprocess
 import sys
 
-from api.supervisor import HUNG_S, MAX_BACKOFF_S, PROBE_EVERY_S, STEADY_S, Supervisor, restart_delay
+from ops.supervisor import HUNG_S, MAX_BACKOFF_S, PROBE_EVERY_S, STEADY_S, Supervisor, restart_delay
 
 
 def test_the_back_off_doubles_up_to_its_limit():

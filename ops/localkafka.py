@@ -124,6 +124,15 @@ class LocalKafka:
                 f"-Dlog4j2.configurationFile={self.data / 'log4j2.properties'}",
                 "-cp", str(ensure_jars(self.libs) / "*")]
 
+    @property
+    def cluster_id(self) -> str | None:
+        """The id its storage was formatted with (None before it was)."""
+        meta = self.data / "logs" / "meta.properties"
+        if not meta.exists():
+            return None
+        return next((line.split("=", 1)[1].strip() for line in meta.read_text().splitlines()
+                     if line.startswith("cluster.id=")), None)
+
     def prepare(self) -> Path:
         """Write the config and format the storage on first use; return the server.properties path."""
         self.data.mkdir(parents=True, exist_ok=True)
@@ -159,8 +168,10 @@ class LocalKafka:
                 self.process.wait()
 
 
-async def wait_until_ready(bootstrap: str, timeout: float = 60, process: subprocess.Popen | None = None) -> None:
-    """Return once the cluster answers a metadata request; raise if it does not within `timeout`."""
+async def wait_until_ready(bootstrap: str, timeout: float = 60, process: subprocess.Popen | None = None,
+                           cluster_id: str | None = None) -> None:
+    """Return once the cluster answers a metadata request; raise if it does not within `timeout`, or if it is
+    not the cluster `cluster_id` (another broker on the port: never talk to a broker one did not start)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     aiokafka_log = logging.getLogger("aiokafka")
@@ -174,8 +185,13 @@ async def wait_until_ready(bootstrap: str, timeout: float = 60, process: subproc
             try:
                 await admin.start()
                 cluster = await admin.describe_cluster()
+                if cluster_id is not None and cluster["cluster_id"] != cluster_id:
+                    raise KafkaSetupError(f"the Kafka at {bootstrap} is cluster {cluster['cluster_id']}, not the "
+                                          f"one started here ({cluster_id}): another broker has the port")
                 if cluster["brokers"] and cluster.get("controller_id", -1) != -1:
                     return
+            except KafkaSetupError:
+                raise
             except Exception as exc:  # noqa: BLE001 - not up yet; ask again until the deadline
                 last_error = exc
             finally:

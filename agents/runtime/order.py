@@ -12,6 +12,7 @@ announced, so a request seen again after a crash continues or repeats that place
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -25,10 +26,11 @@ from agents.catalog import catalog
 from agents.correlation import current as current_correlation
 from agents.events import Event
 from agents.order import deadline, intake
-from agents.metrics import SAGA_SECONDS
+from agents.runtime.metrics import SAGA_SECONDS
 from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
 from agents.order.menu import OrderRequest, check_order
-from agents.worker import Worker, record
+from agents.runtime.pay_client import PayClient
+from agents.runtime.worker import Worker, record
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,11 @@ worker = Worker("order", service="order-worker")
 orders = worker.table("orders")
 deadlines = worker.table("order-deadlines")
 requests = worker.table("order-requests")
+# Requests whose placement someone waits for (the edge, for an order with an Idempotency-Key), by request id.
+_awaited_placements: dict[str, list[asyncio.Future]] = {}
 # The reminder this process has sent for an order's current deadline, until the agent moves the deadline on.
 _reminded: dict[str, deadline.Deadline] = {}
-_pay: list[intake.Pay] = []
+_pay: list[PayClient] = []
 WORKER_NAME = f"order-worker {socket.gethostname()}:{os.getpid()}"
 
 
@@ -70,10 +74,10 @@ worker.consume({event: on_event for topic in catalog().topics_consumed_by("order
                 for event in topic.events})
 
 
-async def pay() -> intake.Pay:
+async def pay() -> PayClient:
     """The worker's way to pay, made on first use (an aiohttp session belongs to the running loop)."""
     if not _pay:
-        _pay.append(intake.Pay.from_settings(aiohttp.ClientSession(), worker.settings))
+        _pay.append(PayClient.from_settings(aiohttp.ClientSession(), worker.settings))
         worker.app.on_before_shutdown.connect(_close_pay)
     return _pay[0]
 
@@ -107,8 +111,10 @@ async def on_request_order(command: Event) -> None:
         requests[request_id] = {**placed, "status": placement.status.value, "reason": placement.reason,
                                 "retryAfter": placement.retry_after}
         log.info("request %s placed order %s: %s", request_id, placement.order_id, placement.status.value)
+        _tell_who_waits(request_id)
         return
     record(requests, request_id, placed)
+    _tell_who_waits(request_id)
     placement = intake.Placement(placed["orderId"], OrderStatus(placed["status"]), placed["reason"],
                                  placed["retryAfter"])
     recorded = OrderRequest(placed["item"], placed["qty"], placed["price"])
@@ -116,6 +122,28 @@ async def on_request_order(command: Event) -> None:
                   intake.outcome_event(placement, recorded, correlation, cause)):
         if event is not None:
             await emit_acknowledged(event)
+
+
+async def placement(request_id: str, within_s: float) -> None:
+    """Return once the request is placed, or after `within_s` seconds."""
+    if intake.is_placed(requests.get(request_id)):
+        return
+    waiting = asyncio.get_running_loop().create_future()
+    _awaited_placements.setdefault(request_id, []).append(waiting)
+    try:
+        await asyncio.wait_for(waiting, within_s)
+    except asyncio.TimeoutError:
+        pass
+    finally:
+        others = [w for w in _awaited_placements.pop(request_id, []) if w is not waiting]
+        if others:
+            _awaited_placements[request_id] = others
+
+
+def _tell_who_waits(request_id: str) -> None:
+    for waiting in _awaited_placements.pop(request_id, []):
+        if not waiting.done():
+            waiting.set_result(None)
 
 
 async def emit_acknowledged(event: Event) -> int:

@@ -11,7 +11,7 @@ import asyncio
 
 from agents.bakery.tickets import OWN_EVENTS, react
 from agents.events import Event
-from agents.worker import Worker, record
+from agents.runtime.worker import Worker, record
 
 worker = Worker("bakery")
 tickets = worker.table()

@@ -30,7 +30,8 @@ from typing import Callable
 
 from agents.settings import PROJECT_ROOT, Settings, use
 from agents.principals import CUSTOMER, ROLES
-from api.supervisor import Supervisor, answers_live
+from api.http import STOP_GRACE_S
+from ops.supervisor import Supervisor, answers_live
 
 # Each service and what runs it: an aiohttp app factory, or a module that sets up a Faust worker.
 AIOHTTP_SERVICES = {"order": "api.order", "pay": "api.pay", "gateway": "api.gateway"}
@@ -38,7 +39,6 @@ FAUST_SERVICES = {"order-worker": "api.order_worker", "bakery": "api.bakery", "m
 SERVICES = [*AIOHTTP_SERVICES, *FAUST_SERVICES]
 # Start order: what others call first, the gateway last.
 START_ORDER = ["pay", "order-worker", "bakery", "mypage", "order", "gateway"]
-STOP_GRACE_S = 15
 
 
 def setup_logging(settings: Settings) -> None:
@@ -62,8 +62,8 @@ def run_service(service: str, settings: Settings) -> None:
 
 
 def run_kafka(settings: Settings) -> int:
-    from agents.topics_admin import create_topics
-    from api.localkafka import KafkaSetupError, LocalKafka, wait_until_ready
+    from agents.runtime.topics import create_topics
+    from ops.localkafka import KafkaSetupError, LocalKafka, wait_until_ready
 
     kafka = LocalKafka.from_settings(settings)
     try:
@@ -110,14 +110,14 @@ def wait_healthy(services: list[str], processes: dict[str, subprocess.Popen], st
 def launcher(service: str, log_dir: Path) -> Callable[[], subprocess.Popen]:
     def launch() -> subprocess.Popen:
         with open(log_dir / f"{service}.log", "ab") as log:
-            return subprocess.Popen([sys.executable, "-m", "api.cli", "run", service], stdout=log,
+            return subprocess.Popen([sys.executable, "-m", "ops.cli", "run", service], stdout=log,
                                     stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
     return launch
 
 
 def run_up(settings: Settings) -> int:
-    from agents.topics_admin import create_topics
-    from api.localkafka import KafkaSetupError, LocalKafka, port_is_free, wait_until_ready
+    from agents.runtime.topics import create_topics
+    from ops.localkafka import KafkaSetupError, LocalKafka, port_is_free, wait_until_ready
 
     log_dir = settings.data_dir / "log"
     busy = [f"{s} ({settings.port(s)})" for s in START_ORDER if not port_is_free(settings.port(s))]
@@ -183,11 +183,11 @@ def make_token(name: str, role: str, path: Path) -> int:
 
 
 GENERATORS = {  # what prints a generated file or table: the same whatever the environment says
-    "k8s-workloads": ("print the Kubernetes workloads of every service", "api.k8s", "workloads_manifest"),
-    "k8s-config": ("print the Kubernetes ConfigMap: the settings that differ there", "api.k8s", "config_manifest"),
-    "strimzi-topics": ("print a Strimzi KafkaTopic for every topic of topics.yaml", "api.strimzi", "topics_manifest"),
+    "k8s-workloads": ("print the Kubernetes workloads of every service", "ops.k8s", "workloads_manifest"),
+    "k8s-config": ("print the Kubernetes ConfigMap: the settings that differ there", "ops.k8s", "config_manifest"),
+    "strimzi-topics": ("print a Strimzi KafkaTopic for every topic of topics.yaml", "ops.strimzi", "topics_manifest"),
     "roles": ("print who may do what at the gateway, as a Markdown table", "api.routes", "roles_table"),
-    "settings": ("print every setting, its default and meaning, as a Markdown table", "api.k8s", "settings_table"),
+    "settings": ("print every setting, its default and meaning, as a Markdown table", "ops.k8s", "settings_table"),
 }
 
 
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "kafka":
         return run_kafka(settings)
     if args.command == "dlq":
-        from api import dlq as dead_letters
+        from ops import dlq as dead_letters
 
         lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
         print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         return make_token(args.name, args.role, settings.tokens_path)
     if args.command == "topics":
-        from agents.topics_admin import create_topics
+        from agents.runtime.topics import create_topics
 
         created = asyncio.run(create_topics(settings.kafka_bootstrap, settings.kafka_replication_factor))
         print("created:", ", ".join(created) or "none new")

@@ -21,7 +21,7 @@ from agents import correlation, debugging
 from agents.catalog import EXTERNAL, InvalidEvent, catalog
 from agents.deadletters import dead_letter
 from agents.events import Event, decode, encode, key_of
-from agents.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
+from agents.runtime.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
 from agents.settings import Settings, current
 
 log = logging.getLogger(__name__)
