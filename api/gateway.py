@@ -31,7 +31,7 @@ from aiohttp import web
 from agents import principals
 from agents.settings import Networks, Settings
 from agents.correlation import HTTP_HEADER, current
-from api.http import AnswerBroken, JsonError, service_app
+from api.http import SETTINGS, AnswerBroken, JsonError, service_app
 from api.routes import ROUTES, check_access, route_of
 from api.tokens import TokenBook
 
@@ -57,7 +57,6 @@ STRIPPED = HOP_BY_HOP | {h.lower() for h in principals.HEADERS} | {"authorizatio
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
-SETTINGS = web.AppKey("settings", Settings)
 CLIENT = web.RequestKey("client", str)  # the request's caller, behind any trusted proxies
 TARGETS = web.AppKey("targets", dict)
 API_DOCUMENT = web.AppKey("api_document", dict)
@@ -297,15 +296,13 @@ async def ready(app: web.Application) -> list[str]:
 
 
 def init_app(settings: Settings) -> web.Application:
-    app = service_app("gateway", ready, outer=(log_access,), inner=(guard,), debug=settings.bread_debug)
-    app[SETTINGS] = settings
+    app = service_app("gateway", settings, ready, resources, outer=(log_access,), inner=(guard,))
     app[TOKENS] = TokenBook(settings.tokens_path) if settings.gateway_auth else None
     rate = settings.gateway_rate_limit_rps
     app[LIMITER] = RateLimiter(rate, settings.rate_limit_burst) if rate > 0 else None
     app[TARGETS] = {route.service: Targets(route.service, list(settings.service_urls(route.service)))
                     for route in ROUTES}
     app[API_DOCUMENT] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
-    app.cleanup_ctx.append(resources)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/docs", docs)
     app.router.add_route("*", "/{tail:.*}", pass_through)

@@ -14,7 +14,7 @@ import json
 import logging
 import signal
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from agents import debugging
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
+from agents.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ HTTP_LATENCY = Histogram(
 ReadyCheck = Callable[[web.Application], Awaitable[list[str]]]
 LiveCheck = Callable[[web.Application], list[str]]
 SERVICE = web.AppKey("service", str)
+SETTINGS = web.AppKey("settings", Settings)
 READY_CHECK = web.AppKey("ready_check", ReadyCheck)
 LIVE_CHECK = web.AppKey("live_check", LiveCheck)
 STOPPING = web.AppKey("stopping", asyncio.Event)
@@ -159,21 +161,26 @@ Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.Stream
                       Awaitable[web.StreamResponse]]
 
 
-def service_app(service: str, ready_check: ReadyCheck, outer: tuple[Middleware, ...] = (),
-                inner: tuple[Middleware, ...] = (), live_check: LiveCheck = lambda app: [],
-                debug: bool = False) -> web.Application:
-    """An aiohttp application with bread's middleware, /health, /live and /metrics (and with `debug`, the
-    switches that make it unhealthy). `outer` middleware sees every answer as sent (errors already JSON);
-    `inner` may raise JsonError."""
+Resources = Callable[[web.Application], AsyncIterator[None]]
+
+
+def service_app(service: str, settings: Settings, ready_check: ReadyCheck, resources: Resources | None = None,
+                outer: tuple[Middleware, ...] = (), inner: tuple[Middleware, ...] = (),
+                live_check: LiveCheck = lambda app: []) -> web.Application:
+    """An aiohttp application with bread's middleware, /health, /live and /metrics (and with BREAD_DEBUG, the
+    switches that make it unhealthy), its settings, and the `resources` it opens at start and closes at stop.
+    `outer` middleware sees every answer as sent (errors already JSON); `inner` may raise JsonError."""
     install_log_tagging()
     app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
-    app[SERVICE] = service
+    app[SERVICE], app[SETTINGS] = service, settings
+    if resources is not None:
+        app.cleanup_ctx.append(resources)
     app[READY_CHECK] = ready_check
     app[LIVE_CHECK] = live_check
     app[STOPPING] = asyncio.Event()
     app.router.add_get("/health", health)
     app.router.add_get("/live", live)
     app.router.add_get("/metrics", metrics)
-    if debug:
+    if settings.bread_debug:
         app.router.add_post("/debug/block-loop", block_loop)
     return app

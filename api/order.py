@@ -21,27 +21,24 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from agents.catalog import catalog
-from agents.correlation import current, kafka_headers
+from agents.correlation import current
+from agents.events import make_event, new_correlation_id
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agents.idempotency import check_key
-from agents.runtime.metrics import EVENTS_EMITTED
-from agents.events import Event, encode, key_of, make_event, new_correlation_id
-from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order import intake
-from agents.order.intake import Emit
+from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, check_order
 from agents.runtime.pay_client import PayClient
+from agents.runtime.publisher import Publisher
 from agents.settings import Settings
-from api.http import JsonError, json_response, order_id_in_path, read_json, service_app
+from api.http import SETTINGS, JsonError, json_response, order_id_in_path, read_json, service_app
 from api.routes import authorized, principal_of
 
 log = logging.getLogger(__name__)
 
-PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+PUBLISHER = web.AppKey("publisher", Publisher)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 PAY = web.AppKey("pay", PayClient)
-SETTINGS = web.AppKey("settings", Settings)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
@@ -52,22 +49,11 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await producer.start()
     # One pooled client for every call to pay and to the order worker: no per-request connection set-up.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
-    app[PRODUCER], app[HTTP], app[PAY] = producer, http, PayClient.from_settings(http, app[SETTINGS])
+    app[PUBLISHER], app[HTTP] = Publisher("order", producer), http
+    app[PAY] = PayClient.from_settings(http, app[SETTINGS])
     yield
     await http.close()
     await producer.stop()
-
-
-def emitter(app: web.Application) -> Emit:
-    async def emit(event: Event) -> int:
-        """Send one event (acks=all) and return its offset."""
-        topic = catalog().topic_of_event(event["type"]).name
-        metadata = await app[PRODUCER].send_and_wait(topic, key=key_of(event), value=encode(event),
-                                                     headers=kafka_headers(event))
-        EVENTS_EMITTED.labels("order", topic, event["type"]).inc()
-        return metadata.offset
-
-    return emit
 
 
 async def place_order(request: web.Request) -> web.Response:
@@ -80,7 +66,7 @@ async def place_order(request: web.Request) -> web.Response:
     customer = customer_of(request)
     if key is not None:
         return await place_once(app, key, order, customer)
-    placed = await intake.place(emitter(app), app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
+    placed = await intake.place(app[PUBLISHER].send, app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
                                 customer)
     return answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
 
@@ -125,7 +111,7 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
     finds the first placement instead of making a second."""
     placed = await placement_of(app, key)
     if placed is None:
-        await emitter(app)(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
+        await app[PUBLISHER].send(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
                                       requestId=key, item=order.item, qty=order.qty,
                                       **({"customerId": customer} if customer else {})))
         placed = await placement_of(app, key, wait_s=app[SETTINGS].pay_timeout_s + PLACEMENT_WAIT_S)
@@ -174,19 +160,17 @@ async def cancel_order(request: web.Request) -> web.Response:
     if announce:
         # The cancel belongs to the order's saga, whoever asks for it.
         saga = order.get("correlationId") or current.get() or new_correlation_id()
-        await emitter(request.app)(make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
+        await request.app[PUBLISHER].send(make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
                                               reason=CANCELLED_BY_CUSTOMER))
     return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 
 
 async def ready(app: web.Application) -> list[str]:
-    return [] if PRODUCER in app else ["Kafka producer not started"]
+    return [] if PUBLISHER in app else ["Kafka producer not started"]
 
 
 def init_app(settings: Settings) -> web.Application:
-    app = service_app("order", ready, inner=(authorized,), debug=settings.bread_debug)
-    app[SETTINGS] = settings
-    app.cleanup_ctx.append(resources)
+    app = service_app("order", settings, ready, resources, inner=(authorized,))
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)
     app.router.add_delete("/orders/{orderId}", cancel_order)

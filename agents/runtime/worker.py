@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -18,16 +18,15 @@ from faust.streams import current_event
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from agents import correlation, debugging
-from agents.catalog import EXTERNAL, InvalidEvent, catalog
-from agents.deadletters import dead_letter
-from agents.events import Event, decode, encode, key_of
-from agents.runtime.metrics import EVENTS_CONSUMED, EVENTS_EMITTED, POISON_EVENTS, Progress
+from agents.catalog import EXTERNAL, catalog
+from agents.events import Event, encode, key_of
+from agents.runtime.consuming import Handler, Received, handle
+from agents.runtime.metrics import EVENTS_EMITTED, Progress
+from agents.runtime.publisher import Publisher, topic_for
 from agents.settings import Settings, current
 
 log = logging.getLogger(__name__)
 
-
-Handler = Callable[[Event], Awaitable[None]]
 REREAD_AFTER_S = 30.0  # a partition still missing messages this long after reading again reads again
 
 
@@ -83,7 +82,7 @@ class Worker:
         self._topics: dict[str, faust.TopicT] = {}
         self._tables: list[faust.Table] = []
         self._routing_known = False
-        self._producer: AIOKafkaProducer | None = None
+        self._publisher: Publisher | None = None
         self._sources: set[str] = set()  # the topics this context's agents read
         self.progress = Progress(context)
         self._may_handle = asyncio.Event()
@@ -130,20 +129,15 @@ class Worker:
         """Send an event: inside an agent with the event being processed (in its transaction under
         exactly-once), outside one (a web view, a timer) at once with a plain producer (acks=all).
         With `wait`, wait for the broker's acknowledgement and return the event's offset."""
-        topic = catalog().topic_of_event(event["type"])
-        if self.context not in topic.producers:
-            raise InvalidEvent(f"{self.context} may not emit {event['type']}: topics.yaml says {topic.producers} do")
-        headers = correlation.kafka_headers(event)
-        if current_event() is not None:
-            sent = await self._topic(topic.name).send(key=key_of(event), value=encode(event), headers=headers)
-            self._expect_acknowledgement(sent)  # before the input's offset is committed
-            offset = (await sent).offset if wait else None
-        else:
+        if current_event() is None:
             # Faust's own producer would put it in a transaction that no stream ever commits.
-            offset = (await (await self._standalone()).send_and_wait(
-                topic.name, key=key_of(event), value=encode(event), headers=headers)).offset
+            return await (await self._standalone()).send(event)
+        topic = topic_for(self.context, event)
+        sent = await self._topic(topic.name).send(key=key_of(event), value=encode(event),
+                                                  headers=correlation.kafka_headers(event))
+        self._expect_acknowledgement(sent)  # before the input's offset is committed
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
-        return offset
+        return (await sent).offset if wait else None
 
     async def flush(self) -> None:
         """Wait until every event sent and every table change made so far is acknowledged by the broker;
@@ -219,16 +213,16 @@ class Worker:
         self._unacknowledged.add(future)
         future.add_done_callback(self._unacknowledged.discard)
 
-    async def _standalone(self) -> AIOKafkaProducer:
-        if self._producer is None:
+    async def _standalone(self) -> Publisher:
+        if self._publisher is None:
             producer = AIOKafkaProducer(**self.settings.kafka_producer())
             await producer.start()
-            self._producer = producer
-        return self._producer
+            self._publisher = Publisher(self.context, producer)
+        return self._publisher
 
     async def _stop_standalone(self, *args: object, **kwargs: object) -> None:
-        if self._producer is not None:
-            await self._producer.stop()
+        if self._publisher is not None:
+            await self._publisher.producer.stop()
 
     def consume(self, handlers: Mapping[str, Handler]) -> None:
         """One agent running `handlers` (by event type) over the topics that carry those events, each of
@@ -247,21 +241,9 @@ class Worker:
             async for message in stream.events():
                 if not self._may_handle.is_set():  # only a debug switch clears it
                     await self._may_handle.wait()
-                topic = message.message.topic
-                try:
-                    event = decode(message.value, topic)
-                    correlation.current.set(event.get("correlationId"))
-                    handler = handlers.get(event["type"])
-                    if handler is not None:
-                        await handler(event)
-                    EVENTS_CONSUMED.labels(context, topic, event["type"]).inc()
-                except Exception as exc:  # noqa: BLE001 - a poison event must not stop the agent
-                    POISON_EVENTS.labels(context, topic).inc()
-                    raw = message.message
-                    log.error("dead-lettered message %s[%s]@%s: %s", topic, raw.partition, raw.offset, exc,
-                              exc_info=not isinstance(exc, InvalidEvent))
-                    await self.emit(dead_letter(context, topic, raw.partition, raw.offset, raw.key, raw.value, exc))
-                self.progress.handled(topic, message.message.partition, message.message.offset)
+                raw = message.message
+                await handle(context, Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value), handlers,
+                             self.emit, self.progress)
 
     async def _sample_lag(self) -> None:
         consumer = self.app.consumer

@@ -99,7 +99,7 @@ async def service_answer(headers: dict[str, str], method: str = "POST", path: st
     async def ready(_: web.Application) -> list[str]:
         return []
 
-    app = service_app("pay", ready, inner=(authorized,))
+    app = service_app("pay", Settings(), ready, inner=(authorized,))
     app.router.add_route("*", "/payments", who)
     client = TestClient(TestServer(app))
     await client.start_server()

@@ -1,0 +1,119 @@
+"""pay's side of the saga on Kafka: it charges the payments the order edge deferred (PAY_FALLBACK=defer),
+refunds or voids abandoned orders, notes the ones the bakery confirmed, and announces again what it decided
+for a stalled order — through the same handling as every Faust agent (agents/runtime/consuming.py). Its
+decisions reach Kafka through the ledger's outbox, relayed in order as soon as something is written to it."""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from agents.correlation import kafka_headers
+from agents.events import Event
+from agents.pay.ledger import Ledger
+from agents.pay.payments import APPLY, PaymentRefused, PaymentRequest
+from agents.runtime.consuming import Handler, Received, Send, handle
+from agents.runtime.metrics import EVENTS_EMITTED, Progress
+
+log = logging.getLogger(__name__)
+
+CONTEXT = "pay"
+# The saga's compensations that reach pay: the order will not be baked, so its money goes back.
+VOIDING_EVENTS = ("OrderRejected", "BakeryRejected", "BakeryTicketClosed")
+
+
+async def take_time(delay: tuple[float, float]) -> None:
+    """The provider's time of PAY_DELAY_MS (none by default), as the seed's pay slept in each request."""
+    low, high = delay
+    if high:
+        await asyncio.sleep(random.uniform(low, high))
+
+
+def saga_handlers(ledger: Ledger, delay: tuple[float, float], outbox_written: asyncio.Event) -> dict[str, Handler]:
+    """pay's handler of each saga event. The ledger decides each at most once per order, so the order these
+    arrive in (and any redelivery) cannot charge or refund twice; its outbox announces every decision, again
+    after a crash."""
+
+    async def charge_deferred(event: Event) -> None:
+        await take_time(delay)
+        try:
+            payment = await ledger.record(PaymentRequest(event["orderId"], event["price"], APPLY),
+                                          event["correlationId"])
+        except PaymentRefused as refused:  # voided meanwhile (cancelled, past its deadline): nothing to take
+            log.info("deferred payment of order %s not taken: %s", event["orderId"], refused)
+            return
+        outcome = "charged" if payment.action == APPLY else f"declined ({payment.reason})"
+        log.info("deferred payment of order %s: %s", event["orderId"], outcome if payment.created else "done before")
+        outbox_written.set()
+
+    async def note_confirmed(event: Event) -> None:
+        await ledger.bakery_confirmed(event["orderId"])
+
+    async def announce_again(event: Event) -> None:
+        again = await ledger.announce_again(event["orderId"])
+        log.warning("order %s stalled in %s: announcing its %d payment event(s) again", event["orderId"],
+                    event["status"], again)
+        outbox_written.set()
+
+    async def void(event: Event) -> None:
+        outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
+        if outcome:
+            log.info("order %s: %s after %s", event["orderId"], outcome, event["type"])
+            outbox_written.set()
+
+    return {"PaymentRequested": charge_deferred, "BakeryConfirmed": note_confirmed, "OrderStalled": announce_again,
+            **{event_type: void for event_type in VOIDING_EVENTS}}
+
+
+async def follow_the_saga(consumer: AIOKafkaConsumer, handlers: dict[str, Handler], dead_letters: Send,
+                          progress: Progress, lag_sample_s: float, stop: asyncio.Event) -> None:
+    """Handle pay's events batch by batch until `stop`; then commit what was handled (the caller leaves the
+    group), so a graceful stop hands nothing handled twice to the next owner."""
+    committed_at = sampled_at = time.monotonic()
+    while not stop.is_set():
+        try:
+            batches = await consumer.getmany(timeout_ms=500, max_records=500)
+            # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
+            await asyncio.gather(*(
+                handle(CONTEXT, Received(m.topic, m.partition, m.offset, m.key, m.value), handlers, dead_letters,
+                       progress)
+                for batch in batches.values() for m in batch))
+            # Committing every batch would cost a request per batch; handling an event twice is harmless.
+            if batches and time.monotonic() - committed_at >= 1:
+                await consumer.commit()
+                committed_at = time.monotonic()
+            if time.monotonic() - sampled_at >= lag_sample_s:
+                await progress.sample(consumer.assignment(), consumer.highwater, consumer.position)
+                sampled_at = time.monotonic()
+        except KafkaError as exc:
+            # The broker is gone or the group is rebalancing: what was not committed is handled again, which
+            # the ledger makes harmless. Go on once it answers again.
+            log.warning("pay's consumer: %s; going on", exc)
+            await asyncio.sleep(1)  # back off before asking a failing broker again
+    await consumer.commit()
+
+
+async def relay_outbox(ledger: Ledger, producer: AIOKafkaProducer, outbox_written: asyncio.Event) -> None:
+    """Publish the outbox in order, as soon as something is written to it. The entries are events encoded
+    when the ledger wrote them: they go out as they are."""
+    while True:
+        await outbox_written.wait()
+        outbox_written.clear()
+        try:
+            while entries := await ledger.unpublished():
+                events = [json.loads(e.value) for e in entries]
+                sent = [await producer.send(e.topic, key=e.key, value=e.value, headers=kafka_headers(event))
+                        for e, event in zip(entries, events)]
+                await asyncio.gather(*sent)
+                await ledger.mark_published([e.id for e in entries])
+                for entry, event in zip(entries, events):
+                    EVENTS_EMITTED.labels(CONTEXT, entry.topic, event["type"]).inc()
+        except Exception:
+            log.exception("outbox relay failed; retrying")
+            await asyncio.sleep(1)  # back off before the next attempt against a failing broker
+            outbox_written.set()
