@@ -51,7 +51,8 @@ TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 def switch(raw: str) -> bool:
     word = raw.strip().lower()
     if word not in TRUE | FALSE:
-        raise BadSetting(f"must be on or off (or {', '.join(sorted(TRUE - {'on'}))} / {', '.join(sorted(FALSE - {'off'}))})")
+        other_words = f"{', '.join(sorted(TRUE - {'on'}))} / {', '.join(sorted(FALSE - {'off'}))}"
+        raise BadSetting(f"must be on or off (or {other_words})")
     return word in TRUE
 
 
@@ -360,7 +361,8 @@ def use(settings: Settings) -> Settings:
 
 def current() -> Settings:
     """The settings this process runs with; read from the environment on first use where no start set them
-    (a test, a script). The Faust workers read them from here until each service has a composition root."""
+    (a test, a script). Only the topic catalogue looks here — the vocabulary every module shares, loaded
+    once per process; everything else is handed its settings by the composition root that builds it."""
     return _in_use[0] if _in_use else use(Settings.from_env())
 
 

@@ -72,7 +72,7 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                 return error(self, 404, not_found.format(**match))
             return self.json(render(row, request))
 
-    app.page(path, name=f"{table.name}-row")(RowView)
+    app.page(path, name=f"{path.strip('/').split('/')[0]}-row")(RowView)
 
 
 def is_this_worker(app: faust.App, url: URL | str) -> bool:

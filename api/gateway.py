@@ -182,8 +182,9 @@ async def guard(request: web.Request, handler: Callable[[web.Request], Awaitable
                             headers={"WWW-Authenticate": 'Bearer realm="bread"'})
         request[PRINCIPAL] = principal
         check_access(request.method, request.path, principal)
-    if request.content_length is not None and request.content_length > request.app[SETTINGS].gateway_max_body_bytes:
-        raise JsonError(413, f"the body is {request.content_length} bytes; at most {request.app[SETTINGS].gateway_max_body_bytes} are taken")
+    limit = request.app[SETTINGS].gateway_max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise JsonError(413, f"the body is {request.content_length} bytes; at most {limit} are taken")
     limiter = request.app[LIMITER]
     if limiter is not None:
         wait = limiter.wait_for(client_of(request))

@@ -5,12 +5,13 @@ import aiohttp
 from faust.web import Request, Response
 
 from agents.mypage.projection import Share, page_of, row_view, share_of
-from agents.runtime.mypage import mypages, worker
+from agents.runtime.mypage import MypageAgents
+from agents.runtime.worker import Worker
+from agents.settings import Settings
 from agents.principals import HEADERS as PRINCIPAL_HEADERS, may_see
 from api.faustweb import GuardedView, base_url, error, is_this_worker, serve_rows
 from api.routes import principal_of
 
-app = worker.app
 MAX_PAGE_SIZE = 1000
 
 
@@ -24,46 +25,50 @@ def _page_params(request: Request) -> tuple[int, int]:
     return page, size
 
 
-def local_share(request: Request, wanted: int) -> Share:
-    """This worker's share of a page: the newest rows the caller may see, and how many there are."""
-    principal = principal_of(request)
-    return share_of((row for row in mypages.values() if may_see(row, principal)), wanted)
+def build(settings: Settings) -> Worker:
+    """The Mypage worker with its web views."""
+    mypage = MypageAgents(settings)
+    app, mypages = mypage.worker.app, mypage.mypages
 
+    def local_share(request: Request, wanted: int) -> Share:
+        """This worker's share of a page: the newest rows the caller may see, and how many there are."""
+        principal = principal_of(request)
+        return share_of((row for row in mypages.values() if may_see(row, principal)), wanted)
 
-async def shares(request: Request, page: int, size: int) -> list[Share]:
-    """Every worker's share of a page (each answers for its own partitions), passing on who is asking."""
-    found = []
-    for owner in app.router.table_metadata(mypages.name):
-        if is_this_worker(app, owner):
-            found.append(local_share(request, (page + 1) * size))
-            continue
-        async with app.http_client.get(
-            f"{owner}/mypages", params={"scope": "local", "page": str(page), "size": str(size)},
-            headers={k: v for k, v in request.headers.items() if k in PRINCIPAL_HEADERS},
-            timeout=aiohttp.ClientTimeout(total=10),
-        ) as response:
-            if response.status != 200:
-                raise aiohttp.ClientError(f"{owner} answered {response.status}")
-            answer = await response.json()
-            found.append((answer["rows"], answer["total"]))
-    return found
+    async def shares(request: Request, page: int, size: int) -> list[Share]:
+        """Every worker's share of a page (each answers for its own partitions), passing on who is asking."""
+        found = []
+        for owner in app.router.table_metadata(mypages.name):
+            if is_this_worker(app, owner):
+                found.append(local_share(request, (page + 1) * size))
+                continue
+            async with app.http_client.get(
+                f"{owner}/mypages", params={"scope": "local", "page": str(page), "size": str(size)},
+                headers={k: v for k, v in request.headers.items() if k in PRINCIPAL_HEADERS},
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as response:
+                if response.status != 200:
+                    raise aiohttp.ClientError(f"{owner} answered {response.status}")
+                answer = await response.json()
+                found.append((answer["rows"], answer["total"]))
+        return found
 
+    @app.page("/mypages")
+    class MypageList(GuardedView):
+        async def get(self, request: Request) -> Response:
+            try:
+                page, size = _page_params(request)
+            except ValueError as exc:
+                return error(self, 400, str(exc))
+            if request.query.get("scope") == "local":  # another mypage worker gathering a page
+                rows, total = local_share(request, (page + 1) * size)
+                return self.json({"rows": rows, "total": total})
+            try:
+                gathered = await shares(request, page, size)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
+            return self.json(page_of(gathered, page, size, base_url(request)))
 
-@app.page("/mypages")
-class MypageList(GuardedView):
-    async def get(self, request: Request) -> Response:
-        try:
-            page, size = _page_params(request)
-        except ValueError as exc:
-            return error(self, 400, str(exc))
-        if request.query.get("scope") == "local":  # another mypage worker gathering a page
-            rows, total = local_share(request, (page + 1) * size)
-            return self.json({"rows": rows, "total": total})
-        try:
-            gathered = await shares(request, page, size)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
-        return self.json(page_of(gathered, page, size, base_url(request)))
-
-
-serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}", lambda row, request: row_view(row, base_url(request)))
+    serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}",
+               lambda row, request: row_view(row, base_url(request)))
+    return mypage.worker

@@ -2,15 +2,27 @@
 GET /order-requests/{requestId}: the order a request sent over Kafka placed. For the order edge only (the
 gateway routes no such path), GET /placements/{requestId}?wait=S answers as soon as the request is placed, or
 after S seconds: the edge waits on the answer instead of asking again and again."""
-from agents.order.lifecycle import public_view
+from faust.web import Request
+
 from agents.order.intake import is_placed
-from agents.runtime.order import orders, placement, requests, worker
+from agents.order.lifecycle import public_view
+from agents.runtime.order import OrderAgents
+from agents.runtime.worker import Worker
+from agents.settings import Settings
 from api.faustweb import serve_rows
 
-app = worker.app
-serve_rows(app, orders, "/orders/{orderId}", "order {orderId} not found", lambda order, _: public_view(order))
-serve_rows(app, requests, "/order-requests/{requestId}", "no order placed for request {requestId}",
-           lambda placed, request: {"requestId": request.match_info["requestId"], **placed}, key="requestId")
-serve_rows(app, requests, "/placements/{requestId}", "no order placed for request {requestId}",
-           lambda placed, request: {"requestId": request.match_info["requestId"], **placed}, key="requestId",
-           wait_for=placement, waited=is_placed)
+
+def build(settings: Settings) -> Worker:
+    """The order worker with its web views."""
+    order = OrderAgents(settings)
+    app = order.worker.app
+    serve_rows(app, order.orders, "/orders/{orderId}", "order {orderId} not found",
+               lambda row, _: public_view(row))
+
+    def placement_view(placed: dict, request: Request) -> dict:
+        return {"requestId": request.match_info["requestId"], **placed}
+    serve_rows(app, order.requests, "/order-requests/{requestId}", "no order placed for request {requestId}",
+               placement_view, key="requestId")
+    serve_rows(app, order.requests, "/placements/{requestId}", "no order placed for request {requestId}",
+               placement_view, key="requestId", wait_for=order.placement, waited=is_placed)
+    return order.worker

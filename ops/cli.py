@@ -57,8 +57,7 @@ def run_service(service: str, settings: Settings) -> None:
         asyncio.run(serve(app, settings.bread_bind, settings.port(service), drain_s=settings.bread_drain_s,
                           grace_s=STOP_GRACE_S))
     else:
-        # Importing the face registers the worker's agents and its web views.
-        import_module(FAUST_SERVICES[service]).worker.run()
+        import_module(FAUST_SERVICES[service]).build(settings).run()
 
 
 def run_kafka(settings: Settings) -> int:
@@ -226,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dlq":
         from ops import dlq as dead_letters
 
-        lines = asyncio.run(dead_letters.replay() if args.replay else dead_letters.list_letters())
+        lines = asyncio.run(dead_letters.replay(settings) if args.replay else dead_letters.list_letters(settings))
         print("\n".join(lines) if lines else "no dead letters" + (" to replay" if args.replay else ""))
         return 0
     if args.command == "token":

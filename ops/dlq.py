@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.settings import current
+from agents.settings import Settings
 from agents.catalog import catalog
 from agents.deadletters import original, preview
 
@@ -35,8 +35,8 @@ async def _letters(consumer: AIOKafkaConsumer) -> list[tuple[int, dict]]:
     return letters
 
 
-async def list_letters() -> list[str]:
-    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=current().kafka_bootstrap, group_id=None,
+async def list_letters(settings: Settings) -> list[str]:
+    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=settings.kafka_bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
@@ -51,10 +51,10 @@ async def list_letters() -> list[str]:
     ]
 
 
-async def replay() -> list[str]:
-    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=current().kafka_bootstrap, group_id=REPLAYER_GROUP,
+async def replay(settings: Settings) -> list[str]:
+    consumer = AIOKafkaConsumer(_topic(), bootstrap_servers=settings.kafka_bootstrap, group_id=REPLAYER_GROUP,
                                 auto_offset_reset="earliest", enable_auto_commit=False)
-    producer = AIOKafkaProducer(**current().kafka_producer())
+    producer = AIOKafkaProducer(**settings.kafka_producer())
     await consumer.start()
     await producer.start()
     replayed = []

@@ -63,9 +63,10 @@ def share_of(rows: Iterable[Mapping[str, Any]], wanted: int) -> Share:
 def page_of(shares: Sequence[Share], page: int, size: int, base_url: str) -> dict[str, Any]:
     """One page of rows from every worker's share, newest order first, in Spring Data REST's HAL shape as the
     seed served it."""
-    merged = heapq.merge(*(rows for rows, _ in shares), key=newest_first, reverse=True)
-    chunk = list(itertools.islice(merged, page * size, (page + 1) * size))
     total = sum(count for _, count in shares)
+    start = page * size
+    merged = heapq.merge(*(rows for rows, _ in shares), key=newest_first, reverse=True)
+    chunk = list(itertools.islice(merged, start, start + size)) if start < total else []  # past the end: empty
     return {
         "_embedded": {"mypages": [row_view(r, base_url) for r in chunk]},
         "_links": {"self": {"href": f"{base_url}/mypages?page={page}&size={size}"}},

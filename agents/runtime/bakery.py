@@ -10,28 +10,51 @@ from __future__ import annotations
 import asyncio
 
 from agents.bakery.tickets import OWN_EVENTS, react
-from agents.events import Event
+from agents.events import Event, make_event
 from agents.runtime.worker import Worker, record
-
-worker = Worker("bakery")
-tickets = worker.table()
+from agents.settings import Settings
 
 
-# The bakers' requests (POST /bakeries) waiting for their decision to be applied, by the decision's event id.
-awaited_decisions: dict[str, asyncio.Future] = {}
+class DecisionNotApplied(Exception):
+    """The baker's decision was sent, but the bakery worker did not apply it in time."""
 
 
-async def on_event(event: Event) -> None:
-    key = str(event["orderId"])
-    before = tickets.get(key)
-    changed, said = react(before, event, worker.settings.bakery_auto_confirm)
-    record(tickets, key, changed or before)
-    for announcement in said:
-        await worker.emit(announcement)
-    waiting = awaited_decisions.pop(event["eventId"], None)
-    if waiting is not None and not waiting.done():
-        waiting.set_result(changed or before)
+class BakeryAgents:
+    """The bakery context on Kafka, built from the settings: its ticket table and its one agent."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker = Worker("bakery", settings)
+        self.tickets = self.worker.table()
+        # The bakers' requests (POST /bakeries) waiting for their decision to be applied, by the decision's id.
+        self._awaited_decisions: dict[str, asyncio.Future] = {}
+        self.worker.consume({event_type: self.on_event for event_type in (
+            "PayApproved", "PayCanceled", "OrderCancelled", "OrderStalled", "BakerDecided", *OWN_EVENTS)})
 
-worker.consume({event_type: on_event for event_type in (
-    "PayApproved", "PayCanceled", "OrderCancelled", "OrderStalled", "BakerDecided", *OWN_EVENTS)})
+    async def on_event(self, event: Event) -> None:
+        key = str(event["orderId"])
+        before = self.tickets.get(key)
+        changed, said = react(before, event, self.settings.bakery_auto_confirm)
+        record(self.tickets, key, changed or before)
+        for announcement in said:
+            await self.worker.emit(announcement)
+        waiting = self._awaited_decisions.pop(event["eventId"], None)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(changed or before)
+
+    async def decide(self, order_id: int, decision: str, reason: str | None, correlation: str,
+                     within_s: float) -> dict | None:
+        """Hand the baker's decision to the worker and return the ticket once it is applied — in line with the
+        ticket's other events, so a cancel that came first wins. Raises DecisionNotApplied after `within_s`."""
+        because = {"reason": reason} if reason else {}
+        decided = make_event("BakerDecided", correlation_id=correlation, orderId=order_id, decision=decision,
+                             **because)
+        applied = asyncio.get_running_loop().create_future()
+        self._awaited_decisions[decided["eventId"]] = applied
+        try:
+            await self.worker.emit(decided)
+            return await asyncio.wait_for(applied, within_s)
+        except asyncio.TimeoutError:
+            raise DecisionNotApplied() from None
+        finally:
+            self._awaited_decisions.pop(decided["eventId"], None)

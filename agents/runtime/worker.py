@@ -1,9 +1,8 @@
 """What every Faust worker of bread shares: the app, its topics from the catalogue, the agent loop, health.
 
-A bounded context calls `Worker(context)` once, declares its table, and hands `consume` one handler per event
-type it cares about. The agent loop decodes and validates each message against topics.yaml; a message that
-fails either, or whose handler raises, goes to the dead-letter topic with the error, and the agent goes on:
-a poison event never stops it.
+A bounded context builds `Worker(context, settings)` once, declares its tables, and hands `consume` one handler
+per event type it cares about. The agent loop hands each message to the handling every consumer shares
+(agents/runtime/consuming.py): a poison event is dead-lettered and never stops the agent.
 """
 from __future__ import annotations
 
@@ -23,7 +22,7 @@ from agents.events import Event, encode, key_of
 from agents.runtime.consuming import Handler, Received, handle
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
 from agents.runtime.publisher import Publisher, topic_for
-from agents.settings import Settings, current
+from agents.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +43,9 @@ def record(table: faust.Table, key: str, value: dict | None) -> None:
 class Worker:
     """One bounded context's Faust app: `bread-<context>`, its web server on the context's port."""
 
-    def __init__(self, context: str, service: str | None = None, settings: Settings | None = None) -> None:
+    def __init__(self, context: str, settings: Settings, service: str | None = None) -> None:
         self.context = context
-        self.settings = settings = settings or current()
+        self.settings = settings
         service = service or context
         web_port = settings.port(service)
         brokers = ";".join(f"kafka://{hp}" for hp in settings.kafka_bootstrap.split(","))

@@ -66,6 +66,8 @@ def test_pages_are_newest_first_in_hal_shape():
     assert page["page"] == {"size": 2, "totalElements": 5, "totalPages": 3, "number": 1}
     assert page["_links"]["self"]["href"] == "http://x/mypages?page=1&size=2"
     assert page_of([], 0, 20, "http://x")["_embedded"]["mypages"] == []
+    far = page_of([share_of(rows, wanted=10**19)], page=876311020833844096, size=20, base_url="http://x")
+    assert far["_embedded"]["mypages"] == [] and far["page"]["totalElements"] == 5
 
 
 @pytest.mark.parametrize("page, size", [(0, 1), (0, 3), (1, 3), (2, 4), (5, 2), (0, 50)])
