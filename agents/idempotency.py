@@ -9,7 +9,7 @@ HEADER = "Idempotency-Key"
 KEY = re.compile(r"^[A-Za-z0-9._:=+~-]{1,100}$")
 
 
-def check_key(key: str | None) -> str | None:
+def parse_key(key: str | None) -> str | None:
     """The key, if it is 1 to 100 letters, digits or . _ : = + ~ -; absent is fine. ValueError otherwise."""
     if key is not None and not KEY.match(key):
         raise ValueError(f"the {HEADER} must be 1 to 100 letters, digits or . _ : = + ~ -")

@@ -37,7 +37,7 @@ class BadPrincipal(ValueError):
     """The principal headers a service got are not ones the gateway sends."""
 
 
-def check_principal(name: str, role: str) -> Principal:
+def parse_principal(name: str, role: str) -> Principal:
     if not NAME.match(name):
         raise BadPrincipal(f"a principal's name is {NAME_RULE}")
     if role not in ROLES:
@@ -53,7 +53,7 @@ def principal_from(headers: Mapping[str, str]) -> Principal | None:
         return None
     if name is None or role is None:
         raise BadPrincipal(f"{PRINCIPAL_HEADER} and {ROLE_HEADER} come together, or neither")
-    return check_principal(name, role)
+    return parse_principal(name, role)
 
 
 def may(principal: Principal | None, roles: frozenset[str]) -> bool:

@@ -3,21 +3,21 @@ import json
 
 from faust.web import Request, Response
 
-from agents.bakery.tickets import DecisionRefused, check_decision, decide
+from agents.bakery.tickets import DecisionRefused, parse_decision, decide
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import new_correlation_id
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
-from agents.runtime.worker import Worker
+from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 from api.faustweb import GuardedView, error, forward_to_owner, serve_rows
 
 DECISION_WAIT_S = 5.0
 
 
-def build(settings: Settings) -> Worker:
+def build(settings: Settings) -> ContextApp:
     """The bakery worker with its web views."""
     bakery = BakeryAgents(settings)
-    app, tickets = bakery.worker.app, bakery.tickets
+    app, tickets = bakery.context_app.app, bakery.tickets
 
     @app.page("/bakeries")
     class BakeryDecision(GuardedView):
@@ -28,7 +28,7 @@ def build(settings: Settings) -> Worker:
             except ValueError as exc:
                 return error(self, 400, f"the body is not valid JSON: {exc}")
             try:
-                order_id, status, reason = check_decision(decision)
+                order_id, status, reason = parse_decision(decision)
             except DecisionRefused as exc:
                 return error(self, exc.status, str(exc))
             forwarded = await forward_to_owner(app, tickets, str(order_id), request, body)
@@ -55,4 +55,4 @@ def build(settings: Settings) -> Worker:
 
     serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}",
                lambda ticket, _: ticket, customers_own_rows=False)  # tickets are the bakers' business
-    return bakery.worker
+    return bakery.context_app

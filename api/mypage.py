@@ -6,7 +6,7 @@ from faust.web import Request, Response
 
 from agents.mypage.projection import Share, page_of, row_view, share_of
 from agents.runtime.mypage import MypageAgents
-from agents.runtime.worker import Worker
+from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 from agents.principals import HEADERS as PRINCIPAL_HEADERS, may_see
 from api.faustweb import GuardedView, base_url, error, is_this_worker, serve_rows
@@ -25,10 +25,10 @@ def _page_params(request: Request) -> tuple[int, int]:
     return page, size
 
 
-def build(settings: Settings) -> Worker:
+def build(settings: Settings) -> ContextApp:
     """The Mypage worker with its web views."""
     mypage = MypageAgents(settings)
-    app, mypages = mypage.worker.app, mypage.mypages
+    app, mypages = mypage.context_app.app, mypage.mypages
 
     def local_share(request: Request, wanted: int) -> Share:
         """This worker's share of a page: the newest rows the caller may see, and how many there are."""
@@ -71,4 +71,4 @@ def build(settings: Settings) -> Worker:
 
     serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}",
                lambda row, request: row_view(row, base_url(request)))
-    return mypage.worker
+    return mypage.context_app

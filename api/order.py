@@ -24,14 +24,16 @@ from aiokafka import AIOKafkaProducer
 from agents.correlation import current
 from agents.events import make_event, new_correlation_id
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
-from agents.idempotency import check_key
+from agents.idempotency import parse_key
 from agents.order import intake
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
-from agents.order.menu import InvalidOrder, OrderRequest, check_order
+from agents.order.menu import InvalidOrder, OrderRequest, parse_order
 from agents.runtime.pay_client import PayClient
 from agents.runtime.publisher import Publisher
 from agents.settings import Settings
-from api.http import SETTINGS, JsonError, json_response, order_id_in_path, read_json, service_app
+from api.http import (
+    SETTINGS, JsonError, Resources, error_response, json_response, order_id_in_path, read_json, service_app,
+)
 from api.routes import authorized, principal_of
 
 log = logging.getLogger(__name__)
@@ -59,8 +61,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 async def place_order(request: web.Request) -> web.Response:
     app = request.app
     try:
-        order = check_order(await read_json(request), app[SETTINGS].menu)
-        key = check_key(request.headers.get(IDEMPOTENCY_HEADER))
+        order = parse_order(await read_json(request), app[SETTINGS].menu)
+        key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
     except (InvalidOrder, ValueError) as exc:
         raise JsonError(400, str(exc)) from None
     customer = customer_of(request)
@@ -68,18 +70,18 @@ async def place_order(request: web.Request) -> web.Response:
         return await place_once(app, key, order, customer)
     placed = await intake.place(app[PUBLISHER].send, app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
                                 customer)
-    return answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
+    return placement_answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
 
 
-def answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderRequest,
-           retry_after: float | None = None) -> web.Response:
+def placement_answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderRequest,
+                     retry_after: float | None = None) -> web.Response:
     """The answer to a placement, the same for the first request and for every repeat of it."""
     if status == OrderStatus.REJECTED:
         log.warning("order %s rejected: %s", order_id, reason)
-        raise JsonError(503, reason, headers={"Retry-After": str(max(1, math.ceil(retry_after or 1)))},
-                        orderId=order_id, status=status.value)
+        return error_response(503, reason, headers={"Retry-After": str(max(1, math.ceil(retry_after or 1)))},
+                              orderId=order_id, status=status.value)
     if status == OrderStatus.PAYMENT_FAILED:
-        raise JsonError(402, reason, orderId=order_id, status=status.value)
+        return error_response(402, reason, orderId=order_id, status=status.value)
     body = {"id": order_id, "item": order.item, "qty": order.qty, "status": status.value, "price": order.price}
     if status == OrderStatus.PAYMENT_PENDING:
         return json_response({**body, "reason": reason}, 202, headers={"Location": f"/orders/{order_id}"})
@@ -120,7 +122,8 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
                              headers={"Location": f"/order-requests/{key}"})
     if (placed["item"], placed["qty"], placed.get("customerId")) != (order.item, order.qty, customer):
         raise JsonError(422, f"the {IDEMPOTENCY_HEADER} {key!r} was used for another order", orderId=placed["orderId"])
-    return answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order, placed.get("retryAfter"))
+    return placement_answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order,
+                            placed.get("retryAfter"))
 
 
 async def order_state(request: web.Request, order_id: int) -> tuple[int, bytes]:
@@ -153,15 +156,15 @@ async def cancel_order(request: web.Request) -> web.Response:
         return web.Response(body=body, status=status, content_type="application/json")
     order = json.loads(body)
     try:
-        announce = check_cancellable(OrderStatus(order["status"]))
+        check_cancellable(OrderStatus(order["status"]))
     except CancelRefused as exc:
         raise JsonError(409, f"order {order_id} cannot be cancelled: {exc}", orderId=order_id,
                         status=order["status"]) from None
-    if announce:
+    if order["status"] != OrderStatus.CANCELLING.value:  # asked again: the first cancel is under way
         # The cancel belongs to the order's saga, whoever asks for it.
         saga = order.get("correlationId") or current.get() or new_correlation_id()
         await request.app[PUBLISHER].send(make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
-                                              reason=CANCELLED_BY_CUSTOMER))
+                                                     reason=CANCELLED_BY_CUSTOMER))
     return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 
 
@@ -169,8 +172,9 @@ async def ready(app: web.Application) -> list[str]:
     return [] if PUBLISHER in app else ["Kafka producer not started"]
 
 
-def init_app(settings: Settings) -> web.Application:
-    app = service_app("order", settings, ready, resources, inner=(authorized,))
+def init_app(settings: Settings, connect: Resources = resources) -> web.Application:
+    """The order edge; `connect` opens what it talks to (Kafka, pay, the order worker): fakes, in tests."""
+    app = service_app("order", settings, ready, connect, inner=(authorized,))
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)
     app.router.add_delete("/orders/{orderId}", cancel_order)

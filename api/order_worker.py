@@ -7,15 +7,15 @@ from faust.web import Request
 from agents.order.intake import is_placed
 from agents.order.lifecycle import public_view
 from agents.runtime.order import OrderAgents
-from agents.runtime.worker import Worker
+from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 from api.faustweb import serve_rows
 
 
-def build(settings: Settings) -> Worker:
+def build(settings: Settings) -> ContextApp:
     """The order worker with its web views."""
     order = OrderAgents(settings)
-    app = order.worker.app
+    app = order.context_app.app
     serve_rows(app, order.orders, "/orders/{orderId}", "order {orderId} not found",
                lambda row, _: public_view(row))
 
@@ -25,4 +25,4 @@ def build(settings: Settings) -> Worker:
                placement_view, key="requestId")
     serve_rows(app, order.requests, "/placements/{requestId}", "no order placed for request {requestId}",
                placement_view, key="requestId", wait_for=order.placement, waited=is_placed)
-    return order.worker
+    return order.context_app

@@ -24,7 +24,7 @@ from agents.catalog import catalog
 from agents.correlation import HTTP_HEADER, current
 from agents.events import new_correlation_id
 from agents.pay.ledger import Ledger
-from agents.pay.payments import DECLINE, PaymentRefused, check_payment
+from agents.pay.payments import DECLINE, PaymentRefused, parse_payment
 from agents.runtime.metrics import Progress
 from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox, saga_handlers, take_time
 from agents.runtime.publisher import Publisher
@@ -102,7 +102,7 @@ async def ledger_ready(app: web.Application) -> list[str]:
 async def record_payment(request: web.Request) -> web.Response:
     app = request.app
     try:
-        payment_request = check_payment(await read_json(request), request.headers.get(idempotency.HEADER),
+        payment_request = parse_payment(await read_json(request), request.headers.get(idempotency.HEADER),
                                         principal_of(request))
         await take_time(app[SETTINGS].pay_delay_ms)
         payment = await app[LEDGER].record(payment_request, current.get() or new_correlation_id())
@@ -149,7 +149,7 @@ async def pass_payment_on(request: web.Request) -> web.Response:
     """Check the request here, take the provider's time here, and have the ledger record it."""
     body = await read_json(request)
     try:
-        check_payment(body, request.headers.get(idempotency.HEADER), principal_of(request))
+        parse_payment(body, request.headers.get(idempotency.HEADER), principal_of(request))
     except PaymentRefused as exc:
         raise JsonError(exc.status, str(exc)) from None
     await take_time(request.app[SETTINGS].pay_delay_ms)

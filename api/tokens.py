@@ -11,7 +11,7 @@ import re
 import secrets
 from pathlib import Path
 
-from agents.principals import CUSTOMER, BadPrincipal, Principal, check_principal
+from agents.principals import CUSTOMER, BadPrincipal, Principal, parse_principal
 
 DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -25,7 +25,7 @@ def new_token() -> str:
 
 
 def token_line(name: str, role: str, token: str) -> str:
-    principal = check_principal(name, role)
+    principal = parse_principal(name, role)
     return f"{principal.name} {principal.role} {token_digest(token)}\n"
 
 
@@ -41,7 +41,7 @@ def parse_tokens(text: str) -> dict[str, Principal]:
         try:
             if len(parts) != 3 or not DIGEST.match(parts[2]):
                 raise BadPrincipal("expected '<name> <role> <sha256 hex of the token>'")
-            book[parts[2]] = check_principal(parts[0], parts[1])
+            book[parts[2]] = parse_principal(parts[0], parts[1])
         except BadPrincipal as exc:
             raise ValueError(f"tokens file line {number}: {exc}") from None
     return book

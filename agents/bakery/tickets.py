@@ -45,7 +45,7 @@ def closed_unopened(order_id: int, reason: str, correlation_id: str | None = Non
     return {**open_ticket(order_id, correlation_id), "status": CLOSED, "opened": False, "reason": reason}
 
 
-def check_decision(body: Any) -> tuple[int, str, str | None]:
+def parse_decision(body: Any) -> tuple[int, str, str | None]:
     """Parse the baker's request {"orderId", "status", "reason"?} into (orderId, status, reason)."""
     if not isinstance(body, Mapping):
         raise DecisionRefused('the body must be a JSON object like {"orderId": 1, "status": "Confirmed"}', 400)

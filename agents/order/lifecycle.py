@@ -123,15 +123,12 @@ class CancelRefused(ValueError):
     """The customer may not cancel the order in its current state."""
 
 
-def check_cancellable(status: OrderStatus) -> bool:
-    """Whether a cancel must be announced: False when one is under way already; refused once the order ended."""
-    if status == S.CANCELLING:
-        return False
+def check_cancellable(status: OrderStatus) -> None:
+    """Raise CancelRefused once the bakery confirmed the order or it ended; a cancel under way may be asked again."""
     if status == S.CONFIRMED:
         raise CancelRefused("the bakery has confirmed the order; it can no longer be cancelled")
     if is_terminal(status):
         raise CancelRefused(f"the order has ended as {status.value}")
-    return True
 
 
 # Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).

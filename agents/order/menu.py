@@ -18,7 +18,7 @@ class OrderRequest:
     price: int
 
 
-def check_order(body: Any, menu: Mapping[str, int]) -> OrderRequest:
+def parse_order(body: Any, menu: Mapping[str, int]) -> OrderRequest:
     """Decide whether `body` is an order bread accepts, and at what price."""
     if not isinstance(body, Mapping):
         raise InvalidOrder("the body must be a JSON object like {\"item\": \"cake\", \"qty\": 1}")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from agents.events import MAX_ORDER_ID, is_order_id
-from agents.idempotency import check_key
+from agents.idempotency import parse_key
 from agents.principals import ADMIN, Principal
 
 APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
@@ -38,7 +38,7 @@ def _price(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PRICE
 
 
-def check_payment(body: Any, idempotency_key: str | None = None,
+def parse_payment(body: Any, idempotency_key: str | None = None,
                   requested_by: Principal | None = None) -> PaymentRequest:
     if not isinstance(body, Mapping):
         raise PaymentRefused('the body must be a JSON object like {"orderId": 1, "price": 25000, "action": "apply"}')
@@ -55,7 +55,7 @@ def check_payment(body: Any, idempotency_key: str | None = None,
     if "reason" in body and (action != CANCEL or not isinstance(reason, str) or not 1 <= len(reason) <= MAX_REASON):
         raise PaymentRefused(f"'reason', when given with cancel, must be text of 1 to {MAX_REASON} characters")
     try:
-        key = check_key(idempotency_key)
+        key = parse_key(idempotency_key)
     except ValueError as exc:
         raise PaymentRefused(str(exc)) from None
     return PaymentRequest(order_id=order_id, price=price, action=action, idempotency_key=key, reason=reason,

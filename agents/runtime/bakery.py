@@ -11,7 +11,7 @@ import asyncio
 
 from agents.bakery.tickets import OWN_EVENTS, react
 from agents.events import Event, make_event
-from agents.runtime.worker import Worker, record
+from agents.runtime.context_app import ContextApp, record
 from agents.settings import Settings
 
 
@@ -24,11 +24,11 @@ class BakeryAgents:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker = Worker("bakery", settings)
-        self.tickets = self.worker.table()
+        self.context_app = ContextApp("bakery", settings)
+        self.tickets = self.context_app.table()
         # The bakers' requests (POST /bakeries) waiting for their decision to be applied, by the decision's id.
         self._awaited_decisions: dict[str, asyncio.Future] = {}
-        self.worker.consume({event_type: self.on_event for event_type in (
+        self.context_app.consume({event_type: self.on_event for event_type in (
             "PayApproved", "PayCanceled", "OrderCancelled", "OrderStalled", "BakerDecided", *OWN_EVENTS)})
 
     async def on_event(self, event: Event) -> None:
@@ -37,7 +37,7 @@ class BakeryAgents:
         changed, said = react(before, event, self.settings.bakery_auto_confirm)
         record(self.tickets, key, changed or before)
         for announcement in said:
-            await self.worker.emit(announcement)
+            await self.context_app.emit(announcement)
         waiting = self._awaited_decisions.pop(event["eventId"], None)
         if waiting is not None and not waiting.done():
             waiting.set_result(changed or before)
@@ -52,7 +52,7 @@ class BakeryAgents:
         applied = asyncio.get_running_loop().create_future()
         self._awaited_decisions[decided["eventId"]] = applied
         try:
-            await self.worker.emit(decided)
+            await self.context_app.emit(decided)
             return await asyncio.wait_for(applied, within_s)
         except asyncio.TimeoutError:
             raise DecisionNotApplied() from None

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from agents.mypage.projection import project
-from agents.runtime.worker import Worker
+from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
 
@@ -10,6 +10,6 @@ class MypageAgents:
     """The Mypage context on Kafka, built from the settings: one table, the fold of every event it reads."""
 
     def __init__(self, settings: Settings) -> None:
-        self.worker = Worker("mypage", settings)
-        self.mypages = self.worker.table()
-        self.worker.fold_into(self.mypages, project)
+        self.context_app = ContextApp("mypage", settings)
+        self.mypages = self.context_app.table()
+        self.context_app.fold_into(self.mypages, project)

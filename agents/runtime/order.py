@@ -27,10 +27,10 @@ from agents.correlation import current as current_correlation
 from agents.events import Event
 from agents.order import deadline, intake
 from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
-from agents.order.menu import OrderRequest, check_order
+from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.metrics import SAGA_SECONDS
 from agents.runtime.pay_client import PayClient
-from agents.runtime.worker import Worker, record
+from agents.runtime.context_app import ContextApp, record
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,21 @@ class OrderAgents:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker = Worker("order", settings, service="order-worker")
-        self.orders = self.worker.table("orders")
-        self.deadlines = self.worker.table("order-deadlines")
-        self.requests = self.worker.table("order-requests")
+        self.context_app = ContextApp("order", settings, service="order-worker")
+        self.orders = self.context_app.table("orders")
+        self.deadlines = self.context_app.table("order-deadlines")
+        self.requests = self.context_app.table("order-requests")
         self.name = f"order-worker {socket.gethostname()}:{os.getpid()}"
         # Requests whose placement someone waits for (the edge, for an order with an Idempotency-Key).
         self._awaited_placements: dict[str, list[asyncio.Future]] = {}
         # The reminder sent for an order's current deadline, until the agent moves the deadline on.
         self._reminded: dict[str, deadline.Deadline] = {}
         self._pay: PayClient | None = None
-        self.worker.consume({event: self.on_event for topic in catalog().topics_consumed_by("order")
+        self.context_app.consume({event: self.on_event for topic in catalog().topics_consumed_by("order")
                              if topic.key == "orderId" for event in topic.events})
-        self.worker.consume({"RequestOrder": self.on_request_order})
-        self.worker.app.timer(interval=settings.saga_sweep_s)(self.enforce_deadlines)
-        self.worker.app.on_before_shutdown.connect(self._close_pay)
+        self.context_app.consume({"RequestOrder": self.on_request_order})
+        self.context_app.app.timer(interval=settings.saga_sweep_s)(self.enforce_deadlines)
+        self.context_app.app.on_before_shutdown.connect(self._close_pay)
 
     async def on_event(self, event: Event) -> None:
         key = str(event["orderId"])
@@ -99,7 +99,7 @@ class OrderAgents:
         ids); one whose placement a crash interrupted goes on with the order number on record.
         """
         request_id = command["requestId"]
-        order = check_order(command, self.settings.menu)
+        order = parse_order(command, self.settings.menu)
         correlation = command.get("correlationId") or f"request-{request_id}"
         customer = command.get("customerId")
         placed = self.requests.get(request_id)
@@ -108,7 +108,7 @@ class OrderAgents:
             placed = {"orderId": order_id, "status": OrderStatus.ORDERED.value, "reason": None, "retryAfter": None,
                       "item": order.item, "qty": order.qty, "price": order.price, "customerId": customer}
             self.requests[request_id] = placed
-            await self.worker.flush()  # on record before the order is announced: a crash from here places no other
+            await self.context_app.flush()  # on record before the order is announced: a crash from here places no other
         cause = f"request/{request_id}"
         if placed["status"] == OrderStatus.ORDERED.value:
             placement = await intake.place_reserved(self.emit_acknowledged, await self.pay(), order, placed["orderId"],
@@ -149,7 +149,7 @@ class OrderAgents:
                 waiting.set_result(None)
 
     async def emit_acknowledged(self, event: Event) -> int:
-        return cast(int, await self.worker.emit(event, wait=True))
+        return cast(int, await self.context_app.emit(event, wait=True))
 
     async def enforce_deadlines(self) -> None:
         stored = ((key, deadline.as_deadline(due)) for key, due in list(self.deadlines.items()))
@@ -162,7 +162,7 @@ class OrderAgents:
             log.warning("order %s passed its %s deadline in %s; announcing %s", key, due["then"],
                         order.get("status"), reminder["type"])
             try:
-                await self.worker.emit(reminder)
+                await self.context_app.emit(reminder)
             except KafkaError as exc:  # the broker is away: the next sweep announces it again
                 log.warning("could not announce %s for order %s: %s", reminder["type"], key, exc)
                 return

@@ -3,7 +3,7 @@ import pytest
 
 from agents.bakery.tickets import (
     CLOSED, CONFIRMED, CONFIRMING, REJECTED, DecisionRefused, after_event, announcements, bakery_id_for,
-    check_decision, decide, on_cancel, on_refund, open_ticket, react,
+    parse_decision, decide, on_cancel, on_refund, open_ticket, react,
 )
 from agents.events import make_event
 from agents.mypage.projection import project
@@ -21,12 +21,12 @@ def test_a_ticket_id_is_stable_per_order():
 )
 def test_malformed_decisions_are_refused(body, status):
     with pytest.raises(DecisionRefused) as refused:
-        check_decision(body)
+        parse_decision(body)
     assert refused.value.status == status
 
 
 def test_confirming_a_ticket():
-    assert check_decision({"orderId": 1, "status": CONFIRMED}) == (1, CONFIRMED, None)
+    assert parse_decision({"orderId": 1, "status": CONFIRMED}) == (1, CONFIRMED, None)
     assert decide(open_ticket(1), 1, CONFIRMED) is True
     assert decide({**open_ticket(1), "status": CONFIRMED}, 1, CONFIRMED) is False  # a repeat is not news
 
@@ -56,8 +56,8 @@ def test_the_bakery_folds_its_own_events():
 
 
 def test_rejecting_a_ticket_carries_the_bakers_reason():
-    assert check_decision({"orderId": 1, "status": REJECTED}) == (1, REJECTED, "rejected by the bakery")
-    assert check_decision({"orderId": 1, "status": REJECTED, "reason": "no flour"})[2] == \
+    assert parse_decision({"orderId": 1, "status": REJECTED}) == (1, REJECTED, "rejected by the bakery")
+    assert parse_decision({"orderId": 1, "status": REJECTED, "reason": "no flour"})[2] == \
         "rejected by the bakery: no flour"
     assert decide(open_ticket(1), 1, REJECTED) is True
     with pytest.raises(DecisionRefused) as too_late:

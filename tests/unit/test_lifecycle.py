@@ -59,13 +59,11 @@ def test_every_open_order_can_still_end_and_every_cancel_ends_cancelled_or_confi
 
 @pytest.mark.parametrize("status", list(OrderStatus))
 def test_who_may_cancel_when(status):
-    if status == S.CANCELLING:
-        assert check_cancellable(status) is False
-    elif is_terminal(status):
+    if is_terminal(status):
         with pytest.raises(CancelRefused):
             check_cancellable(status)
     else:
-        assert check_cancellable(status) is True
+        check_cancellable(status)  # a cancel under way too: asking again changes nothing
 
 
 def test_a_cancelled_order_keeps_the_reason_it_was_cancelled_for():

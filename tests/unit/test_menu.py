@@ -1,18 +1,18 @@
 """The order edge's intake rules."""
 import pytest
 
-from agents.order.menu import MAX_QTY, InvalidOrder, OrderRequest, check_order
+from agents.order.menu import MAX_QTY, InvalidOrder, OrderRequest, parse_order
 
 MENU = {"cake": 25000, "bread": 3000}
 
 
 def test_a_cake_costs_25000_and_qty_multiplies():
-    assert check_order({"item": "cake", "qty": 1}, MENU) == OrderRequest("cake", 1, 25000)
-    assert check_order({"item": "bread", "qty": 3}, MENU).price == 9000
+    assert parse_order({"item": "cake", "qty": 1}, MENU) == OrderRequest("cake", 1, 25000)
+    assert parse_order({"item": "bread", "qty": 3}, MENU).price == 9000
 
 
 def test_qty_defaults_to_one():
-    assert check_order({"item": "cake"}, MENU).qty == 1
+    assert parse_order({"item": "cake"}, MENU).qty == 1
 
 
 @pytest.mark.parametrize(
@@ -34,4 +34,4 @@ def test_qty_defaults_to_one():
 )
 def test_bad_orders_are_refused_with_the_reason(body, problem):
     with pytest.raises(InvalidOrder, match=problem):
-        check_order(body, MENU)
+        parse_order(body, MENU)

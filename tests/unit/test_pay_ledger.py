@@ -6,7 +6,7 @@ import pytest
 
 from agents.catalog import catalog
 from agents.pay.ledger import Ledger
-from agents.pay.payments import PaymentRefused, PaymentRequest, check_payment
+from agents.pay.payments import PaymentRefused, PaymentRequest, parse_payment
 from agents.principals import ADMIN, BAKER, CUSTOMER, SERVICE, Principal
 
 LIMIT = 1_000_000
@@ -108,7 +108,7 @@ async def test_the_ledger_survives_a_reopen(tmp_path):
 )
 def test_bad_payment_requests_are_refused(body, problem):
     with pytest.raises(PaymentRefused, match=problem):
-        check_payment(body)
+        parse_payment(body)
 
 
 async def test_payments_arriving_together_are_committed_together_each_on_its_own_merits(ledger):
@@ -134,10 +134,10 @@ async def test_an_idempotency_key_returns_the_first_payment_and_refuses_another_
 
 
 def test_an_idempotency_key_must_be_short_printable_text():
-    assert check_payment({"orderId": 1, "price": 1}, "abc-1").idempotency_key == "abc-1"
+    assert parse_payment({"orderId": 1, "price": 1}, "abc-1").idempotency_key == "abc-1"
     for bad in ("", "x" * 101, "a\nb"):
         with pytest.raises(PaymentRefused, match="Idempotency-Key"):
-            check_payment({"orderId": 1, "price": 1}, bad)
+            parse_payment({"orderId": 1, "price": 1}, bad)
 
 
 def refund(order_id, reason=None, by=None):
@@ -204,4 +204,4 @@ async def test_a_ledger_written_before_refund_reasons_gains_their_columns(tmp_pa
 
 def test_a_refund_request_carries_its_reason_and_who_asked():
     root = Principal("root", ADMIN)
-    assert check_payment({"orderId": 1, "action": "cancel", "reason": "stale"}, None, root) == refund(1, "stale", root)
+    assert parse_payment({"orderId": 1, "action": "cancel", "reason": "stale"}, None, root) == refund(1, "stale", root)

@@ -1,7 +1,7 @@
-"""What every Faust worker of bread shares: the app, its topics from the catalogue, the agent loop, health.
+"""What every bounded context's Faust app shares: its topics from the catalogue, the agent loop, health.
 
-A bounded context builds `Worker(context, settings)` once, declares its tables, and hands `consume` one handler
-per event type it cares about. The agent loop hands each message to the handling every consumer shares
+A bounded context builds `ContextApp(context, settings)` once, declares its tables, and hands `consume` one
+handler per event type it cares about. The agent loop hands each message to the handling every consumer shares
 (agents/runtime/consuming.py): a poison event is dead-lettered and never stops the agent.
 """
 from __future__ import annotations
@@ -40,7 +40,7 @@ def record(table: faust.Table, key: str, value: dict | None) -> None:
         table[key] = value
 
 
-class Worker:
+class ContextApp:
     """One bounded context's Faust app: `bread-<context>`, its web server on the context's port."""
 
     def __init__(self, context: str, settings: Settings, service: str | None = None) -> None:

@@ -1,0 +1,124 @@
+"""The order edge in-process (aiohttp's test client) with fakes for what it talks to — Kafka, pay, the order
+worker: what it answers, and which events it sends, for each kind of request and caller."""
+import itertools
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from agents.breaker import BreakerSettings, CircuitBreaker
+from agents.order.intake import Fallback, PaymentUnavailable
+from agents.settings import Settings
+from api.order import HTTP, PAY, PUBLISHER, init_app
+
+
+class Sent:
+    """A publisher that keeps what it is given; each event's offset is its place in line."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self._offsets = itertools.count()
+
+    async def send(self, event: dict) -> int:
+        self.events.append(event)
+        return next(self._offsets)
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+
+class Pay:
+    """pay as the edge sees it: it charges, or it cannot be called."""
+
+    def __init__(self, reachable: bool = True) -> None:
+        self.breaker = CircuitBreaker("fake-pay", BreakerSettings())
+        self.fallback, self.reachable, self.charged = Fallback.REJECT, reachable, []
+
+    async def charge(self, order_id, order, correlation) -> dict:
+        if not self.reachable:
+            raise PaymentUnavailable("pay is unreachable: connection refused")
+        self.charged.append((order_id, order.price))
+        return {"orderId": order_id, "status": "Approved"}
+
+
+@pytest.fixture
+async def edge():
+    """The edge, and the fakes behind it: an order worker that knows order 5 in the status a test sets."""
+    worker_says = {"status": "Paid"}
+
+    async def order_of_worker(request: web.Request) -> web.Response:
+        if request.match_info["orderId"] != "5":
+            return web.json_response({"error": "order not found"}, status=404)
+        return web.json_response({"id": 5, "status": worker_says["status"], "correlationId": "saga-5"})
+
+    worker = web.Application()
+    worker.router.add_get("/orders/{orderId}", order_of_worker)
+    worker_server = TestServer(worker)
+    await worker_server.start_server()
+    sent, pay = Sent(), Pay()
+
+    async def fakes(app: web.Application):
+        app[PUBLISHER], app[PAY] = sent, pay
+        app[HTTP] = aiohttp.ClientSession()
+        yield
+        await app[HTTP].close()
+
+    settings = Settings.from_env({"ORDER_WORKER_URL": str(worker_server.make_url("")).rstrip("/")})
+    client = TestClient(TestServer(init_app(settings, connect=fakes)))
+    await client.start_server()
+    yield client, sent, pay, worker_says
+    await client.close()
+    await worker_server.close()
+
+
+async def test_an_order_is_numbered_announced_and_charged_and_its_customer_recorded(edge):
+    client, sent, pay, _ = edge
+    answer = await client.post("/orders", json={"item": "cake", "qty": 2},
+                               headers={"X-Principal": "alice", "X-Principal-Role": "customer"})
+    body = await answer.json()
+    assert answer.status == 201 and body == {"id": 1, "item": "cake", "qty": 2, "status": "Paid", "price": 50000}
+    assert answer.headers["Location"] == "/orders/1"
+    assert sent.types() == ["OrderNumberReserved", "OrderPlaced"]  # pay announces the charge itself
+    assert sent.events[1]["customerId"] == "alice" and pay.charged == [(1, 50000)]
+
+
+async def test_with_pay_unreachable_the_order_is_rejected_and_the_caller_told_when_to_retry(edge):
+    client, sent, pay, _ = edge
+    pay.reachable = False
+    answer = await client.post("/orders", json={"item": "bread"})
+    body = await answer.json()
+    assert answer.status == 503 and body["status"] == "Rejected" and "unreachable" in body["error"]
+    assert int(answer.headers["Retry-After"]) >= 1
+    assert sent.types() == ["OrderNumberReserved", "OrderPlaced", "OrderRejected"]
+
+
+@pytest.mark.parametrize("body, headers, status, says", [
+    ({"item": "stone"}, {}, 400, "not on the menu"),
+    ({"item": "cake", "qty": 0}, {}, 400, "qty"),
+    ({"item": "cake"}, {"Idempotency-Key": "has space"}, 400, "Idempotency-Key"),
+    ({"item": "cake"}, {"X-Principal": "bea", "X-Principal-Role": "baker"}, 403, "baker"),
+    ({"item": "cake"}, {"X-Principal": "bea"}, 400, "together"),
+])
+async def test_a_bad_or_unauthorized_order_is_refused_and_sends_nothing(edge, body, headers, status, says):
+    client, sent, pay, _ = edge
+    answer = await client.post("/orders", json=body, headers=headers)
+    assert answer.status == status and says in (await answer.json())["error"]
+    assert sent.events == [] and pay.charged == []
+
+
+@pytest.mark.parametrize("status_there, answered, announced", [
+    ("Paid", 202, ["OrderCancelled"]),
+    ("Cancelling", 202, []),             # asked again: the first cancel is under way
+    ("Confirmed", 409, []),
+    ("Rejected", 409, []),
+])
+async def test_a_cancel_is_announced_once_and_refused_once_the_order_ended(edge, status_there, answered, announced):
+    client, sent, _, worker_says = edge
+    worker_says["status"] = status_there
+    answer = await client.delete("/orders/5")
+    assert answer.status == answered, await answer.json()
+    assert sent.types() == announced
+    if announced:
+        assert sent.events[0]["correlationId"] == "saga-5"  # the cancel belongs to the order's saga
+    assert (await client.delete("/orders/6")).status == 404
