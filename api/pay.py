@@ -29,7 +29,7 @@ from agents.runtime.metrics import Progress
 from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox, saga_handlers, take_time
 from agents.runtime.publisher import Publisher
 from agents.settings import Settings
-from api.http import SETTINGS, JsonError, json_response, order_id_in_path, read_json, service_app
+from api.http import SETTINGS, JsonError, Resources, json_response, order_id_in_path, read_json, service_app
 from api.routes import authorized, principal_of
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ def init_app(settings: Settings) -> web.Application:
     return front_app(settings) if settings.pay_ledger_url else ledger_app(settings)
 
 
-def ledger_app(settings: Settings) -> web.Application:
-    app = service_app("pay", settings, ledger_ready, ledger_resources, inner=(authorized,),
+def ledger_app(settings: Settings, connect: Resources | None = None) -> web.Application:
+    """The ledger; `connect` opens the ledger and Kafka (a ledger alone, in tests)."""
+    app = service_app("pay", settings, ledger_ready, connect or ledger_resources, inner=(authorized,),
                       live_check=lambda app: app[PROGRESS].stalled(settings.liveness_stall_s))
     app[PROGRESS], app[OUTBOX_WRITTEN] = Progress(CONTEXT), asyncio.Event()
     app.router.add_post("/payments", record_payment)
