@@ -56,10 +56,6 @@ def principal_from(headers: Mapping[str, str]) -> Principal | None:
     return parse_principal(name, role)
 
 
-def may(principal: Principal | None, roles: frozenset[str]) -> bool:
-    return principal is None or principal.role in roles
-
-
 def may_see(order: Mapping[str, Any], principal: Principal | None) -> bool:
     """A customer sees only their own orders; every other caller (a baker at a ticket, a service, an admin,
     anyone with authentication off) sees what the routes let them reach."""
