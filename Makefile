@@ -38,7 +38,8 @@ $(KAFKA_LIB)/.fetched: kafka/pom.xml
 	touch $@
 
 bench: setup
-	$(BIN)/python bench/e2e.py
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/capacity.py
 
 clean:
 	rm -rf $(VENV) kafka/target var .tools
