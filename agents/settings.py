@@ -143,8 +143,13 @@ class Settings:
                                             "(the prod overlay: 3)", positive_whole)
     kafka_session_timeout_s: float = setting("KAFKA_SESSION_TIMEOUT_S", "10", "how long a dead worker keeps its "
                                              "partitions before the group rebalances", positive)
-    producer_linger_s: float = setting("PRODUCER_LINGER_S", "0.005", "how long the Faust workers' producers wait "
-                                       "to fill a batch", not_negative)
+    producer_linger_s: float = setting("PRODUCER_LINGER_S", "0.05", "how long the Faust workers' producers wait "
+                                       "to fill a batch", not_negative, group="batching")
+    kafka_fetch_min_bytes: int = setting("KAFKA_FETCH_MIN_BYTES", "65536", "how much a consumer's fetch waits for",
+                                         positive_whole, group="batching")
+    kafka_fetch_wait_ms: int = setting("KAFKA_FETCH_WAIT_MS", "100", "but no longer than this: fewer, fuller "
+                                       "requests for the broker, at most this much more latency per hop "
+                                       "(docs/performance.md)", positive_whole, group="batching")
     processing_guarantee: str = setting("PROCESSING_GUARANTEE", "at_least_once", "the Faust workers' guarantee",
                                         one_of("at_least_once", "exactly_once"))
     consumer_lag_sample_s: float = setting("CONSUMER_LAG_SAMPLE_S", "5", "how often consumers measure their lag",
@@ -198,6 +203,15 @@ class Settings:
     pay_fallback: str = setting("PAY_FALLBACK", "reject", "when pay cannot be called: `reject` (503, order "
                                 "Rejected) or `defer` (202, order PaymentPending, paid later from Kafka)",
                                 one_of("reject", "defer"))
+    order_admission: bool = setting("ORDER_ADMISSION", "on", "the order edge refuses new orders (503, "
+                                    "Retry-After) while the contexts run far behind: its overload protection",
+                                    switch, group="admission")
+    order_shed_from_s: float = setting("ORDER_SHED_FROM_S", "1", "it refuses a share of new orders once the contexts run "
+                                       "this many seconds behind", positive, group="admission")
+    order_shed_all_s: float = setting("ORDER_SHED_ALL_S", "3", "and every new order from this far behind",
+                                      positive, group="admission")
+    order_admission_poll_s: float = setting("ORDER_ADMISSION_POLL_S", "0.25", "how often it asks them how far "
+                                            "behind they are", positive, group="admission")
     pay_breaker_window: int = setting("PAY_BREAKER_WINDOW", "100", "the breaker counts the last N calls",
                                       positive_whole, group="breaker counts")
     pay_breaker_min_calls: int = setting("PAY_BREAKER_MIN_CALLS", "50", "and decides on no fewer than this",
@@ -282,8 +296,13 @@ class Settings:
             raise SettingsRefused(problems)
         settings = cls(**values)
         if settings.pay_breaker_min_calls > settings.pay_breaker_window:
-            raise SettingsRefused([f"PAY_BREAKER_MIN_CALLS={str(settings.pay_breaker_min_calls)!r}: must be at "
-                                   f"most PAY_BREAKER_WINDOW ({settings.pay_breaker_window})"])
+            problems.append(f"PAY_BREAKER_MIN_CALLS={str(settings.pay_breaker_min_calls)!r}: must be at most "
+                            f"PAY_BREAKER_WINDOW ({settings.pay_breaker_window})")
+        if settings.order_shed_from_s >= settings.order_shed_all_s:
+            problems.append(f"ORDER_SHED_FROM_S={str(settings.order_shed_from_s)!r}: must be less than "
+                            f"ORDER_SHED_ALL_S ({settings.order_shed_all_s})")
+        if problems:
+            raise SettingsRefused(problems)
         return settings
 
     # What follows from the settings above.

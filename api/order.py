@@ -1,7 +1,8 @@
 """The order edge (8081): takes orders, charges them through pay synchronously, and announces both on Kafka.
 
-POST /orders: check the request against the menu, reserve an order number, emit OrderPlaced, call pay with a
-timeout behind a circuit breaker. Pay down, slow or its breaker open: with PAY_FALLBACK=reject emit
+POST /orders: check the request against the menu, refuse it (503) while the saga runs too far behind
+(agents/order/admission.py), reserve an order number, emit OrderPlaced, call pay with a timeout behind a
+circuit breaker. Pay down, slow or its breaker open: with PAY_FALLBACK=reject emit
 OrderRejected and answer 503 with Retry-After, so no order is left dangling; with PAY_FALLBACK=defer emit
 PaymentRequested and answer 202 PaymentPending.
 GET /orders/{id}: the order's state from the order worker's table (Faust routes it to the key's owner).
@@ -10,10 +11,12 @@ DELETE /orders/{id}: the customer cancels (until the bakery confirms): OrderCanc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import logging
 import os
+import random
 import socket
 from typing import AsyncIterator
 
@@ -26,9 +29,12 @@ from agents.events import make_event, new_correlation_id
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agents.idempotency import parse_key
 from agents.order import intake
+from agents.order.admission import Admission, Busy, check_admitted
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, parse_order
+from agents.runtime.metrics import ORDERS_REFUSED_BUSY
 from agents.runtime.pay_client import PayClient
+from agents.runtime.pipeline import PipelineWatch
 from agents.runtime.publisher import Publisher
 from agents.settings import Settings
 from api.http import (
@@ -41,6 +47,9 @@ log = logging.getLogger(__name__)
 PUBLISHER = web.AppKey("publisher", Publisher)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 PAY = web.AppKey("pay", PayClient)
+PIPELINE = web.AppKey("pipeline", PipelineWatch)
+ADMISSION = web.AppKey("admission", Admission)
+DOWNSTREAM = ("order-worker", "bakery", "mypage")  # the contexts an order's saga waits on
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
@@ -53,9 +62,32 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
     app[PUBLISHER], app[HTTP] = Publisher("order", producer), http
     app[PAY] = PayClient.from_settings(http, app[SETTINGS])
+    settings = app[SETTINGS]
+    watching = None
+    if settings.order_admission:
+        app[ADMISSION] = Admission(settings.order_shed_from_s, settings.order_shed_all_s)
+        app[PIPELINE] = PipelineWatch(http, {c: settings.service_url(c) for c in DOWNSTREAM},
+                                      settings.order_admission_poll_s)
+        watching = asyncio.create_task(app[PIPELINE].run())
     yield
+    if watching is not None:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
     await http.close()
     await producer.stop()
+
+
+def admit(app: web.Application) -> None:
+    """Refuse a new order with 503 while the saga runs too far behind to see it through in time."""
+    if ADMISSION not in app:
+        return
+    try:
+        check_admitted(app[ADMISSION], app[PIPELINE].delay(), random.random())
+    except Busy as exc:
+        ORDERS_REFUSED_BUSY.inc()
+        raise JsonError(503, str(exc), headers={"Retry-After": str(exc.retry_after)},
+                        retryAfterS=exc.retry_after) from None
 
 
 async def place_order(request: web.Request) -> web.Response:
@@ -68,6 +100,7 @@ async def place_order(request: web.Request) -> web.Response:
     customer = customer_of(request)
     if key is not None:
         return await place_once(app, key, order, customer)
+    admit(app)
     placed = await intake.place(app[PUBLISHER].send, app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
                                 customer)
     return placement_answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
@@ -113,6 +146,7 @@ async def place_once(app: web.Application, key: str, order: OrderRequest, custom
     finds the first placement instead of making a second."""
     placed = await placement_of(app, key)
     if placed is None:
+        admit(app)  # a request placed before is answered however busy bread is
         await app[PUBLISHER].send(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
                                       requestId=key, item=order.item, qty=order.qty,
                                       **({"customerId": customer} if customer else {})))

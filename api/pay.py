@@ -76,6 +76,7 @@ async def ledger_resources(app: web.Application) -> AsyncIterator[None]:
         group_id="bread-pay", enable_auto_commit=False, auto_offset_reset="earliest",
         # Never refund for an event whose transaction a Faust worker (exactly-once) may still abort.
         isolation_level="read_committed",
+        fetch_min_bytes=settings.kafka_fetch_min_bytes, fetch_max_wait_ms=settings.kafka_fetch_wait_ms,
     )
     await consumer.start()
     stop = asyncio.Event()

@@ -3,7 +3,7 @@ POST /orders on the order edge, pay delayed 400–620 ms per request, the edge's
 
 The seed (Spring Boot + Hystrix, `siege -c100 -t5S`) measured 84.31 % availability and 17.48
 transactions/s, with 500s while its breaker was open. For each fallback (PAY_FALLBACK=reject, then defer)
-this starts its own bread (`bread up` on the benchmark ports, a fresh broker and data folder, bakery
+this starts its own bread (bench/e2e.py's: a fresh broker and data folder, free ports, bakery
 auto-confirm on), drives the edge, and prints availability (2xx share of answers, as siege counts),
 transactions/s, latency percentiles, the count of each status, and the breaker's transitions; then it
 follows Mypage until every accepted order is Confirmed (bounded) and checks pay's books for double charges.
@@ -26,7 +26,7 @@ import sys
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import BOOTSTRAP, PORTS, drive, follow_confirmations, running_bread, until_confirmed  # noqa: E402
+from e2e import drive, follow_confirmations, running_bread, until_confirmed  # noqa: E402
 
 SEED = {"availability_pct": 84.31, "transactions_per_s": 17.48, "concurrency": 100, "seconds": 5}
 SCENARIO = {"PAY_DELAY_MS": "400-620", "PAY_TIMEOUT_S": "0.61"}
@@ -55,12 +55,12 @@ async def books(pay_url: str, order_ids: list[int]) -> dict[str, int]:
 
 
 async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_after: bool) -> dict:
-    edge = f"http://127.0.0.1:{PORTS['ORDER_PORT']}"
-    async with running_bread(f"breaker-{fallback}", **SCENARIO, PAY_FALLBACK=fallback):
+    async with running_bread(f"breaker-{fallback}", **SCENARIO, PAY_FALLBACK=fallback) as (bread, _):
+        edge = bread.url("order")
         placed: dict[int, float] = {}
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
-        follower = asyncio.create_task(follow_confirmations(BOOTSTRAP, confirmed, {}, stop))
+        follower = asyncio.create_task(follow_confirmations(bread.bootstrap, confirmed, {}, stop))
         load = await drive(f"{edge}/orders", b'{"item":"cake","qty":1}', concurrency, seconds, placed,
                            honor_retry_after)
         breaker = await breaker_metrics(edge)
@@ -79,7 +79,7 @@ async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_
             "statuses": {str(k): v for k, v in sorted(load["statuses"].items(), key=str)},
             "breaker": breaker,
             "accepted_orders_confirmed": f"{len(set(placed) & set(confirmed))}/{len(placed)}",
-            "pay_books_of_accepted": await books(f"http://127.0.0.1:{PORTS['PAY_PORT']}", sorted(placed)),
+            "pay_books_of_accepted": await books(bread.url("pay"), sorted(placed)),
         }
 
 

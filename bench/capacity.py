@@ -1,16 +1,21 @@
 """Capacity benchmark: an open-loop load in steps, on a real local Kafka, through the gateway.
 
-Starts its own bread (as bench/e2e.py does: `bread up` on separate ports, BAKERY_AUTO_CONFIRM=true, a fresh data
-folder, the rate limit off), then for each offered rate sends POST /orders at that rate for a fixed time — each
+Starts its own bread (as bench/e2e.py does: a fresh broker and data folder, every service on a free port,
+BAKERY_AUTO_CONFIRM=true, the rate limit off), then for each offered rate sends POST /orders at that rate for a fixed time — each
 request at its own moment, whatever the answers before it (open loop: a slow bread does not slow the load
 down) — and reports per step: accepted/s, intake p50/p99, placement → Confirmed p50/p99 (read from the Mypage
 table's changelog) and how many accepted orders never confirmed. The capacity is the highest step whose p99
-placement → Confirmed is under 2 s with nothing lost.
+placement → Confirmed is under 2 s, every order taken and none lost.
+
+Then, unless `--overload 0`, it offers twice the capacity (`--overload` times) for 60 s and reports what the
+edge took and refused, the confirmations per second while the load went on (against the capacity), how long the
+taken orders took to confirm, whether any was lost, and how soon after the load stopped an order placed is
+confirmed as fast as on a quiet bread again.
 
 Writes bench/results/capacity-<time>.json and, with matplotlib installed (`pip install -e '.[bench]'`), a PNG
 chart beside it.
 
-    python bench/capacity.py [--rates 50,100,200,300,400,500] [--seconds 20] [--settle 30]
+    python bench/capacity.py [--rates 50,100,200,300,400,500] [--seconds 20] [--settle 30] [--overload 2]
 """
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import BOOTSTRAP, PORTS, follow_confirmations, percentile, rss_mib_of_bread, running_bread  # noqa: E402
+from bench.e2e import follow_confirmations, percentile, rss_mib_of_bread, running_bread  # noqa: E402
+from ops.localsystem import LocalSystem  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_P99_S = 2.0
@@ -37,20 +43,24 @@ ORDER = b'{"item":"cake","qty":1}'
 
 async def offer(http: aiohttp.ClientSession, url: str, rate: float, seconds: float,
                 placed: dict[int, float]) -> dict:
-    """POST /orders at `rate` a second for `seconds`, each request at its own moment."""
+    """POST /orders at `rate` a second for `seconds`, each request at its own moment. Returns every answer's
+    latency, the count of each status, and each answer as (sent at, status)."""
     latencies: list[float] = []
     statuses: collections.Counter = collections.Counter()
+    answers: list[tuple[float, int | str]] = []
 
     async def one() -> None:
         started = time.monotonic()
         try:
             async with http.post(url, data=ORDER, headers={"Content-Type": "application/json"}) as answer:
                 body = await answer.json(content_type=None)
-                statuses[answer.status] += 1
+                status: int | str = answer.status
                 if answer.status in (201, 202) and "id" in body:
                     placed[body["id"]] = started
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            statuses[type(exc).__name__] += 1
+            status = type(exc).__name__
+        statuses[status] += 1
+        answers.append((started, status))
         latencies.append(time.monotonic() - started)
 
     start, sent = time.monotonic(), []
@@ -60,7 +70,7 @@ async def offer(http: aiohttp.ClientSession, url: str, rate: float, seconds: flo
             await asyncio.sleep(delay)  # the arrival schedule itself: the load's clock, not a wait for bread
         sent.append(asyncio.create_task(one()))
     await asyncio.gather(*sent)
-    return {"latencies": latencies, "statuses": dict(statuses)}
+    return {"latencies": latencies, "statuses": dict(statuses), "answers": answers, "began": start}
 
 
 async def settle(placed: dict[int, float], confirmed: dict[int, float], seconds: float) -> None:
@@ -71,7 +81,7 @@ async def settle(placed: dict[int, float], confirmed: dict[int, float], seconds:
 
 
 def step_report(rate: float, seconds: float, run: dict, placed: dict[int, float],
-                confirmed: dict[int, float]) -> dict:
+                confirmed: dict[int, float], bread: LocalSystem) -> dict:
     to_confirmed = [confirmed[o] - t for o, t in placed.items() if o in confirmed]
     lost = [o for o in placed if o not in confirmed]
     # The step's orders over the time from its first placement to its last confirmation: below the accepted
@@ -87,17 +97,65 @@ def step_report(rate: float, seconds: float, run: dict, placed: dict[int, float]
         "confirmed_p50_s": round(percentile(to_confirmed, 0.5), 3),
         "confirmed_p99_s": round(percentile(to_confirmed, 0.99), 3),
         "not_confirmed": len(lost),
-        "bread_rss_mib": round(rss_mib_of_bread()),
+        "bread_rss_mib": round(rss_mib_of_bread(bread)),
+    }
+
+
+NORMAL_S = 0.5   # placement → Confirmed of an order on a quiet bread is well under this
+
+
+async def drain(http: aiohttp.ClientSession, url: str, confirmed: dict[int, float], within_s: float) -> float | None:
+    """After a load stops: seconds until an order placed then is confirmed as fast as on a quiet bread — a
+    probe order every 0.25 s, until one is confirmed within NORMAL_S — or None if none was within `within_s`."""
+    stopped = time.monotonic()
+    probes: dict[int, float] = {}
+    while time.monotonic() - stopped < within_s:
+        await offer(http, url, 4, 0.25, probes)
+        quick = [t for o, t in probes.items() if o in confirmed and confirmed[o] - t < NORMAL_S]
+        if quick:
+            return round(min(quick) - stopped, 2)
+    return None
+
+
+def overload_report(rate: float, seconds: float, run: dict, placed: dict[int, float],
+                    confirmed: dict[int, float], drained_s: float | None, capacity_per_s: float) -> dict:
+    """The overload run: what was taken and refused, how fast the taken ones were confirmed while the load went
+    on, whether any was lost, and a per-second timeline for the chart."""
+    began, to_confirmed = run["began"], [confirmed[o] - t for o, t in placed.items() if o in confirmed]
+    confirmed_during = sum(1 for o in placed if o in confirmed and confirmed[o] - began <= seconds)
+    timeline = collections.defaultdict(lambda: {"taken": 0, "refused": 0, "confirmed": 0})
+    for sent_at, status in run["answers"]:
+        timeline[int(sent_at - began)]["taken" if status in (201, 202) else "refused"] += 1
+    for order in placed:
+        if order in confirmed:
+            timeline[int(confirmed[order] - began)]["confirmed"] += 1
+    accepted_latency = [lat for lat, (_, status) in zip(run["latencies"], run["answers"]) if status in (201, 202)]
+    return {
+        "offered_per_s": rate, "seconds": seconds,
+        "accepted_per_s": round(len(placed) / seconds, 1),
+        "refused_per_s": round(sum(n for k, n in run["statuses"].items() if k not in (201, 202)) / seconds, 1),
+        "statuses": {str(k): v for k, v in run["statuses"].items()},
+        "confirmed_per_s_while_loaded": round(confirmed_during / seconds, 1),
+        "share_of_capacity_confirmed": round(confirmed_during / seconds / capacity_per_s, 2),
+        "intake_p99_ms_of_accepted": round(percentile(accepted_latency, 0.99) * 1000, 1),
+        "confirmed_p50_s": round(percentile(to_confirmed, 0.5), 3),
+        "confirmed_p99_s": round(percentile(to_confirmed, 0.99), 3),
+        "not_confirmed": sum(1 for o in placed if o not in confirmed),
+        "drained_within_s": drained_s,
+        "timeline": [{"second": k, **v} for k, v in sorted(timeline.items())],
     }
 
 
 def capacity(steps: list[dict]) -> float | None:
+    """The highest offered rate bread took whole (every order accepted, none refused as busy) and confirmed with
+    p99 placement → Confirmed under the target, losing none."""
     good = [s["offered_per_s"] for s in steps
-            if s["confirmed_p99_s"] < TARGET_P99_S and s["not_confirmed"] == 0 and s["accepted_per_s"] > 0]
+            if s["confirmed_p99_s"] < TARGET_P99_S and s["not_confirmed"] == 0
+            and s["accepted_per_s"] >= 0.99 * s["offered_per_s"]]
     return max(good) if good else None
 
 
-def chart(steps: list[dict], path: Path) -> Path | None:
+def chart(steps: list[dict], overload: dict | None, path: Path) -> Path | None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -105,7 +163,8 @@ def chart(steps: list[dict], path: Path) -> Path | None:
     except ImportError:
         return None
     offered = [s["offered_per_s"] for s in steps]
-    figure, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, panels = plt.subplots(1, 3 if overload else 2, figsize=(16 if overload else 11, 4))
+    latency, throughput = panels[0], panels[1]
     latency.plot(offered, [s["confirmed_p50_s"] for s in steps], "o-", label="placement → Confirmed p50")
     latency.plot(offered, [s["confirmed_p99_s"] for s in steps], "o-", label="placement → Confirmed p99")
     latency.plot(offered, [s["intake_p99_ms"] / 1000 for s in steps], "o--", label="intake p99")
@@ -117,18 +176,27 @@ def chart(steps: list[dict], path: Path) -> Path | None:
     throughput.plot(offered, [s["confirmed_per_s"] for s in steps], "o-", label="confirmed")
     throughput.set(xlabel="offered orders/s", ylabel="orders/s", title="throughput")
     throughput.legend(fontsize=8)
+    if overload:
+        over, seconds = panels[2], [p["second"] for p in overload["timeline"]]
+        for what in ("taken", "refused", "confirmed"):
+            over.plot(seconds, [p[what] for p in overload["timeline"]], label=what)
+        over.axvline(overload["seconds"], color="grey", linestyle=":", label="load stops")
+        over.set(xlabel="second of the run", ylabel="orders/s",
+                 title=f"overload: {overload['offered_per_s']:.0f}/s offered for {overload['seconds']:.0f} s")
+        over.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return path
 
 
-async def main(rates: list[float], seconds: float, settle_s: float) -> None:
-    steps = []
-    async with running_bread("capacity"):
-        url = f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}/orders"
+async def main(rates: list[float], seconds: float, settle_s: float, overload_factor: float,
+               overload_s: float) -> None:
+    steps, overload = [], None
+    async with running_bread("capacity") as (bread, _):
+        url = f"{bread.url('gateway')}/orders"
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
-        follower = asyncio.create_task(follow_confirmations(BOOTSTRAP, confirmed, {}, stop))
+        follower = asyncio.create_task(follow_confirmations(bread.bootstrap, confirmed, {}, stop))
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
             await offer(http, url, 20, 3, {})  # warm-up: connections, Kafka metadata, first-use paths
@@ -136,22 +204,38 @@ async def main(rates: list[float], seconds: float, settle_s: float) -> None:
                 placed: dict[int, float] = {}
                 run = await offer(http, url, rate, seconds, placed)
                 await settle(placed, confirmed, settle_s)
-                steps.append(step_report(rate, seconds, run, placed, confirmed))
+                steps.append(step_report(rate, seconds, run, placed, confirmed, bread))
                 s = steps[-1]
                 print(f"offered {rate:>5.0f}/s  accepted {s['accepted_per_s']:>6.1f}/s  "
                       f"confirmed {s['confirmed_per_s']:>6.1f}/s  intake p50/p99 "
                       f"{s['intake_p50_ms']:.0f}/{s['intake_p99_ms']:.0f} ms  → Confirmed p50/p99 "
                       f"{s['confirmed_p50_s']:.2f}/{s['confirmed_p99_s']:.2f} s  not confirmed {s['not_confirmed']}  "
                       f"rss {s['bread_rss_mib']} MiB  {s['statuses']}", flush=True)
+            found = capacity(steps)
+            if found and overload_factor:
+                rate = overload_factor * found
+                print(f"overload: offering {rate:.0f}/s ({overload_factor:g}× the capacity) for {overload_s:.0f} s",
+                      flush=True)
+                placed = {}
+                run = await offer(http, url, rate, overload_s, placed)
+                drained = await drain(http, url, confirmed, 60)
+                await settle(placed, confirmed, settle_s)
+                overload = overload_report(rate, overload_s, run, placed, confirmed, drained, found)
+                print(f"overload: accepted {overload['accepted_per_s']}/s, refused {overload['refused_per_s']}/s, "
+                      f"confirmed {overload['confirmed_per_s_while_loaded']}/s while loaded "
+                      f"({overload['share_of_capacity_confirmed']:.0%} of capacity), accepted → Confirmed p50/p99 "
+                      f"{overload['confirmed_p50_s']:.2f}/{overload['confirmed_p99_s']:.2f} s, not confirmed "
+                      f"{overload['not_confirmed']}, back to normal {overload['drained_within_s']} s after the load "
+                      f"stopped, {overload['statuses']}", flush=True)
         stop.set()
         await follower
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     result = {"when": stamp, "seconds_per_step": seconds, "target_p99_s": TARGET_P99_S,
-              "capacity_per_s": capacity(steps), "steps": steps}
+              "capacity_per_s": capacity(steps), "steps": steps, "overload": overload}
     out = RESULTS / f"capacity-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    png = chart(steps, out.with_suffix(".png"))
+    png = chart(steps, overload, out.with_suffix(".png"))
     print(f"capacity: {result['capacity_per_s']} orders/s (p99 placement → Confirmed < {TARGET_P99_S} s, nothing "
           f"lost); {out}" + (f", {png}" if png else " (no chart: pip install -e '.[bench]')"))
 
@@ -162,5 +246,9 @@ if __name__ == "__main__":
                         help="offered orders/s, one step each, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="how long each step offers its rate")
     parser.add_argument("--settle", type=float, default=30, help="how long a step's orders may take to confirm")
+    parser.add_argument("--overload", type=float, default=2.0,
+                        help="then offer this many times the capacity (0: no overload run)")
+    parser.add_argument("--overload-seconds", type=float, default=60, help="for this long")
     args = parser.parse_args()
-    asyncio.run(main([float(r) for r in args.rates.split(",")], args.seconds, args.settle))
+    asyncio.run(main([float(r) for r in args.rates.split(",")], args.seconds, args.settle, args.overload,
+                     args.overload_seconds))

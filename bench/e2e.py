@@ -1,6 +1,7 @@
 """End-to-end benchmark: orders through the gateway at a fixed concurrency, on a real local Kafka.
 
-Starts its own bread (`bread up` on separate ports, BAKERY_AUTO_CONFIRM=true, a fresh data folder), then:
+Starts its own bread (`ops/localsystem.py`, as the end-to-end tests do: a fresh broker and data folder, every
+service on a free port, BAKERY_AUTO_CONFIRM=true), then:
 - drives POST /orders through the gateway with N concurrent clients for D seconds: orders/s accepted and
   intake latency p50/p99;
 - follows the Mypage table's changelog on Kafka to time each order from placement to `Confirmed` on Mypage:
@@ -17,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -34,14 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.catalog import catalog  # noqa: E402
-
-PORTS = {"ORDER_PORT": 28081, "BAKERY_PORT": 28082, "PAY_PORT": 28083, "MYPAGE_PORT": 28084,
-         "GATEWAY_PORT": 28088, "ORDER_WORKER_PORT": 26081, "KAFKA_PORT": 29092, "KAFKA_CONTROLLER_PORT": 29093}
-URLS = {"ORDER_URL": "ORDER_PORT", "BAKERY_URL": "BAKERY_PORT", "PAY_URL": "PAY_PORT", "MYPAGE_URL": "MYPAGE_PORT",
-        "ORDER_WORKER_URL": "ORDER_WORKER_PORT"}
-BARE_PORT = 28099
-BOOTSTRAP = f"127.0.0.1:{PORTS['KAFKA_PORT']}"
-
+from ops.localkafka import LocalKafka  # noqa: E402
+from ops.localsystem import LocalSystem, free_port, start_broker  # noqa: E402
 
 def percentile(values: list[float], q: float) -> float:
     if not values:
@@ -50,40 +44,27 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def bread_processes(data_dir: str) -> dict[str, int]:
-    """pid of each bread service (`ops.cli run X`) and of the benchmark's broker, by name."""
-    found = {}
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if b"ops.cli" in args and b"run" in args:
-            found[args[args.index(b"run") + 1].decode()] = int(pid)
-        elif b"kafka.Kafka" in args and any(data_dir.encode() in a for a in args):
-            found["kafka broker"] = int(pid)
-    return found
-
-
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_mib_of_bread() -> float:
-    """Resident memory of every bread Python process (the services `bread up` started), in MiB."""
+def rss_mib(pids: list[int]) -> float:
+    """Resident memory of these processes together, in MiB."""
     total_kib = 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for pid in pids:
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"ops.cli run" not in cmdline:
-                continue
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total_kib += int(line.split()[1])
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total_kib / 1024
+
+
+def rss_mib_of_bread(bread: LocalSystem) -> float:
+    """Resident memory of every bread service the benchmark started (the broker apart), in MiB."""
+    return rss_mib([process.pid for process in bread.processes.values()])
 
 
 async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed: dict[int, float],
@@ -155,69 +136,49 @@ def stage_breakdown(stories: dict[int, tuple]) -> dict[str, float]:
 
 async def bare_ceiling(concurrency: int, seconds: float) -> dict:
     """The same driver against a handler that does nothing but answer 201 with a small JSON body."""
-    server = subprocess.Popen([sys.executable, __file__, "--bare-server"], stdout=subprocess.DEVNULL)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, __file__, "--bare-server", str(port)], stdout=subprocess.DEVNULL)
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
                 try:
-                    async with http.get(f"http://127.0.0.1:{BARE_PORT}/orders"):
+                    async with http.get(f"http://127.0.0.1:{port}/orders"):
                         break
                 except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-        return await drive(f"http://127.0.0.1:{BARE_PORT}/orders", b'{"item":"cake","qty":1}',
+                    await asyncio.sleep(0.1)  # poll interval while the server starts, bounded by the loop
+        return await drive(f"http://127.0.0.1:{port}/orders", b'{"item":"cake","qty":1}',
                            concurrency, seconds, {})
     finally:
         server.terminate()
         server.wait()
 
 
-def run_bare_server() -> None:
+def run_bare_server(port: int) -> None:
     async def handler(_: web.Request) -> web.Response:
         return web.json_response({"id": 1, "item": "cake", "qty": 1, "status": "Paid", "price": 25000}, status=201)
 
     app = web.Application()
     app.router.add_route("*", "/orders", handler)
-    web.run_app(app, host="127.0.0.1", port=BARE_PORT, print=None, access_log=None)
-
-
-async def wait_ready(env: dict[str, str], bread: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    ports = [env[p] for p in ("ORDER_PORT", "BAKERY_PORT", "PAY_PORT", "MYPAGE_PORT", "GATEWAY_PORT",
-                              "ORDER_WORKER_PORT")]
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if bread.poll() is not None:
-                raise SystemExit(f"bread up exited with {bread.returncode}; see {env['BREAD_DATA_DIR']}/log")
-            ready = 0
-            for port in ports:
-                try:
-                    async with http.get(f"http://127.0.0.1:{port}/health") as response:
-                        ready += response.status == 200
-                except aiohttp.ClientError:
-                    pass
-            if ready == len(ports):
-                return
-            await asyncio.sleep(0.5)
-    raise SystemExit("bread did not become ready")
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 @contextlib.asynccontextmanager
-async def running_bread(name: str, **settings: str) -> AsyncIterator[str]:
-    """A `bread up` of the benchmark's own — its ports, a fresh broker and data folder, bakery auto-confirm,
-    no rate limit (one load driver is one client) — with `settings` over those; yields its data folder and
-    stops it on leaving."""
-    data = tempfile.mkdtemp(prefix=f"bread-{name}-")
-    env = {**os.environ, **{k: str(v) for k, v in PORTS.items()}, "BREAD_DATA_DIR": data,
-           "BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning", "GATEWAY_RATE_LIMIT_RPS": "0", **settings}
-    env.update({var: f"http://127.0.0.1:{PORTS[port]}" for var, port in URLS.items()})
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    bread = subprocess.Popen([sys.executable, "-m", "ops.cli", "up"], cwd=ROOT, env=env)
+async def running_bread(name: str, **settings: str) -> AsyncIterator[tuple[LocalSystem, LocalKafka]]:
+    """A bread of the benchmark's own — a fresh broker and data folder, every service on a free port, bakery
+    auto-confirm, no rate limit (one load driver is one client) — with `settings` over those; yields it and its
+    broker, and stops both on leaving."""
+    root = Path(tempfile.mkdtemp(prefix=f"bread-{name}-"))
+    broker = await start_broker(root / "kafka")
+    bread = LocalSystem(root=root, bootstrap=broker.bootstrap, say=lambda line: print(f"bread: {line}", flush=True),
+                        settings={"BAKERY_AUTO_CONFIRM": "true", "BREAD_LOG_LEVEL": "warning",
+                                  "GATEWAY_RATE_LIMIT_RPS": "0", **settings})
     try:
-        await wait_ready(env, bread)
-        yield data
+        async with aiohttp.ClientSession() as http:
+            await bread.start_all(http, timeout=120)
+        yield bread, broker
     finally:
-        bread.send_signal(signal.SIGINT)
-        bread.wait(60)
+        bread.stop_all(grace=20)
+        broker.stop()
 
 
 async def until_confirmed(placed: dict[int, float], confirmed: dict[int, float], seconds: float) -> None:
@@ -228,8 +189,8 @@ async def until_confirmed(placed: dict[int, float], confirmed: dict[int, float],
 
 
 async def main(concurrency: int, seconds: float) -> None:
-    async with running_bread("bench") as data:
-        gateway = f"http://127.0.0.1:{PORTS['GATEWAY_PORT']}/orders"
+    async with running_bread("bench") as (bread, broker):
+        gateway = f"{bread.url('gateway')}/orders"
         # Warm-up: connections, Kafka metadata, first-use paths.
         await drive(gateway, b'{"item":"cake","qty":1}', concurrency, 3, {})
 
@@ -237,14 +198,15 @@ async def main(concurrency: int, seconds: float) -> None:
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
         stories: dict[int, tuple] = {}
-        follower = asyncio.create_task(follow_confirmations(BOOTSTRAP, confirmed, stories, stop))
-        processes = bread_processes(data)
+        follower = asyncio.create_task(follow_confirmations(bread.bootstrap, confirmed, stories, stop))
+        processes = {name: process.pid for name, process in bread.processes.items()}
+        processes["kafka broker"] = broker.process.pid
         cpu_before = {name: cpu_seconds(pid) for name, pid in processes.items()}
         rss_samples: list[float] = []
 
         async def sample_memory() -> None:
             while not stop.is_set():
-                rss_samples.append(rss_mib_of_bread())
+                rss_samples.append(rss_mib_of_bread(bread))
                 await asyncio.sleep(1)
 
         sampler = asyncio.create_task(sample_memory())
@@ -281,9 +243,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
-        run_bare_server()
+        run_bare_server(args.bare_server)
     else:
         asyncio.run(main(args.concurrency, args.seconds))

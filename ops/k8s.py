@@ -61,12 +61,14 @@ WORKLOADS = (
     Workload("order", 2, ("200m", "1"), ("128Mi", "256Mi"), why="stateless: order numbers come from Kafka",
              callers=("gateway",)),
     Workload("bakery", 2, ("200m", "1"), ("256Mi", "512Mi"),
-             why="its ticket table is small and rebuilt from its changelog at start", callers=("gateway", "bakery")),
+             why="its ticket table is small and rebuilt from its changelog at start",
+             callers=("gateway", "bakery", "order")),
     Workload("order-worker", 2, ("250m", "1"), ("256Mi", "768Mi"), volume="5Gi",
              why="RocksDB tables kept across restarts: no full changelog replay",
              callers=("gateway", "order", "order-worker")),
     Workload("mypage", 2, ("250m", "1"), ("256Mi", "768Mi"), volume="5Gi",
-             why="RocksDB table kept across restarts: no full changelog replay", callers=("gateway", "mypage")),
+             why="RocksDB table kept across restarts: no full changelog replay",
+             callers=("gateway", "mypage", "order")),
     # The seed's pay: requests.cpu 200m, limits.cpu 500m, scaled by CPU. These are pay's fronts: each checks a
     # request and takes the provider's time, and the ledger records it (PAY_LEDGER_URL in the ConfigMap).
     Workload("pay", 1, ("200m", "500m"), ("128Mi", "256Mi"), autoscale=(1, 10),

@@ -28,6 +28,7 @@ class Received:
     offset: int
     key: bytes | None
     value: bytes | None
+    sent_at: float | None = None  # its Kafka timestamp: seconds since the epoch, by the sender's clock
 
 
 async def handle(context: str, received: Received, handlers: Mapping[str, Handler], send: Send,
@@ -46,4 +47,4 @@ async def handle(context: str, received: Received, handlers: Mapping[str, Handle
                   exc_info=not isinstance(exc, InvalidEvent))
         await send(dead_letter(context, received.topic, received.partition, received.offset, received.key,
                                received.value, exc))
-    progress.handled(received.topic, received.partition, received.offset)
+    progress.handled(received.topic, received.partition, received.offset, received.sent_at)

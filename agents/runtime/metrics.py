@@ -19,6 +19,12 @@ EVENTS_EMITTED = Counter("bread_events_emitted_total", "Events sent by a context
 POISON_EVENTS = Counter(
     "bread_poison_events_total", "Messages dead-lettered: invalid, or their handler failed", ["context", "topic"]
 )
+EVENT_DELAY = Gauge("bread_event_delay_seconds", "The longest an event handled in the last seconds waited on its "
+                    "topic before the context handled it: how far behind the context runs", ["context"])
+DOWNSTREAM_DELAY = Gauge("bread_admission_delay_seconds", "How far behind the order edge last heard the contexts "
+                         "it depends on run (its admission rule refuses new orders past ORDER_SHED_FROM_S)")
+ORDERS_REFUSED_BUSY = Counter("bread_orders_refused_busy_total", "New orders the order edge refused (503) because "
+                              "the contexts ran too far behind")
 CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
                      ["context", "topic", "partition"])
 SAGA_SECONDS = Histogram(
@@ -27,21 +33,53 @@ SAGA_SECONDS = Histogram(
 )
 
 
-class Progress:
-    """Per partition a context reads: the next offset it has to handle, and when that last moved."""
+DELAY_WINDOW_S = 1.0  # the delay is the longest among the events handled in the last one or two windows
 
-    def __init__(self, context: str, clock: Callable[[], float] = time.monotonic) -> None:
+
+class Progress:
+    """Per partition a context reads: the next offset it has to handle, and when that last moved; and how long
+    the events it handles waited for it (their delay: handled at, less sent at)."""
+
+    def __init__(self, context: str, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self.context = context
         self._clock = clock
+        self._wall_clock = wall_clock  # Kafka stamps a message with the sender's wall-clock time
         self._next: dict[tuple[str, int], int] = {}
         self._moved_at: dict[tuple[str, int], float] = {}
         self._lag: dict[tuple[str, int], int] = {}
+        self._sampled_at: dict[tuple[str, int], float] = {}
+        self._window = (0, 0.0, 0.0)  # (window number, longest delay in it, longest in the one before)
 
-    def handled(self, topic: str, partition: int, offset: int) -> None:
+    def handled(self, topic: str, partition: int, offset: int, sent_at: float | None = None) -> None:
+        """An event was handled; `sent_at` is its Kafka timestamp, in seconds since the epoch."""
         key = (topic, partition)
         if offset + 1 > self._next.get(key, -1):
             self._next[key] = offset + 1
             self._moved_at[key] = self._clock()
+        if sent_at is not None:
+            now = self._wall_clock()
+            window, longest, before = self._current_window(now)
+            self._window = (window, max(longest, now - sent_at), before)
+
+    def _current_window(self, now: float) -> tuple[int, float, float]:
+        window, longest, before = self._window
+        number = int(now // DELAY_WINDOW_S)
+        if number == window:
+            return self._window
+        return (number, 0.0, longest if number == window + 1 else 0.0)
+
+    def delay(self) -> float:
+        """How far behind this context runs, in seconds: the longest delay of the events it handled in this
+        window and the one before (0 when it handled none and none waits), or — when a partition had messages
+        waiting at the last sample and has not moved since — how long ago that sample was."""
+        _, longest, before = self._window = self._current_window(self._wall_clock())
+        now = self._clock()
+        standing = [now - self._sampled_at[key] for key, lag in self._lag.items()
+                    if lag > 0 and self._moved_at[key] < self._sampled_at[key]]
+        delay = max(0.0, longest, before, *standing)
+        EVENT_DELAY.labels(self.context).set(delay)
+        return delay
 
     def next_offset(self, topic: str, partition: int) -> int | None:
         return self._next.get((topic, partition))
@@ -55,6 +93,7 @@ class Progress:
         if key not in self._moved_at:
             self._moved_at[key] = self._clock()  # watched from now
         self._lag[key] = lag
+        self._sampled_at[key] = self._clock()
         CONSUMER_LAG.labels(self.context, topic, str(partition)).set(lag)
         return lag
 
@@ -82,7 +121,7 @@ class Progress:
 
     def forget(self, topic: str, partition: int) -> None:
         """A partition this consumer no longer owns (a rebalance gave it away)."""
-        for table in (self._next, self._moved_at, self._lag):
+        for table in (self._next, self._moved_at, self._lag, self._sampled_at):
             table.pop((topic, partition), None)
         try:
             CONSUMER_LAG.remove(self.context, topic, str(partition))

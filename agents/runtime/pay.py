@@ -80,8 +80,8 @@ async def follow_the_saga(consumer: AIOKafkaConsumer, handlers: dict[str, Handle
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
             await asyncio.gather(*(
-                handle(CONTEXT, Received(m.topic, m.partition, m.offset, m.key, m.value), handlers, dead_letters,
-                       progress)
+                handle(CONTEXT, Received(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000), handlers,
+                       dead_letters, progress)
                 for batch in batches.values() for m in batch))
             # Committing every batch would cost a request per batch; handling an event twice is harmless.
             if batches and time.monotonic() - committed_at >= 1:

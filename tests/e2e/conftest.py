@@ -1,20 +1,18 @@
 """The running system for end-to-end tests: a real Kafka broker and every bread service as its own process.
 
 The broker is the project's own local Kafka, started here (never one the tests did not start), with its data in
-a fresh temporary folder; it and the services listen on free ports the OS picks, so a `bread up` or another
-test run on the same machine is not disturbed. Tests wait on conditions with deadlines, never for a fixed time.
+a fresh temporary folder; it and the services listen on free ports the OS picks (`ops/localsystem.py`, which the
+benchmarks use too), so a `bread up` or another test run on the same machine is not disturbed. Tests wait on conditions with deadlines, never for a fixed time.
 """
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -22,13 +20,12 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from agents.catalog import catalog
+from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
-from agents.settings import PROJECT_ROOT, port_variable, url_variable
-from agents.runtime.topics import create_topics
+from agents.settings import PROJECT_ROOT
 from ops.cli import SERVICES
-from ops.supervisor import Supervisor, answers_live
-from ops.localkafka import LocalKafka, wait_until_ready
+from ops.localkafka import LocalKafka
+from ops.localsystem import LocalSystem, NotReady, start_broker
 
 PAY_TIMEOUT_S = 1.0
 # Short enough for a test to watch an abandoned order be cancelled; long enough for every other test's saga.
@@ -73,60 +70,24 @@ class Broker:
     log: Path
 
 
-@dataclass
-class System:
-    root: Path
-    env: dict[str, str]
+@dataclass(kw_only=True)
+class System(LocalSystem):
+    """The shared system as the tests see it: its broker, an HTTP session, and failures as test failures."""
     broker: Broker
     http: aiohttp.ClientSession | None = None
-    supervisor: Supervisor = field(default_factory=lambda: Supervisor(say=lambda line: print(f"supervisor: {line}")))
-    ports: dict[str, int] = field(default_factory=lambda: {service: free_port() for service in SERVICES})
 
-    @property
-    def processes(self) -> dict[str, subprocess.Popen]:
-        return self.supervisor.processes()
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
-
-    def log(self, service: str) -> Path:
-        return self.root / "log" / f"{service}.log"
-
-    def start(self, service: str, name: str | None = None, **settings: str) -> None:
-        """Start `service` (with extra `settings` in its environment); with a `name`, as one more instance of it
-        beside the first, on a port of its own (the same one when started again)."""
-        name = name or service
-        env = {**self.env, **settings}
-        if name not in self.ports:
-            self.ports[name] = free_port()
-        env[port_variable(service)] = str(self.ports[name])
-        self.log(name).parent.mkdir(parents=True, exist_ok=True)
-
-        def launch() -> subprocess.Popen:
-            with open(self.log(name), "ab") as out:
-                return subprocess.Popen([sys.executable, "-m", "ops.cli", "run", service], env=env, stdout=out,
-                                        stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-
-        self.supervisor.start(name, launch, alive=answers_live(f"{self.url(name)}/live"))
-
-    def stop(self, service: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Stop a service for good (the supervisor does not start it again)."""
         try:
-            return self.supervisor.stop(service, sig, timeout)
+            return super().stop(name, sig, timeout)
         except TimeoutError as exc:
             pytest.fail(str(exc))
 
-    async def wait_ready(self, service: str, timeout: float = 90) -> None:
-        async def ready() -> bool:
-            if self.processes[service].poll() is not None:
-                pytest.fail(f"{service} exited with {self.processes[service].returncode}:\n{self.tail(service)}")
-            try:
-                async with self.http.get(f"{self.url(service)}/health") as response:
-                    return response.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await eventually(ready, timeout, f"{service} ready")
+    async def wait_ready(self, name: str, timeout: float = 90) -> None:
+        try:
+            await self.until_ready(name, self.http, timeout)
+        except NotReady as exc:
+            pytest.fail(str(exc))
 
     def token(self, tokens_file: Path, name: str, role: str = "customer") -> str:
         """A new bearer token for `name` in `role`, made as a user makes one (`bread token`)."""
@@ -134,10 +95,6 @@ class System:
                               cwd=PROJECT_ROOT, env={**self.env, "GATEWAY_TOKENS_FILE": str(tokens_file)},
                               capture_output=True, text=True, check=True)
         return done.stdout.strip()
-
-    def tail(self, service: str, lines: int = 40) -> str:
-        path = self.log(service)
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
     async def request(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Any]:
         """(status, JSON body, headers) of one request; bread answers JSON even for errors."""
@@ -197,6 +154,18 @@ async def confirmed_row(system: System, order_id: int) -> dict | None:
     return row if row and row["status"] == "Confirmed" else None
 
 
+async def events_on(kafka: str, alias: str) -> list[dict]:
+    """Every event now on a topic (by its topics.yaml name), leaving out what is no event: the poison messages
+    test_dead_letters puts there."""
+    found = []
+    for message in await read_all(kafka, [catalog().topics[alias].name]):
+        try:
+            found.append(decode(message.value, message.topic))
+        except InvalidEvent:
+            continue
+    return found
+
+
 async def events_of(kafka: str, order_id: int) -> list[tuple[dict, dict[str, bytes]]]:
     """Every event about `order_id` on the keyed topics, with its Kafka headers."""
     names = [t.name for t in catalog().topics.values() if t.key == "orderId"]
@@ -214,38 +183,25 @@ async def bread(system: System, *args: str) -> str:
     return result.stdout
 
 
-def free_port() -> int:
-    """A port nothing listens on now, picked by the OS: tests never meet a process they did not start."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def system_env(root: Path, bootstrap: str, ports: dict[str, int]) -> dict[str, str]:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "BREAD_DATA_DIR": str(root),
-           "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
-           "SAGA_REPAIR_S": str(SAGA_REPAIR_S),
-           "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false", "KAFKA_SESSION_TIMEOUT_S": "6",
-           "GATEWAY_RATE_LIMIT_RPS": "0"}  # the shared gateway takes whatever the tests send; test_gateway limits its own
-    for service, port in ports.items():
-        env[port_variable(service)] = str(port)
-        if service != "gateway":
-            env[url_variable(service)] = f"http://127.0.0.1:{port}"
-    return env
+# The shared system's settings: short deadlines so a test can watch them act, no rate limit (test_gateway
+# limits a gateway of its own), bakers who decide by hand.
+SYSTEM_SETTINGS = {
+    # Tests that stop and start workers place orders right after; the admission rule is tested on an edge
+    # of its own (test_admission.py).
+    "ORDER_SHED_FROM_S": "60", "ORDER_SHED_ALL_S": "120",
+    "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
+    "SAGA_REPAIR_S": str(SAGA_REPAIR_S), "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false",
+    "KAFKA_SESSION_TIMEOUT_S": "6", "GATEWAY_RATE_LIMIT_RPS": "0",
+}
 
 
 @pytest.fixture(scope="session")
 async def broker(tmp_path_factory) -> Broker:
     """A real broker with bread's topics: the project's own, started here on free ports. The tests talk to no
     other: a broker that answers on the port with another cluster id stops them at once."""
-    root = tmp_path_factory.mktemp("kafka")
-    local = LocalKafka(port=free_port(), controller_port=free_port(), data=root, heap="512m")
-    broker = Broker(local.bootstrap, local, root / "kafka.log")
-    local.start(log_file=broker.log)
+    local = await start_broker(tmp_path_factory.mktemp("kafka"))
     try:
-        await wait_until_ready(broker.bootstrap, timeout=90, process=local.process, cluster_id=local.cluster_id)
-        await create_topics(broker.bootstrap, replication=1)
-        yield broker
+        yield Broker(local.bootstrap, local, local.data / "kafka.log")
     finally:
         local.stop()
 
@@ -258,18 +214,16 @@ async def kafka(broker) -> str:
 
 @pytest.fixture(scope="session")
 async def system(broker, tmp_path_factory) -> System:
-    root = tmp_path_factory.mktemp("bread")
-    system = System(root=root, env={}, broker=broker)
-    system.env = system_env(root, broker.bootstrap, system.ports)
-    system.http = aiohttp.ClientSession()
+    system = System(root=tmp_path_factory.mktemp("bread"), bootstrap=broker.bootstrap, settings=SYSTEM_SETTINGS,
+                    broker=broker, http=aiohttp.ClientSession())
     try:
-        for service in SERVICES:
-            system.start(service)
-        for service in SERVICES:
-            await system.wait_ready(service)
+        await system.start_all(system.http)
+    except NotReady as exc:
+        pytest.fail(str(exc))
+    try:
         yield system
     finally:
-        system.supervisor.stop_all(list(system.processes), grace=20)
+        system.stop_all(grace=20)
         await system.http.close()
 
 
@@ -317,3 +271,4 @@ def pytest_runtest_makereport(item, call):
     if report.failed and isinstance(system, System):
         for service in SERVICES:
             report.sections.append((f"{service} log (tail)", system.tail(service)))
+

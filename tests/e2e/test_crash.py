@@ -26,7 +26,7 @@ from agents.events import now
 from agents.order.lifecycle import OrderStatus, is_terminal
 from ops.cli import SERVICES
 from ops.localkafka import wait_until_ready
-from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, eventually, read_all, System
+from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, eventually, events_on, read_all, System
 
 ROUNDS = 3
 CLIENTS = 8
@@ -177,8 +177,7 @@ async def test_every_order_ends_and_every_record_agrees_while_every_process_is_k
         placing.clear()
         await asyncio.gather(*customers)
 
-        placed_events = [e for e in (json.loads(m.value) for m in await read_all(system.broker.bootstrap,
-                                                                                 ["bread.orders"]))
+        placed_events = [e for e in await events_on(system.broker.bootstrap, "orders")
                          if e["type"] == "OrderPlaced" and e["occurredAt"] >= began]
         placed = {e["orderId"] for e in placed_events}
         assert len(answered) > 1000, f"only {len(answered)} orders were taken"

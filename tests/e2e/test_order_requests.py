@@ -8,6 +8,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
+from agents.order.intake import is_placed
 from tests.e2e.conftest import bread, confirm, confirmed_row, events_of, eventually, read_all, System, until_status
 
 
@@ -35,7 +36,11 @@ async def test_an_order_requested_over_kafka_runs_the_saga_once_however_often_it
     bad = {"type": "RequestOrder", "requestId": f"req-{uuid.uuid4().hex}", "item": "baguette", "qty": 0}
     await send_plain(kafka, [request, bad, request])
 
-    placed = await eventually(lambda: placed_order(system, request["requestId"]), what="the requested order")
+    async def charged() -> dict | None:  # recorded first as Ordered (its number reserved), then as charged
+        row = await placed_order(system, request["requestId"])
+        return row if is_placed(row) else None
+
+    placed = await eventually(charged, what="the requested order placed")
     assert placed["status"] == "Paid"
     order_id = placed["orderId"]
     await until_status(system, order_id, "Confirming")

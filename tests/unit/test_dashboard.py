@@ -14,7 +14,7 @@ SUFFIXES = re.compile(r"_(bucket|count|sum|total|created)$")
 
 
 def bread_families() -> set[str]:
-    """The metrics bread itself defines (Faust's own sensors, also exported, are Faust's business)."""
+    """The metrics bread defines (Faust's own sensors are not installed)."""
     modules = (agents.breaker, agents.runtime.metrics, api.http)
     metrics = [m for module in modules for m in vars(module).values() if isinstance(m, MetricWrapperBase)]
     return {m.describe()[0].name for m in metrics}

@@ -17,6 +17,7 @@ import yaml
 from agents.settings import PROJECT_ROOT, Settings, described
 from api.http import STOP_GRACE_S
 from ops.k8s import DRAIN_S, config_manifest, workloads_manifest
+from api.order import DOWNSTREAM
 from api.routes import ROUTES
 from ops.strimzi import topics_manifest
 
@@ -173,6 +174,8 @@ def test_only_the_gateway_is_open_and_each_service_admits_just_its_callers(overl
         assert "gateway" in callers[route.service], route.service
     assert callers["pay-ledger"] == {"pay"}, "the ledger is reached only through pay's fronts"
     assert "order" in callers["pay"] and "order" in callers["order-worker"]  # the edge charges and reads
+    for context in DOWNSTREAM:  # and asks how far behind the contexts run, for its admission rule
+        assert "order" in callers[context], context
     for worker in ("order-worker", "mypage", "bakery"):  # Faust routes a query to the pod owning the key
         assert worker in callers[worker]
     assert all(allowed is None or allowed <= set(pods) for allowed in callers.values())

@@ -1,4 +1,5 @@
 """Lag against what was handled, stall detection, and the saga's duration: no Kafka."""
+import pytest
 from prometheus_client import REGISTRY
 
 from agents.events import make_event
@@ -76,3 +77,57 @@ async def test_a_sample_observes_the_owned_partitions_and_forgets_the_others():
     assert lag_sample("probe-sample", "t", 0) == 3 and lag_sample("probe-sample", "t", 1) is None
     await progress.sample([TP("t", 1)], highwaters.get, position)  # a rebalance took partition 0 away
     assert lag_sample("probe-sample", "t", 0) is None
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def wall(self) -> float:
+        return self.now
+
+
+def test_the_delay_is_the_longest_wait_of_the_events_handled_lately_and_nothing_when_idle():
+    clocks = Clocks()
+    progress = Progress("bakery", clock=lambda: clocks.now, wall_clock=clocks.wall)
+    assert progress.delay() == 0.0
+    progress.handled("bread.payments", 0, 1, sent_at=clocks.now - 0.2)
+    progress.handled("bread.payments", 0, 2, sent_at=clocks.now - 1.5)  # it had waited behind a backlog
+    progress.handled("bread.payments", 1, 7, sent_at=clocks.now - 0.1)
+    assert progress.delay() == 1.5
+    clocks.now += 1.0                   # the next window: the last one still counts
+    progress.handled("bread.payments", 0, 3, sent_at=clocks.now - 0.3)
+    assert progress.delay() == 1.5
+    clocks.now += 1.0                   # and then it no longer does: the window before's longest counts
+    assert progress.delay() == pytest.approx(0.3)
+    clocks.now += 10.0                  # idle: nothing waits for the context
+    assert progress.delay() == 0.0
+
+
+def test_an_event_sent_by_a_clock_ahead_of_this_one_counts_as_no_delay():
+    clocks = Clocks()
+    progress = Progress("mypage", clock=lambda: clocks.now, wall_clock=clocks.wall)
+    progress.handled("bread.orders", 0, 1, sent_at=clocks.now + 0.5)
+    assert progress.delay() == 0.0
+
+
+def test_a_partition_with_messages_waiting_that_does_not_move_counts_as_far_behind_as_it_stood_still():
+    clocks = Clocks()
+    progress = Progress("bakery", clock=lambda: clocks.now, wall_clock=clocks.wall)
+    progress.handled("bread.payments", 0, 9, sent_at=clocks.now - 0.1)
+    clocks.now += 0.5
+    progress.observe("bread.payments", 0, highwater=30, position=10)  # 20 waiting
+    clocks.now += 4.0                                                  # and nothing handled since
+    assert progress.delay() == pytest.approx(4.0)
+    progress.handled("bread.payments", 0, 10, sent_at=clocks.now - 4.2)
+    assert progress.delay() == pytest.approx(4.2)                      # the event it took had waited longer
+
+
+def test_a_partition_that_moved_since_its_sample_is_not_standing_still():
+    clocks = Clocks()
+    progress = Progress("mypage", clock=lambda: clocks.now, wall_clock=clocks.wall)
+    progress.observe("bread.orders", 0, highwater=11, position=10)     # one just arrived
+    clocks.now += 0.01
+    progress.handled("bread.orders", 0, 10, sent_at=clocks.now - 0.02)
+    clocks.now += 30.0                                                 # idle since: nothing waits
+    assert progress.delay() == 0.0

@@ -10,7 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from agents.breaker import BreakerSettings, CircuitBreaker
 from agents.order.intake import Fallback, PaymentUnavailable
 from agents.settings import Settings
-from api.order import HTTP, PAY, PUBLISHER, init_app
+from agents.order.admission import Admission
+from agents.runtime.pipeline import PipelineWatch
+from api.order import ADMISSION, HTTP, PAY, PIPELINE, PUBLISHER, init_app
 
 
 class Sent:
@@ -122,3 +124,44 @@ async def test_a_cancel_is_announced_once_and_refused_once_the_order_ended(edge,
     if announced:
         assert sent.events[0]["correlationId"] == "saga-5"  # the cancel belongs to the order's saga
     assert (await client.delete("/orders/6")).status == 404
+
+
+@pytest.fixture
+async def watched_edge():
+    """An edge with its admission rule on, and a watch on the contexts that a test tells how far behind they
+    run (as their GET /pipeline would)."""
+    sent, pay = Sent(), Pay()
+    settings = Settings.from_env({"ORDER_SHED_FROM_S": "1", "ORDER_SHED_ALL_S": "3"})
+
+    async def fakes(app: web.Application):
+        app[PUBLISHER], app[PAY] = sent, pay
+        app[HTTP] = aiohttp.ClientSession()
+        app[ADMISSION] = Admission(settings.order_shed_from_s, settings.order_shed_all_s)
+        app[PIPELINE] = PipelineWatch(app[HTTP], {}, every_s=60)
+        yield
+        await app[HTTP].close()
+
+    app = init_app(settings, connect=fakes)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    yield client, sent, pay, app[PIPELINE]
+    await client.close()
+
+
+async def test_while_the_saga_runs_far_behind_a_new_order_is_refused_at_once_with_when_to_retry(watched_edge):
+    client, sent, pay, pipeline = watched_edge
+    pipeline.heard("bakery", 0.4)
+    assert (await client.post("/orders", json={"item": "cake"})).status == 201
+    pipeline.heard("mypage", 4.2)  # the longest delay counts
+    answer = await client.post("/orders", json={"item": "cake"})
+    body = await answer.json()
+    assert answer.status == 503 and answer.headers["Retry-After"] == "5" and body["retryAfterS"] == 5
+    assert "busy" in body["error"]
+    assert sent.types() == ["OrderNumberReserved", "OrderPlaced"] and len(pay.charged) == 1  # the first only
+
+
+async def test_bad_input_is_still_a_400_however_busy_bread_is(watched_edge):
+    client, sent, _, pipeline = watched_edge
+    pipeline.heard("bakery", 10)
+    answer = await client.post("/orders", json={"item": "stone"})
+    assert answer.status == 400 and sent.events == []
