@@ -203,11 +203,11 @@ class Settings:
     pay_fallback: str = setting("PAY_FALLBACK", "reject", "when pay cannot be called: `reject` (503, order "
                                 "Rejected) or `defer` (202, order PaymentPending, paid later from Kafka)",
                                 one_of("reject", "defer"))
-    order_admission: bool = setting("ORDER_ADMISSION", "on", "the order edge refuses new orders (503, "
-                                    "Retry-After) while the contexts run far behind: its overload protection",
-                                    switch, group="admission")
-    order_shed_from_s: float = setting("ORDER_SHED_FROM_S", "1", "it refuses a share of new orders once the contexts run "
-                                       "this many seconds behind", positive, group="admission")
+    order_admission: bool = setting("ORDER_ADMISSION", "on", "the order edge and the gateway refuse new orders "
+                                    "(503, Retry-After) while the contexts run far behind: bread's overload "
+                                    "protection", switch, group="admission")
+    order_shed_from_s: float = setting("ORDER_SHED_FROM_S", "1", "they refuse a share of new orders once the "
+                                       "contexts run this many seconds behind", positive, group="admission")
     order_shed_all_s: float = setting("ORDER_SHED_ALL_S", "3", "and every new order from this far behind",
                                       positive, group="admission")
     order_admission_poll_s: float = setting("ORDER_ADMISSION_POLL_S", "0.25", "how often it asks them how far "

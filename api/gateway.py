@@ -31,7 +31,9 @@ from aiohttp import web
 from agents import principals
 from agents.settings import Networks, Settings
 from agents.correlation import HTTP_HEADER, current
-from api.http import SETTINGS, AnswerBroken, JsonError, service_app
+from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
+from api.admission import admit, watch_the_pipeline
+from api.http import SETTINGS, AnswerBroken, JsonError, Resources, service_app
 from api.routes import ROUTES, check_access, route_of
 from api.tokens import TokenBook
 
@@ -241,6 +243,10 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     route = route_of(request.path)
     if route is None:
         raise JsonError(404, f"no route for {request.path}; routes: {', '.join(r.prefix for r in ROUTES)}")
+    if request.method == "POST" and request.path == "/orders" and IDEMPOTENCY_HEADER not in request.headers:
+        # What the edge would refuse, refused here: a busy bread spends no second hop on it. A keyed request
+        # goes on (the edge answers one placed before however busy bread is).
+        admit(request.app)
     targets: Targets = request.app[TARGETS][route.service]
     body = LimitedBody(request.content, request.app[SETTINGS].gateway_max_body_bytes)
     timeout = request.app[SETTINGS].gateway_timeout(route.prefix)
@@ -296,8 +302,10 @@ async def ready(app: web.Application) -> list[str]:
     return [] if HTTP in app else ["HTTP client not started"]
 
 
-def init_app(settings: Settings) -> web.Application:
+def init_app(settings: Settings, watch: Resources = watch_the_pipeline) -> web.Application:
+    """The gateway; `watch` opens its watch on how far behind the contexts run (a fake, in tests)."""
     app = service_app("gateway", settings, ready, resources, outer=(log_access,), inner=(guard,))
+    app.cleanup_ctx.append(watch)
     app[TOKENS] = TokenBook(settings.tokens_path) if settings.gateway_auth else None
     rate = settings.gateway_rate_limit_rps
     app[LIMITER] = RateLimiter(rate, settings.rate_limit_burst) if rate > 0 else None

@@ -11,12 +11,10 @@ DELETE /orders/{id}: the customer cancels (until the bakery confirms): OrderCanc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import logging
 import os
-import random
 import socket
 from typing import AsyncIterator
 
@@ -29,14 +27,12 @@ from agents.events import make_event, new_correlation_id
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agents.idempotency import parse_key
 from agents.order import intake
-from agents.order.admission import Admission, Busy, check_admitted
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, parse_order
-from agents.runtime.metrics import ORDERS_REFUSED_BUSY
 from agents.runtime.pay_client import PayClient
-from agents.runtime.pipeline import PipelineWatch
 from agents.runtime.publisher import Publisher
 from agents.settings import Settings
+from api.admission import admit, watch_the_pipeline
 from api.http import (
     SETTINGS, JsonError, Resources, error_response, json_response, order_id_in_path, read_json, service_app,
 )
@@ -47,9 +43,6 @@ log = logging.getLogger(__name__)
 PUBLISHER = web.AppKey("publisher", Publisher)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 PAY = web.AppKey("pay", PayClient)
-PIPELINE = web.AppKey("pipeline", PipelineWatch)
-ADMISSION = web.AppKey("admission", Admission)
-DOWNSTREAM = ("order-worker", "bakery", "mypage")  # the contexts an order's saga waits on
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
@@ -62,32 +55,9 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
     app[PUBLISHER], app[HTTP] = Publisher("order", producer), http
     app[PAY] = PayClient.from_settings(http, app[SETTINGS])
-    settings = app[SETTINGS]
-    watching = None
-    if settings.order_admission:
-        app[ADMISSION] = Admission(settings.order_shed_from_s, settings.order_shed_all_s)
-        app[PIPELINE] = PipelineWatch(http, {c: settings.service_url(c) for c in DOWNSTREAM},
-                                      settings.order_admission_poll_s)
-        watching = asyncio.create_task(app[PIPELINE].run())
     yield
-    if watching is not None:
-        watching.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watching
     await http.close()
     await producer.stop()
-
-
-def admit(app: web.Application) -> None:
-    """Refuse a new order with 503 while the saga runs too far behind to see it through in time."""
-    if ADMISSION not in app:
-        return
-    try:
-        check_admitted(app[ADMISSION], app[PIPELINE].delay(), random.random())
-    except Busy as exc:
-        ORDERS_REFUSED_BUSY.inc()
-        raise JsonError(503, str(exc), headers={"Retry-After": str(exc.retry_after)},
-                        retryAfterS=exc.retry_after) from None
 
 
 async def place_order(request: web.Request) -> web.Response:
@@ -206,9 +176,12 @@ async def ready(app: web.Application) -> list[str]:
     return [] if PUBLISHER in app else ["Kafka producer not started"]
 
 
-def init_app(settings: Settings, connect: Resources = resources) -> web.Application:
-    """The order edge; `connect` opens what it talks to (Kafka, pay, the order worker): fakes, in tests."""
+def init_app(settings: Settings, connect: Resources = resources,
+             watch: Resources = watch_the_pipeline) -> web.Application:
+    """The order edge; `connect` opens what it talks to (Kafka, pay, the order worker), `watch` its watch on how
+    far behind the contexts run: fakes, in tests."""
     app = service_app("order", settings, ready, connect, inner=(authorized,))
+    app.cleanup_ctx.append(watch)
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)
     app.router.add_delete("/orders/{orderId}", cancel_order)

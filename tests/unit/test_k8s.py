@@ -17,7 +17,7 @@ import yaml
 from agents.settings import PROJECT_ROOT, Settings, described
 from api.http import STOP_GRACE_S
 from ops.k8s import DRAIN_S, config_manifest, workloads_manifest
-from api.order import DOWNSTREAM
+from api.admission import DOWNSTREAM
 from api.routes import ROUTES
 from ops.strimzi import topics_manifest
 

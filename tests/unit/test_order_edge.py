@@ -12,7 +12,8 @@ from agents.order.intake import Fallback, PaymentUnavailable
 from agents.settings import Settings
 from agents.order.admission import Admission
 from agents.runtime.pipeline import PipelineWatch
-from api.order import ADMISSION, HTTP, PAY, PIPELINE, PUBLISHER, init_app
+from api.admission import ADMISSION, PIPELINE
+from api.order import HTTP, PAY, PUBLISHER, init_app
 
 
 class Sent:
@@ -66,7 +67,8 @@ async def edge():
         yield
         await app[HTTP].close()
 
-    settings = Settings.from_env({"ORDER_WORKER_URL": str(worker_server.make_url("")).rstrip("/")})
+    settings = Settings.from_env({"ORDER_WORKER_URL": str(worker_server.make_url("")).rstrip("/"),
+                                  "ORDER_ADMISSION": "off"})
     client = TestClient(TestServer(init_app(settings, connect=fakes)))
     await client.start_server()
     yield client, sent, pay, worker_says
@@ -136,12 +138,15 @@ async def watched_edge():
     async def fakes(app: web.Application):
         app[PUBLISHER], app[PAY] = sent, pay
         app[HTTP] = aiohttp.ClientSession()
-        app[ADMISSION] = Admission(settings.order_shed_from_s, settings.order_shed_all_s)
-        app[PIPELINE] = PipelineWatch(app[HTTP], {}, every_s=60)
         yield
         await app[HTTP].close()
 
-    app = init_app(settings, connect=fakes)
+    async def told(app: web.Application):
+        app[ADMISSION] = Admission(settings.order_shed_from_s, settings.order_shed_all_s)
+        app[PIPELINE] = PipelineWatch(app[HTTP], {}, every_s=60)
+        yield
+
+    app = init_app(settings, connect=fakes, watch=told)
     client = TestClient(TestServer(app))
     await client.start_server()
     yield client, sent, pay, app[PIPELINE]
