@@ -26,6 +26,7 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import yaml
+from swagger_ui_bundle import swagger_ui_path
 from aiohttp import web
 
 from agents import principals
@@ -41,15 +42,19 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
 
 
-OPEN_PATHS = {"/health", "/metrics", "/openapi.json", "/docs"}  # the gateway's own; no token, no rate limit
+# Swagger UI's files, from the swagger-ui-bundle package (the page works with no network to the outside).
+DOCS_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
+               "favicon-32x32.png": "image/png"}
+OPEN_PATHS = {"/health", "/metrics", "/openapi.json", "/docs",  # the gateway's own; no token, no rate limit
+              *(f"/docs/{asset}" for asset in DOCS_ASSETS)}
 OPENAPI = Path(__file__).with_name("openapi.yaml")  # package data, so it is in the image too
-SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
-DOCS_PAGE = f"""<!doctype html>
+DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bread API</title>
-<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css"></head>
+<link rel="icon" href="/docs/favicon-32x32.png">
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "openapi.json", dom_id: "#swagger-ui"}});</script>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui"});</script>
 </body></html>
 """
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -298,6 +303,14 @@ async def docs(_: web.Request) -> web.Response:
     return web.Response(text=DOCS_PAGE, content_type="text/html")
 
 
+async def docs_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["asset"]
+    if name not in DOCS_ASSETS:
+        raise JsonError(404, f"no such file of the API docs: {name}")
+    return web.FileResponse(swagger_ui_path / name, headers={"Content-Type": DOCS_ASSETS[name],
+                                                             "Cache-Control": "public, max-age=86400"})
+
+
 async def ready(app: web.Application) -> list[str]:
     return [] if HTTP in app else ["HTTP client not started"]
 
@@ -314,5 +327,6 @@ def init_app(settings: Settings, watch: Resources = watch_the_pipeline) -> web.A
     app[API_DOCUMENT] = yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/docs", docs)
+    app.router.add_get("/docs/{asset}", docs_asset)
     app.router.add_route("*", "/{tail:.*}", pass_through)
     return app
