@@ -289,8 +289,8 @@ class ContextApp:
         thread._create_worker_consumer = batched
 
     def _install_pipeline(self) -> None:
-        """GET /pipeline: how far behind this context runs, for the order edge's admission rule (internal: the
-        gateway routes no such path)."""
+        """GET /pipeline: how far behind this context runs, for the admission rule at the order edge and the
+        gateway (internal: the gateway routes no such path)."""
         @self.app.page("/pipeline")
         async def pipeline(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
             return view.json({"context": self.context, "delayS": round(self.progress.delay(), 3)})

@@ -21,10 +21,10 @@ POISON_EVENTS = Counter(
 )
 EVENT_DELAY = Gauge("bread_event_delay_seconds", "The longest an event handled in the last seconds waited on its "
                     "topic before the context handled it: how far behind the context runs", ["context"])
-DOWNSTREAM_DELAY = Gauge("bread_admission_delay_seconds", "How far behind the order edge last heard the contexts "
-                         "it depends on run (its admission rule refuses new orders past ORDER_SHED_FROM_S)")
-ORDERS_REFUSED_BUSY = Counter("bread_orders_refused_busy_total", "New orders the order edge refused (503) because "
-                              "the contexts ran too far behind")
+DOWNSTREAM_DELAY = Gauge("bread_admission_delay_seconds", "How far behind the order edge or the gateway last heard "
+                         "the contexts an order waits on run (new orders are refused past ORDER_SHED_FROM_S)")
+ORDERS_REFUSED_BUSY = Counter("bread_orders_refused_busy_total", "New orders the order edge or the gateway refused "
+                              "(503) because the contexts ran too far behind")
 CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
                      ["context", "topic", "partition"])
 SAGA_SECONDS = Histogram(

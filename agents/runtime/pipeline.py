@@ -1,6 +1,7 @@
-"""How far behind the contexts run, as the order edge learns it for its admission rule (agents/order/admission.py).
+"""How far behind the contexts run, as the order edge and the gateway learn it for their admission rule
+(agents/order/admission.py).
 
-Every Faust worker answers GET /pipeline with the delay of the events it handles (`Progress.delay`); the edge
+Every Faust worker answers GET /pipeline with the delay of the events it handles (`Progress.delay`); a watcher
 asks each context it depends on every few hundred milliseconds and takes the longest. A context that does not
 answer says nothing: its last answer counts until it is stale, then it is left out (its own health checks and
 the breaker deal with a context that is down; admission is about one that is slow).
