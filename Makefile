@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 KAFKA_LIB := kafka/target/lib
 KUSTOMIZE_VERSION := v5.5.0
 
-.PHONY: run test setup bench clean
+.PHONY: run test setup bench screenshots clean
 
 run: setup
 	$(BIN)/bread up
@@ -40,6 +40,10 @@ $(KAFKA_LIB)/.fetched: kafka/pom.xml
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/capacity.py
+
+# The README's pictures of the web page, taken by its browser tests against a system of their own.
+screenshots: setup
+	BREAD_SCREENSHOTS=docs $(BIN)/pytest tests/e2e/test_web_page.py
 
 clean:
 	rm -rf $(VENV) kafka/target var .tools

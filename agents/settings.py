@@ -154,6 +154,14 @@ class Settings:
                                         one_of("at_least_once", "exactly_once"))
     consumer_lag_sample_s: float = setting("CONSUMER_LAG_SAMPLE_S", "5", "how often consumers measure their lag",
                                            positive)
+    # The live feeds of Mypage and the bakery tickets (GET /mypages/stream, /bakeries/stream)
+    stream_memory: int = setting("STREAM_MEMORY", "10000", "the last changes a feed keeps, so a page that "
+                                 "reconnects gets what it missed (one further behind loads its rows again)",
+                                 positive_whole, group="streams")
+    stream_heartbeat_s: float = setting("STREAM_HEARTBEAT_S", "15", "a quiet stream sends its position this "
+                                        "often (keeps proxies from closing it)", positive, group="streams")
+    stream_linger_s: float = setting("STREAM_LINGER_S", "60", "a feed reads on this long after its last "
+                                     "watcher left", not_negative, group="streams")
     # Every process
     bread_bind: str = setting("BREAD_BIND", "127.0.0.1", "the address to listen on", cluster="0.0.0.0",
                               group="addresses")
@@ -263,6 +271,7 @@ class Settings:
                                                group="timeouts")
     gateway_timeout_order_requests_s: float = setting("GATEWAY_TIMEOUT_ORDER_REQUESTS_S", "5", "/order-requests",
                                                       positive, group="timeouts")
+    gateway_timeout_menu_s: float = setting("GATEWAY_TIMEOUT_MENU_S", "5", "/menu", positive, group="timeouts")
     gateway_health_interval_s: float = setting("GATEWAY_HEALTH_INTERVAL_S", "0.5", "with several instances in a "
                                                "`*_URL`, how often the gateway asks each whether it is ready",
                                                not_negative)

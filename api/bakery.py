@@ -1,17 +1,32 @@
-"""The baker's face (8082), Faust web views over the bakery tickets: see a ticket, confirm it."""
+"""The baker's face (8082), Faust web views over the bakery tickets: the tickets waiting for the baker, one
+ticket, the baker's decision on it, and the live stream of the tickets' changes."""
+import asyncio
 import json
+
+import aiohttp
 
 from faust.web import Request, Response
 
-from agents.bakery.tickets import DecisionRefused, parse_decision, decide
+from agents.bakery.tickets import DecisionRefused, decide, first_waiting, parse_decision, waiting_tickets
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import new_correlation_id
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
-from api.faustweb import GuardedView, error, forward_to_owner, serve_rows
+from api.faustweb import GuardedView, error, forward_to_owner, gather, serve_changes, serve_rows
 
 DECISION_WAIT_S = 5.0
+MAX_WAITING_SHOWN = 1000
+
+
+def _size(request: Request) -> int:
+    try:
+        size = int(request.query.get("size", 100))
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_WAITING_SHOWN:
+        raise ValueError(f"'size' must be a whole number from 1 to {MAX_WAITING_SHOWN}")
+    return size
 
 
 def build(settings: Settings) -> ContextApp:
@@ -21,6 +36,22 @@ def build(settings: Settings) -> ContextApp:
 
     @app.page("/bakeries")
     class BakeryDecision(GuardedView):
+        async def get(self, request: Request) -> Response:
+            """The tickets waiting longest for the baker's decision, from every bakery worker."""
+            try:
+                size = _size(request)
+            except ValueError as exc:
+                return error(self, 400, str(exc))
+            if request.query.get("scope") == "local":  # another bakery worker gathering the list
+                rows, total = waiting_tickets(tickets.values(), size)
+                return self.json({"rows": rows, "total": total})
+            try:
+                gathered = await gather(app, tickets, request, {"size": str(size)},
+                                        lambda: waiting_tickets(tickets.values(), size))
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                return error(self, 503, f"a bakery worker is unavailable: {exc or 'timeout'}")
+            return self.json(first_waiting(gathered, size))
+
         async def post(self, request: Request) -> Response:
             body = await self.read_request_content(request)
             try:
@@ -53,6 +84,9 @@ def build(settings: Settings) -> ContextApp:
                 return error(self, 409, f"order {order_id}'s ticket is already {after and after['status']}")
             return self.json(after)
 
+    # Tickets are the bakers' business: whoever may reach the route sees them all.
+    serve_changes(app, bakery.context_app.feed(tickets), "/bakeries/stream", settings.stream_heartbeat_s,
+                  lambda _ticket, _principal: True, lambda ticket, _: ticket)
     serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}",
                lambda ticket, _: ticket, customers_own_rows=False)  # tickets are the bakers' business
     return bakery.context_app

@@ -1,14 +1,18 @@
 """Helpers for the Faust web views of bread's workers."""
 from __future__ import annotations
 
+import json
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 import faust
+from aiohttp import web
 from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from yarl import URL
 
-from agents.principals import may_see
+from agents.principals import HEADERS as PRINCIPAL_HEADERS, Principal, may_see
+from agents.runtime.feed import BadPosition, ChangelogFeed, Change, Position, parse_position, position_text, stream
 from api.http import JsonError
 from api.routes import PRINCIPAL, checked_caller, principal_of
 
@@ -94,3 +98,91 @@ async def forward_to_owner(app: faust.App, table: faust.Table, key: str, request
                                                          if k.lower().startswith("x-")}},
     ) as response:
         return app.web.text(await response.text(), content_type=response.content_type, status=response.status)
+
+
+RECONNECT_AFTER_MS = 1000
+STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                  "X-Accel-Buffering": "no"}  # nginx (an ingress) would hold the events back otherwise
+
+
+def server_sent(position: Position, event: str | None = None, data: Any = None) -> bytes:
+    """One server-sent event. Without `event`, only the position: the client's Last-Event-ID moves on, and
+    nothing is dispatched (the stream's heartbeat)."""
+    lines = [f"id: {position_text(position)}"]
+    if event is not None:
+        lines += [f"event: {event}", f"data: {json.dumps(data, separators=(',', ':'))}"]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def serve_changes(app: faust.App, feed: ChangelogFeed, path: str, heartbeat_s: float,
+                  visible: Callable[[dict[str, Any], Principal | None], bool],
+                  render: Callable[[dict[str, Any], Request], dict[str, Any]]) -> None:
+    """GET `path`: the table's changes as server-sent events, each row the caller may see as `row` (rendered),
+    a deleted one as `deleted`. Every event's id is the caller's position; sent back as Last-Event-ID (or
+    `?after=`), the stream goes on from there with nothing missed. `reload` says the client starts afresh (its
+    first connection, or a position the feed no longer holds): load the rows, then apply what follows."""
+
+    class ChangesView(GuardedView):
+        async def get(self, request: Request) -> web.StreamResponse:
+            since = request.headers.get("Last-Event-ID") or request.query.get("after")
+            try:
+                position = parse_position(since) if since else None
+            except BadPosition as exc:
+                return error(self, 400, str(exc))
+            principal = principal_of(request)
+            changes = stream(feed, position, heartbeat_s)
+            try:
+                first = await anext(changes)
+            except Exception as exc:  # noqa: BLE001 - the feed could not read its topic: a transient state
+                return error(self, 503, f"the feed of changes is unavailable ({type(exc).__name__}: {exc}); "
+                                        "try again")
+            response = web.StreamResponse(headers=STREAM_HEADERS)
+            await response.prepare(request)
+            await response.write(f"retry: {RECONNECT_AFTER_MS}\n\n".encode())
+            try:
+                await response.write(_as_event(first, principal, request))
+                async for seen in changes:
+                    await response.write(_as_event(seen, principal, request))
+            except ConnectionError:
+                pass  # the client left
+            finally:
+                await changes.aclose()
+            return response
+
+    def _as_event(seen: tuple[str, Change | None, Position], principal: Principal | None,
+                  request: Request) -> bytes:
+        kind, change, position = seen
+        if kind == "afresh":
+            return server_sent(position, "reload", {})
+        if change is None:
+            return server_sent(position)
+        if not visible(change.row if change.row is not None else {}, principal):
+            return b""  # a deletion shows only to those who see every row
+        if change.row is None:
+            return server_sent(position, "deleted", {"key": change.key})
+        return server_sent(position, "row", render(change.row, request))
+
+    app.page(path, name=f"{path.strip('/').replace('/', '-')}")(ChangesView)
+
+
+async def gather(app: faust.App, table: faust.Table, request: Request, params: dict[str, str],
+                 local: Callable[[], tuple[list[dict[str, Any]], int]]) -> list[tuple[list[dict[str, Any]], int]]:
+    """Every worker's share of a query over `table` — its rows, and how many it has in all (each answers for
+    its own partitions): this one's from
+    `local()`, the others' from the same path with `scope=local`, passing on who is asking. Raises
+    aiohttp.ClientError or asyncio.TimeoutError when one cannot answer."""
+    found = []
+    for owner in app.router.table_metadata(table.name):
+        if is_this_worker(app, owner):
+            found.append(local())
+            continue
+        async with app.http_client.get(
+            f"{owner}{request.path}", params={**params, "scope": "local"},
+            headers={k: v for k, v in request.headers.items() if k in PRINCIPAL_HEADERS},
+            timeout=aiohttp.ClientTimeout(total=10),
+        ) as response:
+            if response.status != 200:
+                raise aiohttp.ClientError(f"{owner} answered {response.status}")
+            answer = await response.json()
+            found.append((answer["rows"], answer["total"]))
+    return found

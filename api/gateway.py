@@ -9,6 +9,9 @@
   services as X-Principal and X-Principal-Role (orders are recorded with it, a customer sees only their own).
   Off by default, so the seed's calls work as written.
 - The public API's OpenAPI document at /openapi.json (api/openapi.yaml), a Swagger UI page at /docs.
+- bread's web page at / (api/web/: the customer's and the baker's views), and GET /me: who the token is.
+- Event streams (a request that accepts text/event-stream) pass through with no total timeout: only the
+  connection and each wait for more (at most twice STREAM_HEARTBEAT_S) are bounded.
 - Bodies over GATEWAY_MAX_BODY_BYTES answer 413; a client over its rate (GATEWAY_RATE_LIMIT_RPS, a token
   bucket per customer, or per address without auth) answers 429 with Retry-After. Behind proxies listed in
   GATEWAY_TRUSTED_PROXIES (an ingress controller) the address is the client's from X-Forwarded-For.
@@ -34,7 +37,7 @@ from agents.settings import Networks, Settings
 from agents.correlation import HTTP_HEADER, current
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from api.admission import admit, watch_the_pipeline
-from api.http import SETTINGS, AnswerBroken, JsonError, Resources, service_app
+from api.http import SETTINGS, STOPPING, AnswerBroken, JsonError, Resources, service_app
 from api.routes import ROUTES, check_access, route_of
 from api.tokens import TokenBook
 
@@ -45,8 +48,11 @@ access_log = logging.getLogger("gateway.access")
 # Swagger UI's files, from the swagger-ui-bundle package (the page works with no network to the outside).
 DOCS_ASSETS = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
                "favicon-32x32.png": "image/png"}
-OPEN_PATHS = {"/health", "/metrics", "/openapi.json", "/docs",  # the gateway's own; no token, no rate limit
-              *(f"/docs/{asset}" for asset in DOCS_ASSETS)}
+# bread's web page, from api/web (package data).
+PAGE_DIR = Path(__file__).with_name("web")
+PAGE_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+OPEN_PATHS = {"/health", "/metrics", "/openapi.json", "/docs", "/",  # the gateway's own; no token, no rate limit
+              *(f"/docs/{asset}" for asset in DOCS_ASSETS), *(f"/ui/{asset}" for asset in PAGE_ASSETS)}
 OPENAPI = Path(__file__).with_name("openapi.yaml")  # package data, so it is in the image too
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>bread API</title>
@@ -253,13 +259,20 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
         # goes on (the edge answers one placed before however busy bread is).
         admit(request.app)
     targets: Targets = request.app[TARGETS][route.service]
-    body = LimitedBody(request.content, request.app[SETTINGS].gateway_max_body_bytes)
-    timeout = request.app[SETTINGS].gateway_timeout(route.prefix)
+    settings = request.app[SETTINGS]
+    body = LimitedBody(request.content, settings.gateway_max_body_bytes)
+    timeout = settings.gateway_timeout(route.prefix)
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        # A stream lasts as long as its watcher: its heartbeat, not a total, shows it is alive.
+        limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout,
+                                       sock_read=2 * settings.stream_heartbeat_s + timeout)
+    else:
+        limits = aiohttp.ClientTimeout(total=timeout)
     instances = targets.in_order()
     for attempt, instance in enumerate(instances, 1):
         try:
             return await forward(request, f"{instance}{request.rel_url}", body if request.body_exists else None,
-                                 timeout)
+                                 limits)
         except aiohttp.ClientConnectorError as exc:
             if body.started or attempt == len(instances):
                 raise JsonError(502, f"{route.service} is unreachable: {exc}", service=route.service) from None
@@ -276,23 +289,48 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-async def forward(request: web.Request, url: str, body: LimitedBody | None, timeout: float) -> web.StreamResponse:
+async def forward(request: web.Request, url: str, body: LimitedBody | None,
+                  timeout: aiohttp.ClientTimeout) -> web.StreamResponse:
     async with request.app[HTTP].request(
         request.method, url, headers=forward_headers(request), data=body.chunks() if body else None,
-        timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=False,
+        timeout=timeout, allow_redirects=False,
     ) as upstream:
         response = web.StreamResponse(
             status=upstream.status,
             headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
         )
         await response.prepare(request)
+        chunks = until_stopping(upstream.content, request.app[STOPPING]) \
+            if upstream.content_type == "text/event-stream" else upstream.content.iter_any()
         try:
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
+            async for chunk in chunks:
+                try:
+                    await response.write(chunk)
+                except ConnectionResetError:
+                    return response  # the caller left: how an event stream usually ends
             await response.write_eof()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise AnswerBroken(f"{url} broke off mid-answer: {exc}") from exc
         return response
+
+
+async def until_stopping(content: aiohttp.StreamReader, stopping: asyncio.Event) -> AsyncIterator[bytes]:
+    """An event stream's chunks until it ends, or until the gateway begins to stop: its watchers reconnect then,
+    to an instance that stays (a stream would otherwise hold the stop up for as long as it lasts)."""
+    stopped = asyncio.ensure_future(stopping.wait())
+    try:
+        while True:
+            read = asyncio.ensure_future(content.readany())
+            await asyncio.wait({read, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not read.done():
+                read.cancel()
+                return
+            chunk = read.result()
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        stopped.cancel()
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -309,6 +347,26 @@ async def docs_asset(request: web.Request) -> web.StreamResponse:
         raise JsonError(404, f"no such file of the API docs: {name}")
     return web.FileResponse(swagger_ui_path / name, headers={"Content-Type": DOCS_ASSETS[name],
                                                              "Cache-Control": "public, max-age=86400"})
+
+
+async def page(_: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGE_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8",
+                                                              "Cache-Control": "no-cache"})
+
+
+async def page_asset(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["asset"]
+    if name not in PAGE_ASSETS:
+        raise JsonError(404, f"no such file of the web page: {name}")
+    return web.FileResponse(PAGE_DIR / name, headers={"Content-Type": PAGE_ASSETS[name], "Cache-Control": "no-cache"})
+
+
+async def me(request: web.Request) -> web.Response:
+    """Who the caller's token stands for (the page shows each role its view)."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        return web.json_response({"authentication": "off"})
+    return web.json_response({"authentication": "on", "principal": principal.name, "role": principal.role})
 
 
 async def ready(app: web.Application) -> list[str]:
@@ -328,5 +386,8 @@ def init_app(settings: Settings, watch: Resources = watch_the_pipeline) -> web.A
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/docs", docs)
     app.router.add_get("/docs/{asset}", docs_asset)
+    app.router.add_get("/", page)
+    app.router.add_get("/ui/{asset}", page_asset)
+    app.router.add_get("/me", me)
     app.router.add_route("*", "/{tail:.*}", pass_through)
     return app

@@ -1,4 +1,5 @@
-"""Mypage's face (8084), Faust web views over the `mypages` table: the list in HAL shape, and one row."""
+"""Mypage's face (8084), Faust web views over the `mypages` table: the list in HAL shape, one row, and the live
+stream of the rows' changes."""
 import asyncio
 
 import aiohttp
@@ -8,8 +9,8 @@ from agents.mypage.projection import Share, page_of, row_view, share_of
 from agents.runtime.mypage import MypageAgents
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
-from agents.principals import HEADERS as PRINCIPAL_HEADERS, may_see
-from api.faustweb import GuardedView, base_url, error, is_this_worker, serve_rows
+from agents.principals import may_see
+from api.faustweb import GuardedView, base_url, error, gather, serve_changes, serve_rows
 from api.routes import principal_of
 
 MAX_PAGE_SIZE = 1000
@@ -35,24 +36,6 @@ def build(settings: Settings) -> ContextApp:
         principal = principal_of(request)
         return share_of((row for row in mypages.values() if may_see(row, principal)), wanted)
 
-    async def shares(request: Request, page: int, size: int) -> list[Share]:
-        """Every worker's share of a page (each answers for its own partitions), passing on who is asking."""
-        found = []
-        for owner in app.router.table_metadata(mypages.name):
-            if is_this_worker(app, owner):
-                found.append(local_share(request, (page + 1) * size))
-                continue
-            async with app.http_client.get(
-                f"{owner}/mypages", params={"scope": "local", "page": str(page), "size": str(size)},
-                headers={k: v for k, v in request.headers.items() if k in PRINCIPAL_HEADERS},
-                timeout=aiohttp.ClientTimeout(total=10),
-            ) as response:
-                if response.status != 200:
-                    raise aiohttp.ClientError(f"{owner} answered {response.status}")
-                answer = await response.json()
-                found.append((answer["rows"], answer["total"]))
-        return found
-
     @app.page("/mypages")
     class MypageList(GuardedView):
         async def get(self, request: Request) -> Response:
@@ -64,11 +47,14 @@ def build(settings: Settings) -> ContextApp:
                 rows, total = local_share(request, (page + 1) * size)
                 return self.json({"rows": rows, "total": total})
             try:
-                gathered = await shares(request, page, size)
+                gathered = await gather(app, mypages, request, {"page": str(page), "size": str(size)},
+                                        lambda: local_share(request, (page + 1) * size))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
             return self.json(page_of(gathered, page, size, base_url(request)))
 
+    serve_changes(app, mypage.context_app.feed(mypages), "/mypages/stream", settings.stream_heartbeat_s,
+                  may_see, lambda row, request: row_view(row, base_url(request)))
     serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}",
                lambda row, request: row_view(row, base_url(request)))
     return mypage.context_app

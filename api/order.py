@@ -172,6 +172,12 @@ async def cancel_order(request: web.Request) -> web.Response:
     return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 
 
+async def menu(request: web.Request) -> web.Response:
+    """The menu orders are checked against, with each item's price."""
+    return json_response({"items": [{"item": item, "price": price}
+                                    for item, price in request.app[SETTINGS].menu.items()]})
+
+
 async def ready(app: web.Application) -> list[str]:
     return [] if PUBLISHER in app else ["Kafka producer not started"]
 
@@ -182,6 +188,7 @@ def init_app(settings: Settings, connect: Resources = resources,
     far behind the contexts run: fakes, in tests."""
     app = service_app("order", settings, ready, connect, inner=(authorized,))
     app.cleanup_ctx.append(watch)
+    app.router.add_get("/menu", menu)
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)
     app.router.add_delete("/orders/{orderId}", cancel_order)

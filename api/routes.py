@@ -27,6 +27,7 @@ ROUTES = (
     Route("/bakeries", "bakery"),
     Route("/mypages", "mypage"),
     Route("/order-requests", "order-worker"),
+    Route("/menu", "order"),
 )
 
 # Who may do what, per route and method. A customer reaches only their own orders (the services filter by the
@@ -37,6 +38,7 @@ ACCESS: Mapping[tuple[str, str], frozenset[str]] = {
     ("/orders", "GET"): frozenset({CUSTOMER, SERVICE, ADMIN}),
     ("/orders", "DELETE"): frozenset({CUSTOMER, SERVICE, ADMIN}),
     ("/order-requests", "GET"): frozenset({CUSTOMER, SERVICE, ADMIN}),
+    ("/menu", "GET"): frozenset(ROLES),
     ("/mypages", "GET"): frozenset({CUSTOMER, SERVICE, ADMIN}),
     ("/bakeries", "GET"): frozenset({BAKER, SERVICE, ADMIN}),
     ("/bakeries", "POST"): frozenset({BAKER, ADMIN}),

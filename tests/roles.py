@@ -7,6 +7,7 @@ EXPECTED = {
     ("GET", "/orders/1"): {CUSTOMER, SERVICE, ADMIN},
     ("DELETE", "/orders/1"): {CUSTOMER, SERVICE, ADMIN},
     ("GET", "/order-requests/r1"): {CUSTOMER, SERVICE, ADMIN},
+    ("GET", "/menu"): {CUSTOMER, BAKER, SERVICE, ADMIN},
     ("GET", "/mypages"): {CUSTOMER, SERVICE, ADMIN},
     ("GET", "/mypages/1"): {CUSTOMER, SERVICE, ADMIN},
     ("GET", "/bakeries/1"): {BAKER, SERVICE, ADMIN},

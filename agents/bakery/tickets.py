@@ -1,8 +1,10 @@
 """Bakery tickets and the baker's decisions on them. Pure functions."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import uuid
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from agents.events import MAX_ORDER_ID, Event, is_order_id, make_event
 
@@ -43,6 +45,31 @@ def open_ticket(order_id: int, correlation_id: str | None = None) -> dict[str, A
 def closed_unopened(order_id: int, reason: str, correlation_id: str | None = None) -> dict[str, Any]:
     """The ticket of an order cancelled before its payment reached the bakery: closed, so no payment opens one."""
     return {**open_ticket(order_id, correlation_id), "status": CLOSED, "opened": False, "reason": reason}
+
+
+def awaits_baker(ticket: Mapping[str, Any]) -> bool:
+    return ticket.get("status") == CONFIRMING
+
+
+def waiting_tickets(tickets: Iterable[Mapping[str, Any]], wanted: int) -> tuple[list[dict[str, Any]], int]:
+    """The `wanted` tickets that have waited longest for the baker (the oldest orders), and how many wait."""
+    counted = 0
+
+    def counting() -> Iterable[Mapping[str, Any]]:
+        nonlocal counted
+        for ticket in tickets:
+            if awaits_baker(ticket):
+                counted += 1
+                yield ticket
+    oldest = heapq.nsmallest(wanted, counting(), key=lambda t: t["orderId"])
+    return [dict(t) for t in oldest], counted
+
+
+def first_waiting(shares: Iterable[tuple[list[dict[str, Any]], int]], wanted: int) -> dict[str, Any]:
+    """The tickets waiting longest across every worker's share, and how many wait in all."""
+    shares = list(shares)
+    merged = heapq.merge(*(rows for rows, _ in shares), key=lambda t: t["orderId"])
+    return {"tickets": list(itertools.islice(merged, wanted)), "total": sum(count for _, count in shares)}
 
 
 def parse_decision(body: Any) -> tuple[int, str, str | None]:

@@ -5,7 +5,7 @@ import heapq
 import itertools
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from agents.order.lifecycle import apply_event
+from agents.order.lifecycle import apply_event, may_cancel
 
 # The payment action a row shows, in pay's own words.
 ACTION_OF = {"PayApproved": "apply", "PayCanceled": "cancel", "PayRejected": "decline", "PayVoided": "void"}
@@ -35,6 +35,7 @@ def row_view(row: Mapping[str, Any], base_url: str) -> dict[str, Any]:
         if row.get(optional):
             shown[optional] = row[optional]
     shown["history"] = row.get("history", [])
+    shown["cancellable"] = may_cancel(row.get("status"))
     shown["_links"] = {"self": {"href": f"{base_url}/mypages/{row.get('orderId')}"}}
     return shown
 

@@ -131,6 +131,15 @@ def check_cancellable(status: OrderStatus) -> None:
         raise CancelRefused(f"the order has ended as {status.value}")
 
 
+def may_cancel(status: str | None) -> bool:
+    """Whether a cancel would be taken now (what a page offers; the order edge decides)."""
+    try:
+        check_cancellable(OrderStatus(status))
+    except (ValueError, CancelRefused):
+        return False
+    return True
+
+
 # Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).
 ORDER_FIELDS = ("orderId", "customerId", "item", "qty", "price", "paymentId", "bakeryId", "correlationId")
 MAX_SEEN_EVENTS = 32

@@ -22,6 +22,7 @@ from agents import correlation, debugging
 from agents.catalog import EXTERNAL, catalog
 from agents.events import Event, encode, key_of
 from agents.runtime.consuming import Handler, Received, handle
+from agents.runtime.feed import ChangelogFeed
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
 from agents.runtime.publisher import Publisher, topic_for
 from agents.settings import Settings
@@ -117,6 +118,20 @@ class ContextApp:
         table.key_serializer = "raw"  # and the same in the RocksDB store
         self._tables.append(table)
         return table
+
+    def feed(self, table: faust.Table) -> ChangelogFeed:
+        """The live feed of `table`'s changes, for a web view to stream; it stops with the worker."""
+        topic = table.changelog_topic.get_topic_name()
+        settings = self.settings
+        feed = ChangelogFeed(topic, lambda name: AIOKafkaConsumer(
+            name, bootstrap_servers=settings.kafka_bootstrap, group_id=None, enable_auto_commit=False,
+            # A table change under exactly-once shows once its transaction commits.
+            isolation_level="read_committed"), settings.stream_memory, settings.stream_linger_s)
+
+        async def stop(*_: object, **__: object) -> None:
+            await feed.stop()
+        self.app.on_before_shutdown.connect(stop)
+        return feed
 
     async def _learn_routing(self) -> None:
         """Fetch the changelog topics' metadata, which Faust's router needs to find a key's owner.

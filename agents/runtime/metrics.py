@@ -25,6 +25,8 @@ DOWNSTREAM_DELAY = Gauge("bread_admission_delay_seconds", "How far behind the or
                          "the contexts an order waits on run (new orders are refused past ORDER_SHED_FROM_S)")
 ORDERS_REFUSED_BUSY = Counter("bread_orders_refused_busy_total", "New orders the order edge or the gateway refused "
                               "(503) because the contexts ran too far behind")
+STREAM_WATCHERS = Gauge("bread_stream_watchers", "Clients following the live stream of a table's changes (the web "
+                        "page's Mypage and tickets)", ["changelog"])
 CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
                      ["context", "topic", "partition"])
 SAGA_SECONDS = Histogram(

@@ -7,6 +7,7 @@ benchmarks use too), so a `bread up` or another test run on the same machine is 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import subprocess
@@ -171,6 +172,72 @@ async def events_of(kafka: str, order_id: int) -> list[tuple[dict, dict[str, byt
     names = [t.name for t in catalog().topics.values() if t.key == "orderId"]
     return [(decode(m.value, m.topic), dict(m.headers)) for m in await read_all(kafka, names)
             if m.key == str(order_id).encode()]
+
+
+@dataclass
+class ServerSent:
+    event: str | None  # None: an id-only line (the heartbeat)
+    data: Any
+    id: str | None
+
+
+class EventStream:
+    """A server-sent event stream as a client reads it: `await stream.next(timeout)` is the next event, and
+    `last_id` the id a reconnecting client sends back."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+        self.last_id: str | None = None
+
+    @classmethod
+    async def open(cls, system: System, url: str, last_id: str | None = None,
+                   headers: dict[str, str] | None = None) -> "EventStream":
+        wanted = {"Accept": "text/event-stream", **(headers or {})}
+        if last_id:
+            wanted["Last-Event-ID"] = last_id
+        response = await system.http.get(url, headers=wanted, timeout=aiohttp.ClientTimeout(total=None))
+        assert response.status == 200, await response.text()
+        assert response.content_type == "text/event-stream"
+        return cls(response)
+
+    async def next(self, timeout: float = 30) -> ServerSent:
+        async def one() -> ServerSent:
+            while True:
+                block = (await self.response.content.readuntil(b"\n\n")).decode()
+                fields: dict[str, list[str]] = {}
+                for line in block.strip("\n").split("\n"):
+                    name, _, value = line.partition(":")
+                    fields.setdefault(name, []).append(value.removeprefix(" "))
+                if "id" in fields:
+                    self.last_id = fields["id"][-1]
+                if "data" in fields or "id" in fields:
+                    data = "\n".join(fields.get("data", []))
+                    return ServerSent(fields.get("event", [None])[-1], json.loads(data) if data else None,
+                                      fields.get("id", [None])[-1])
+        return await asyncio.wait_for(one(), timeout)
+
+    async def until(self, wanted: Callable[[ServerSent], bool], timeout: float = 30,
+                    what: str = "event") -> list[ServerSent]:
+        """Every event up to and including the first `wanted` one; fails after `timeout` naming `what`."""
+        seen: list[ServerSent] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                seen.append(await self.next(max(left, 0.01)))
+            except asyncio.TimeoutError:
+                pytest.fail(f"{what} not streamed within {timeout}s; seen: {[(e.event, e.data) for e in seen][-10:]}")
+            if wanted(seen[-1]):
+                return seen
+
+    def close(self) -> None:
+        self.response.close()
+
+
+def row_of(order_id: int, status: str | None = None) -> Callable[[ServerSent], bool]:
+    """Matches the `row` event of an order (in `status`, when given)."""
+    return lambda e: e.event == "row" and e.data["orderId"] == order_id \
+        and (status is None or e.data["status"] == status)
 
 
 async def bread(system: System, *args: str) -> str:

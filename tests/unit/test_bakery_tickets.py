@@ -3,7 +3,7 @@ import pytest
 
 from agents.bakery.tickets import (
     CLOSED, CONFIRMED, CONFIRMING, REJECTED, DecisionRefused, after_event, announcements, bakery_id_for,
-    parse_decision, decide, on_cancel, on_refund, open_ticket, react,
+    first_waiting, parse_decision, decide, on_cancel, on_refund, open_ticket, react, waiting_tickets,
 )
 from agents.events import make_event
 from agents.mypage.projection import project
@@ -136,3 +136,13 @@ def test_the_baker_s_decision_is_applied_in_line_with_the_ticket_s_other_events(
     unchanged, said = react(closed, DECIDED, auto_confirm=False)
     assert unchanged is None and [e["type"] for e in said] == ["BakeryTicketOpened", "BakeryTicketClosed"]
     assert react(None, DECIDED, auto_confirm=False) == (None, [])
+
+
+def test_the_tickets_waiting_longest_come_first_and_decided_ones_not_at_all():
+    tickets = [{"orderId": 9, "status": "Confirming"}, {"orderId": 3, "status": "Confirmed"},
+               {"orderId": 5, "status": "Confirming"}, {"orderId": 7, "status": "Closed"},
+               {"orderId": 6, "status": "Confirming"}]
+    assert waiting_tickets(tickets, 2) == ([{"orderId": 5, "status": "Confirming"},
+                                            {"orderId": 6, "status": "Confirming"}], 3)
+    merged = first_waiting([([{"orderId": 5}, {"orderId": 6}], 3), ([{"orderId": 2}], 1)], 2)
+    assert merged == {"tickets": [{"orderId": 2}, {"orderId": 5}], "total": 4}

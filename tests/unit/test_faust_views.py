@@ -199,6 +199,36 @@ async def test_tickets_are_the_bakers_business_not_the_customers(tickets):
     assert (await client.post("/bakeries", json={"orderId": 7, "status": "Confirmed"}, headers=ALICE)).status == 403
 
 
+async def test_the_baker_sees_the_tickets_waiting_longest_first_and_how_many_wait(tickets):
+    client, _ = tickets
+    waiting = await (await client.get("/bakeries", headers=BAKER)).json()
+    assert [t["orderId"] for t in waiting["tickets"]] == [7, 8, 9] and waiting["total"] == 3  # not 5: decided
+    first = await (await client.get("/bakeries", params={"size": "1"}, headers=BAKER)).json()
+    assert [t["orderId"] for t in first["tickets"]] == [7] and first["total"] == 3
+    for size in ("0", "1001", "many"):
+        answer = await client.get("/bakeries", params={"size": size}, headers=BAKER)
+        assert answer.status == 400 and "'size'" in (await answer.json())["error"]
+    assert (await client.get("/bakeries", headers=ALICE)).status == 403
+
+
+async def test_the_waiting_tickets_are_gathered_from_every_bakery_worker(settings):
+    async def other_share(request: web.Request) -> web.Response:
+        assert request.query["scope"] == "local" and request.headers.get("X-Principal") == "bea"
+        return web.json_response({"rows": [{"orderId": 2, "status": "Confirming"}], "total": 4})
+
+    other = web.Application()
+    other.router.add_get("/bakeries", other_share)
+    async with TestServer(other) as other_server:
+        worker = bakery.build(settings)
+        next(iter(worker.app.tables.values())).data["3"] = {"orderId": 3, "status": "Confirming"}
+        client = await served(worker, others=[str(other_server.make_url("")).rstrip("/")])
+        try:
+            waiting = await (await client.get("/bakeries", params={"size": "2"}, headers=BAKER)).json()
+        finally:
+            await client.close()
+    assert [t["orderId"] for t in waiting["tickets"]] == [2, 3] and waiting["total"] == 5
+
+
 async def test_a_decision_on_a_ticket_another_worker_holds_goes_to_it_whole(settings):
     reached: list[tuple] = []
 

@@ -15,7 +15,7 @@ HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 
 def served_routes() -> set[tuple[str, str]]:
     """(METHOD, path) of every handler in api/: aiohttp's add_<method>, Faust's @app.page views (their
-    get/post/... methods) and serve_rows (GET)."""
+    get/post/... methods), serve_rows and serve_changes (GET)."""
     routes = set()
     for source in API.glob("*.py"):
         tree = ast.parse(source.read_text())
@@ -25,7 +25,8 @@ def served_routes() -> set[tuple[str, str]]:
                 name = node.func.attr
                 if name.startswith("add_") and name[4:] in HTTP_METHODS:
                     routes.add((name[4:].upper(), node.args[0].value))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "serve_rows":
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                    and node.func.id in ("serve_rows", "serve_changes"):
                 routes.add(("GET", node.args[2].value))
             if isinstance(node, ast.ClassDef):
                 for decorator in node.decorator_list:

@@ -87,6 +87,13 @@ async def test_an_order_is_numbered_announced_and_charged_and_its_customer_recor
     assert sent.events[1]["customerId"] == "alice" and pay.charged == [(1, 50000)]
 
 
+async def test_the_menu_is_the_one_orders_are_checked_against_with_prices(edge):
+    client, *_ = edge
+    menu = await (await client.get("/menu", headers={"X-Principal": "bea", "X-Principal-Role": "baker"})).json()
+    assert menu == {"items": [{"item": "cake", "price": 25000}, {"item": "bread", "price": 3000},
+                              {"item": "baguette", "price": 4500}, {"item": "croissant", "price": 3500}]}
+
+
 async def test_with_pay_unreachable_the_order_is_rejected_and_the_caller_told_when_to_retry(edge):
     client, sent, pay, _ = edge
     pay.reachable = False

@@ -29,6 +29,16 @@ def test_a_confirmed_order_shows_payment_bakery_and_its_story():
     assert [step["event"] for step in shown["history"]] == [
         "OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"]
     assert shown["_links"]["self"]["href"] == "http://gw/mypages/3"
+    assert shown["cancellable"] is False  # the bakery confirmed it
+
+
+def test_an_order_on_its_way_may_be_cancelled_and_one_that_ended_may_not():
+    placed = make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000)
+    paid = make_event("PayApproved", correlation_id="c", orderId=5, paymentId=1, price=25000)
+    voided = make_event("PayCanceled", correlation_id="c", orderId=5, paymentId=2, price=25000)
+    assert row_view(fold([placed]), "http://gw")["cancellable"] is True
+    assert row_view(fold([placed, paid]), "http://gw")["cancellable"] is True
+    assert row_view(fold([placed, paid, voided]), "http://gw")["cancellable"] is False
 
 
 def test_a_refund_shows_as_the_cancel_action():

@@ -1,0 +1,352 @@
+// bread's web page: a customer's orders and a baker's tickets, kept current by the streams of their changes.
+// Every call goes to the gateway this page came from; the bearer token (when authentication is on) is kept for
+// this tab only.
+
+const $ = (selector) => document.querySelector(selector);
+const TOKEN_KEY = "bread.token";
+const RECONNECT_MS = 1000;
+
+function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (name === "text") node.textContent = value;
+    else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else node.setAttribute(name, value);
+  }
+  node.append(...children.filter((child) => child !== null && child !== undefined));
+  return node;
+}
+
+function authorization() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+// One request; bread answers JSON, errors included ({"error": ..., ...}).
+async function call(method, path, body) {
+  const headers = { Accept: "application/json", ...authorization() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (error) {
+    return { status: 0, ok: false, data: { error: `the gateway cannot be reached: ${error.message}` } };
+  }
+  let data = null;
+  try { data = await response.json(); } catch { data = { error: `${response.status} ${response.statusText}` }; }
+  return { status: response.status, ok: response.ok, data, retryAfter: response.headers.get("Retry-After") };
+}
+
+function showProblem(what, answer) {
+  const box = $("#problem");
+  const reason = answer.data?.error ?? "no reason given";
+  const retry = answer.retryAfter ? ` Try again in ${answer.retryAfter} s.` : "";
+  box.replaceChildren(
+    el("strong", { text: `${what}: ${answer.status || "no answer"} — ${reason}.${retry}` }),
+    el("pre", { class: "json", text: JSON.stringify(answer.data, null, 2) }),
+  );
+  box.dataset.status = String(answer.status);
+  box.hidden = false;
+}
+
+function clearProblem() {
+  $("#problem").hidden = true;
+}
+
+const money = (amount) => new Intl.NumberFormat().format(amount);
+const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false });
+
+// A server-sent event stream read with fetch (an EventSource cannot send the bearer token). It reconnects after
+// every break with the id of the last event it saw, so the server goes on from there: nothing is missed.
+class LiveStream {
+  constructor(path, handlers) {
+    this.path = path;
+    this.handlers = handlers;
+    this.lastId = null;
+    this.retryMs = RECONNECT_MS;
+    this.stopped = false;
+  }
+
+  stop() {
+    this.stopped = true;
+    this.aborter?.abort();
+  }
+
+  async run() {
+    while (!this.stopped) {
+      this.aborter = new AbortController();
+      try {
+        const headers = { Accept: "text/event-stream", ...authorization() };
+        if (this.lastId) headers["Last-Event-ID"] = this.lastId;
+        const response = await fetch(this.path, { headers, signal: this.aborter.signal, cache: "no-store" });
+        if (!response.ok) {
+          let data = null;
+          try { data = await response.json(); } catch { data = { error: response.statusText }; }
+          this.handlers.problem({ status: response.status, data, retryAfter: response.headers.get("Retry-After") });
+        } else {
+          this.handlers.live(true);
+          await this.follow(response.body.pipeThrough(new TextDecoderStream()).getReader());
+        }
+      } catch (error) {
+        if (this.stopped) return;
+      }
+      this.handlers.live(false);
+      // The server's `retry:` says how soon to come back; a break is usually a restart or a rebalance.
+      await new Promise((resolve) => setTimeout(resolve, this.retryMs));
+    }
+  }
+
+  async follow(reader) {
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        this.dispatch(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  }
+
+  dispatch(block) {
+    let event = "message";
+    const data = [];
+    for (const line of block.split("\n")) {
+      const colon = line.indexOf(":");
+      if (colon === 0) continue;
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+      if (field === "id") this.lastId = value;
+      else if (field === "event") event = value;
+      else if (field === "data") data.push(value);
+      else if (field === "retry" && /^\d+$/.test(value)) this.retryMs = Number(value);
+    }
+    if (data.length && this.handlers[event]) this.handlers[event](JSON.parse(data.join("\n")));
+  }
+}
+
+// Rows by key; a row seen again replaces the one shown unless it is older (its story is shorter). The stream and
+// a reload may deliver the same change twice, in either order. Only the rows `keep` picks are kept and drawn
+// (a busy bread streams many), at most once per batch of events.
+class Rows {
+  constructor(draw, story, keep) {
+    this.rows = new Map();
+    this.draw = draw;
+    this.story = story;
+    this.keep = keep;
+    this.drawing = false;
+  }
+
+  replaceAll(rows) {
+    this.rows = new Map(rows.map((row) => [String(row.orderId), row]));
+    this.changed();
+  }
+
+  upsert(row) {
+    const shown = this.rows.get(String(row.orderId));
+    if (shown && this.story(shown) > this.story(row)) return;
+    this.rows.set(String(row.orderId), row);
+    this.changed();
+  }
+
+  changed() {
+    if (this.drawing) return;
+    this.drawing = true;
+    queueMicrotask(() => {
+      this.drawing = false;
+      const kept = this.keep([...this.rows.values()]);
+      this.rows = new Map(kept.map((row) => [String(row.orderId), row]));
+      this.draw(kept);
+    });
+  }
+}
+
+const ORDERS_SHOWN = 50;
+const TICKETS_SHOWN = 200;
+
+// Rows kept current by a stream of their changes: loaded from `list` whenever the stream says to (at first, and
+// after a break longer than the server remembers), then changed by each event.
+function followLive(path, list, rowsIn, rows, what) {
+  const stream = new LiveStream(path, {
+    reload: async () => {
+      const answer = await call("GET", list);
+      if (!answer.ok) return showProblem(`Loading ${what} failed`, answer);
+      rows.replaceAll(rowsIn(answer.data));
+    },
+    row: (row) => rows.upsert(row),
+    live: (on) => setLive(path, on),
+    problem: (answer) => showProblem(`Live updates of ${what} stopped`, answer),
+  });
+  stream.run();
+  return stream;
+}
+
+// The customer's view: the menu, the order form, and every own order with its story.
+const customer = {
+  orders: new Rows(renderOrders, (row) => row.history?.length ?? 0,
+                   (rows) => rows.sort((a, b) => b.orderId - a.orderId).slice(0, ORDERS_SHOWN)),
+  stream: null,
+
+  async start() {
+    const menu = await call("GET", "/menu");
+    if (!menu.ok) return showProblem("The menu could not be loaded", menu);
+    $("#menu tbody").replaceChildren(...menu.data.items.map(({ item, price }, index) => el("tr", {},
+      el("td", {}, el("input", { type: "radio", name: "item", value: item, id: `item-${item}`,
+                                 ...(index === 0 ? { checked: "" } : {}) })),
+      el("td", {}, el("label", { for: `item-${item}`, text: item })),
+      el("td", { class: "price", text: money(price) }))));
+    this.stream = followLive("/mypages/stream", `/mypages?size=${ORDERS_SHOWN}`, (page) => page._embedded.mypages, this.orders,
+                             "your orders");
+  },
+
+  async place(event) {
+    event.preventDefault();
+    const item = document.querySelector("input[name=item]:checked")?.value;
+    const qty = Number($("#qty").value);
+    $("#place").disabled = true;
+    const answer = await call("POST", "/orders", { item, qty });
+    $("#place").disabled = false;
+    if (!answer.ok) return showProblem("The order was not taken", answer);
+    clearProblem();
+    $("#placed").textContent = answer.status === 202
+      ? `Order #${answer.data.id} taken; pay was unavailable, so it is charged when pay answers again.`
+      : `Order #${answer.data.id} placed: ${answer.data.qty} × ${answer.data.item}.`;
+  },
+
+  async cancel(orderId) {
+    const answer = await call("DELETE", `/orders/${orderId}`);
+    if (!answer.ok) return showProblem(`Order #${orderId} was not cancelled`, answer);
+    clearProblem();
+  },
+};
+
+// Cards are drawn again only for rows that changed (a row is often written again unchanged): a card kept keeps
+// what is typed into it.
+function cardsFor(cache, rows, draw) {
+  const cards = rows.map((row) => {
+    const kept = cache.get(String(row.orderId));
+    if (kept && JSON.stringify(kept.row) === JSON.stringify(row)) return kept.card;
+    const card = draw(row);
+    cache.set(String(row.orderId), { row, card });
+    return card;
+  });
+  const drawnNow = new Set(rows.map((row) => String(row.orderId)));
+  for (const key of [...cache.keys()]) if (!drawnNow.has(key)) cache.delete(key);
+  return cards;
+}
+
+const orderCards = new Map();
+function renderOrders(newestFirst) {
+  $("#orders").replaceChildren(...cardsFor(orderCards, newestFirst, orderCard));
+}
+
+function orderCard(row) {
+  return el("li", { class: "card", "data-order-id": row.orderId },
+    el("div", { class: "head" },
+      el("span", { class: "what", text: `#${row.orderId} · ${row.qty ?? "?"} × ${row.item ?? "?"}` }),
+      el("span", { class: "price", text: row.price ? money(row.price) : "" }),
+      el("span", { class: "status", "data-status": row.status, text: row.status }),
+      el("span", { class: "actions" }, row.cancellable
+        ? el("button", { type: "button", class: "cancel", text: "Cancel", onclick: () => customer.cancel(row.orderId) })
+        : null)),
+    row.reason ? el("div", { class: "reason", text: row.reason }) : null,
+    el("ol", { class: "history" }, ...(row.history ?? []).map((step) => el("li", { "data-event": step.event },
+      el("time", { datetime: step.at, text: clock(step.at) }),
+      step.event, step.reason ? ` — ${step.reason}` : "", step.by ? ` (by ${step.by})` : ""))));
+}
+
+// The baker's view: the tickets waiting for a decision, oldest first.
+const baker = {
+  tickets: new Rows(renderTickets, (ticket) => (ticket.status === "Confirming" ? 0 : 1),
+                    (tickets) => tickets.filter((t) => t.status === "Confirming")
+                      .sort((a, b) => a.orderId - b.orderId).slice(0, TICKETS_SHOWN)),
+  stream: null,
+
+  start() {
+    this.stream = followLive("/bakeries/stream", `/bakeries?size=${TICKETS_SHOWN}`, (waiting) => waiting.tickets, this.tickets,
+                             "the tickets");
+  },
+
+  async decide(orderId, status) {
+    const reason = document.querySelector(`[data-ticket="${orderId}"] input.reason-text`)?.value || undefined;
+    const answer = await call("POST", "/bakeries", { orderId, status, ...(reason ? { reason } : {}) });
+    if (!answer.ok) return showProblem(`The decision on order #${orderId} was not taken`, answer);
+    clearProblem();
+    this.tickets.upsert(answer.data);
+  },
+};
+
+const ticketCards = new Map();
+function renderTickets(oldestFirst) {
+  $("#no-tickets").hidden = oldestFirst.length > 0;
+  $("#tickets").replaceChildren(...cardsFor(ticketCards, oldestFirst, ticketCard));
+}
+
+function ticketCard(ticket) {
+  return el("li", { class: "card", "data-ticket": ticket.orderId },
+    el("div", { class: "head" },
+      el("span", { class: "what", text: `Order #${ticket.orderId}` }),
+      el("span", { class: "hint", text: `ticket ${ticket.bakeryId}` }),
+      el("span", { class: "actions" },
+        el("button", { type: "button", class: "confirm", text: "Confirm",
+                       onclick: () => baker.decide(ticket.orderId, "Confirmed") }),
+        el("input", { class: "reason-text", placeholder: "reason to reject", maxlength: "500" }),
+        el("button", { type: "button", class: "reject", text: "Reject",
+                       onclick: () => baker.decide(ticket.orderId, "Rejected") }))));
+}
+
+const connected = new Map(); // stream -> whether it is connected now
+function setLive(stream, on) {
+  connected.set(stream, on);
+  const all = [...connected.values()].every(Boolean);
+  $("#live").dataset.live = all ? "on" : "off";
+  $("#live").textContent = all ? "live" : "reconnecting";
+}
+
+function show(view) {
+  for (const button of document.querySelectorAll("#views button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === view));
+  }
+  for (const name of ["customer", "baker"]) $(`#${name}`).hidden = name !== view;
+}
+
+// Which views the caller has: a customer theirs, a baker theirs, an admin (or anyone without authentication) both.
+function viewsOf(me) {
+  if (me.authentication === "off" || me.role === "admin" || me.role === "service") return ["customer", "baker"];
+  return me.role === "baker" ? ["baker"] : ["customer"];
+}
+
+async function begin() {
+  for (const stream of [customer.stream, baker.stream]) stream?.stop();
+  customer.stream = baker.stream = null;
+  connected.clear();
+  const me = await call("GET", "/me");
+  if (!me.ok) {
+    $("#who").textContent = me.status === 401 ? "enter your token" : "";
+    for (const button of document.querySelectorAll("#views button")) button.hidden = true;
+    show(null);
+    return showProblem("Signing in failed", me);
+  }
+  clearProblem();
+  $("#who").textContent = me.data.authentication === "off"
+    ? "authentication off" : `${me.data.principal} (${me.data.role})`;
+  const views = viewsOf(me.data);
+  for (const button of document.querySelectorAll("#views button")) button.hidden = !views.includes(button.dataset.view);
+  show(views[0]);
+  if (views.includes("customer")) await customer.start();
+  if (views.includes("baker")) baker.start();
+}
+
+$("#token").value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+$("#sign-in").addEventListener("submit", (event) => {
+  event.preventDefault();
+  sessionStorage.setItem(TOKEN_KEY, $("#token").value.trim());
+  begin();
+});
+$("#order-form").addEventListener("submit", (event) => customer.place(event));
+for (const button of document.querySelectorAll("#views button")) {
+  button.addEventListener("click", () => show(button.dataset.view));
+}
+begin();
