@@ -139,6 +139,12 @@ class CircuitBreaker:
         self._record(trial, Outcome(failed=False, slow=self._is_slow(started)))
         return result
 
+    def refuse_if_open(self) -> None:
+        """Raise CircuitOpen while open, making no call: for a caller that would otherwise wait to make one."""
+        if self.state == BreakerState.OPEN:
+            BREAKER_CALLS.labels(self.name, "not_permitted").inc()
+            raise CircuitOpen(self.name, self.retry_after())
+
     def _admit(self) -> bool:
         """Let a call through (True when it is a half-open trial) or raise CircuitOpen."""
         state = self.state

@@ -234,6 +234,17 @@ class Settings:
                                         group="breaker open")
     pay_breaker_half_open_calls: int = setting("PAY_BREAKER_HALF_OPEN_CALLS", "5", "how many trial calls it "
                                                "lets through half-open", positive_whole, group="breaker open")
+    pay_bulkhead_initial: int = setting("PAY_BULKHEAD_INITIAL", "20", "the bulkhead in front of pay lets this "
+                                        "many calls be in flight at first", positive_whole, group="bulkhead limit")
+    pay_bulkhead_min: int = setting("PAY_BULKHEAD_MIN", "2", "then as many as pay answers in time, at least this",
+                                    positive_whole, group="bulkhead limit")
+    pay_bulkhead_max: int = setting("PAY_BULKHEAD_MAX", "200", "and at most this", positive_whole,
+                                    group="bulkhead limit")
+    pay_bulkhead_queue: int = setting("PAY_BULKHEAD_QUEUE", "1000", "at most this many orders wait their turn",
+                                      positive_whole, group="bulkhead queue")
+    pay_bulkhead_wait_s: float = setting("PAY_BULKHEAD_WAIT_S", "1", "each for at most this long (then 503, or "
+                                         "deferred with PAY_FALLBACK=defer; not a failure of pay's)", positive,
+                                         group="bulkhead queue")
     saga_deadline_s: float = setting("SAGA_DEADLINE_S", "300", "an order not ended this long after it began is "
                                      "cancelled", positive, group="saga")
     saga_sweep_s: float = setting("SAGA_SWEEP_S", "1", "how often the order worker looks", positive, group="saga")
@@ -307,6 +318,10 @@ class Settings:
         if settings.pay_breaker_min_calls > settings.pay_breaker_window:
             problems.append(f"PAY_BREAKER_MIN_CALLS={str(settings.pay_breaker_min_calls)!r}: must be at most "
                             f"PAY_BREAKER_WINDOW ({settings.pay_breaker_window})")
+        if not settings.pay_bulkhead_min <= settings.pay_bulkhead_initial <= settings.pay_bulkhead_max:
+            problems.append(f"PAY_BULKHEAD_INITIAL={str(settings.pay_bulkhead_initial)!r}: must be from "
+                            f"PAY_BULKHEAD_MIN ({settings.pay_bulkhead_min}) to PAY_BULKHEAD_MAX "
+                            f"({settings.pay_bulkhead_max})")
         if settings.order_shed_from_s >= settings.order_shed_all_s:
             problems.append(f"ORDER_SHED_FROM_S={str(settings.order_shed_from_s)!r}: must be less than "
                             f"ORDER_SHED_ALL_S ({settings.order_shed_all_s})")

@@ -1,10 +1,10 @@
 """The order edge (8081): takes orders, charges them through pay synchronously, and announces both on Kafka.
 
 POST /orders: check the request against the menu, refuse it (503) while the saga runs too far behind
-(agents/order/admission.py), reserve an order number, emit OrderPlaced, call pay with a timeout behind a
-circuit breaker. Pay down, slow or its breaker open: with PAY_FALLBACK=reject emit
-OrderRejected and answer 503 with Retry-After, so no order is left dangling; with PAY_FALLBACK=defer emit
-PaymentRequested and answer 202 PaymentPending.
+(agents/order/admission.py) or while pay's breaker is open with PAY_FALLBACK=reject, reserve an order number,
+emit OrderPlaced, call pay — its turn at the bulkhead, then a timeout behind the circuit breaker. Pay down,
+slow, busy or its breaker open: with PAY_FALLBACK=reject emit OrderRejected and answer 503 with Retry-After,
+so no order is left dangling; with PAY_FALLBACK=defer emit PaymentRequested and answer 202 PaymentPending.
 GET /orders/{id}: the order's state from the order worker's table (Faust routes it to the key's owner).
 DELETE /orders/{id}: the customer cancels (until the bakery confirms): OrderCancelled starts the compensation.
 """
@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
+from agents.breaker import CircuitOpen
 from agents.correlation import current
 from agents.events import make_event, new_correlation_id
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
@@ -71,9 +72,20 @@ async def place_order(request: web.Request) -> web.Response:
     if key is not None:
         return await place_once(app, key, order, customer)
     admit(app)
+    refuse_while_pay_is_refused(app[PAY])
     placed = await intake.place(app[PUBLISHER].send, app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
                                 customer)
     return placement_answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
+
+
+def refuse_while_pay_is_refused(pay: PayClient) -> None:
+    """503 at once, before any order exists, while an order could only be rejected (the breaker is open)."""
+    try:
+        intake.check_pay_callable(pay)
+    except CircuitOpen as exc:
+        retry_after = max(1, math.ceil(exc.retry_after))
+        raise JsonError(503, f"payment unavailable: {exc}", headers={"Retry-After": str(retry_after)},
+                        retryAfterS=retry_after) from None
 
 
 def placement_answer(order_id: int, status: OrderStatus, reason: str | None, order: OrderRequest,

@@ -9,8 +9,14 @@ transactions/s, latency percentiles, the count of each status, and the breaker's
 follows Mypage until every accepted order is Confirmed (bounded) and checks pay's books for double charges.
 
     python bench/breaker.py [--concurrency 100] [--seconds 30] [--fallback reject defer] [--honor-retry-after]
+                            [--pay-killed]
 
 siege's clients ask again at once after a 503; with --honor-retry-after they wait as Retry-After says.
+
+With --pay-killed it runs the other half of the checkpoint instead, default settings apart from the scenario's
+pay delay and timeout: the same clients, pay killed (SIGKILL) after a while and started again later; it reports
+how long the 503s took before the breaker opened (within the timeout?), while it was open (< 50 ms?), and how
+soon after pay was ready again an order was taken (within the open time?).
 
 Any PAY_BREAKER_* variable in the environment reaches the edge, to compare breaker settings.
 """
@@ -18,16 +24,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import re
+import signal
 import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import drive, follow_confirmations, running_bread, until_confirmed  # noqa: E402
+from e2e import drive, follow_confirmations, percentile, running_bread, until_confirmed  # noqa: E402
 
+RESULTS = Path(__file__).resolve().parent / "results"
 SEED = {"availability_pct": 84.31, "transactions_per_s": 17.48, "concurrency": 100, "seconds": 5}
 SCENARIO = {"PAY_DELAY_MS": "400-620", "PAY_TIMEOUT_S": "0.61"}
 
@@ -83,10 +95,85 @@ async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_
         }
 
 
-async def main(fallbacks: list[str], concurrency: int, seconds: float, honor_retry_after: bool) -> None:
+async def answers_over_time(url: str, concurrency: int, stop: asyncio.Event,
+                            answers: list[tuple[float, float, int, str]]) -> None:
+    """Adds (sent, answered, status, error text) of every request `concurrency` clients send back to back until
+    `stop` to `answers`, as they come."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
+        async def client() -> None:
+            while not stop.is_set():
+                sent = time.monotonic()
+                async with http.post(url, data=b'{"item":"cake","qty":1}',
+                                     headers={"Content-Type": "application/json"}) as response:
+                    body = await response.json(content_type=None)
+                answers.append((sent, time.monotonic(), response.status, str(body.get("error", ""))))
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def pay_killed(concurrency: int, up_s: float = 10, down_s: float = 15) -> dict:
+    """Pay killed under load, then started again: what the callers see meanwhile."""
+    async with running_bread("breaker-pay-killed", **SCENARIO) as (bread, _):
+        edge = bread.url("order")
+        stop, answers = asyncio.Event(), []
+        load = asyncio.create_task(answers_over_time(f"{edge}/orders", concurrency, stop, answers))
+        await asyncio.sleep(up_s)  # the load runs: the span measured before pay is killed
+        killed = time.monotonic()
+        bread.stop("pay", signal.SIGKILL)
+        await asyncio.sleep(down_s)  # pay stays dead this long
+        bread.start("pay")
+        async with aiohttp.ClientSession() as http:
+            await bread.until_ready("pay", http, timeout=60)
+        back = time.monotonic()
+        while time.monotonic() - back < 30 and not any(a[0] >= back and a[2] == 201 for a in answers):
+            await asyncio.sleep(0.1)  # the poll interval of a bounded wait for the first order taken
+        await asyncio.sleep(2)  # a little of the load after recovery, for the record
+        stop.set()
+        await load
+    opened = [a for a in answers if a[0] >= killed and "circuit breaker" in a[3]]
+    # The calls pay's death caught (in flight, or made before the breaker opened): how long their 503s took.
+    before_open = [a for a in answers if a[1] >= killed and a[2] == 503 and "circuit breaker" not in a[3]
+                   and (not opened or a[0] < opened[0][0])]
+    first_taken = min((a[1] for a in answers if a[0] >= back and a[2] == 201), default=float("nan"))
+    return {
+        "pay_timeout_s": float(SCENARIO["PAY_TIMEOUT_S"]),
+        "before_pay_killed": {"answers": sum(a[0] < killed for a in answers),
+                              "taken": sum(a[0] < killed and a[2] == 201 for a in answers)},
+        "pay_down_503_before_open": {"count": len(before_open),
+                                     "max_ms": round(1000 * max((a[1] - a[0] for a in before_open), default=0), 1)},
+        "breaker_open_from_s_after_the_kill": round(opened[0][1] - killed, 2) if opened else None,
+        "while_open_503": {"count": len(opened),
+                           "p50_ms": round(1000 * percentile([a[1] - a[0] for a in opened], 0.5), 2),
+                           "p99_ms": round(1000 * percentile([a[1] - a[0] for a in opened], 0.99), 2)},
+        "first_order_taken_after_pay_ready_s": round(first_taken - back, 2),
+        "statuses": {str(k): sum(a[2] == k for a in answers) for k in sorted({a[2] for a in answers})},
+        "refusals_by_reason": dict(collections.Counter(reason_of(a[3]) for a in answers if a[2] >= 300)),
+    }
+
+
+def reason_of(error: str) -> str:
+    """A refusal's kind, from its JSON error: the words before the first detail."""
+    return re.split(r"[:;(\d]", error.removeprefix("payment unavailable: "), maxsplit=1)[0].strip()
+
+
+def keep(kind: str, result: dict) -> None:
+    """Print the result and keep it in bench/results/breaker-<kind>-<time>.json."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"breaker-{kind}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
+    out.write_text(text + "\n")
+    print(f"kept in {out.relative_to(RESULTS.parent.parent)}", file=sys.stderr)
+
+
+async def main(fallbacks: list[str], concurrency: int, seconds: float, honor_retry_after: bool,
+               killed: bool) -> None:
+    if killed:
+        keep("pay-killed", {"scenario": {**SCENARIO, "concurrency": concurrency, "pay": "killed, then back"},
+                            "bread": await pay_killed(concurrency)})
+        return
     results = [await scenario(f, concurrency, seconds, honor_retry_after) for f in fallbacks]
-    print(json.dumps({"scenario": {**SCENARIO, "concurrency": concurrency, "seconds": seconds},
-                      "seed": SEED, "bread": results}, indent=2))
+    keep(f"c{concurrency}", {"scenario": {**SCENARIO, "concurrency": concurrency, "seconds": seconds},
+                             "seed": SEED, "bread": results})
 
 
 if __name__ == "__main__":
@@ -95,5 +182,6 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--fallback", nargs="+", default=["reject", "defer"], choices=["reject", "defer"])
     parser.add_argument("--honor-retry-after", action="store_true")
+    parser.add_argument("--pay-killed", action="store_true")
     args = parser.parse_args()
-    asyncio.run(main(args.fallback, args.concurrency, args.seconds, args.honor_retry_after))
+    asyncio.run(main(args.fallback, args.concurrency, args.seconds, args.honor_retry_after, args.pay_killed))

@@ -20,7 +20,12 @@ Emit = Callable[[Event], Awaitable[int]]  # sends an event (acks=all) and return
 
 
 class PaymentUnavailable(Exception):
-    """pay could not be reached, did not answer in time, or failed."""
+    """pay could not be reached, did not answer in time, or failed; or its turn did not come in time
+    (`retry_after`: when it may be worth trying again, when known)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PaymentDeclined(Exception):
@@ -48,6 +53,14 @@ class Pay(Protocol):
     fallback: Fallback
 
     async def charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict: ...
+
+
+def check_pay_callable(pay: Pay) -> None:
+    """Raise CircuitOpen when a new order could only be rejected: PAY_FALLBACK=reject and the breaker open. The
+    order is refused before it is numbered or announced — it leaves nothing behind, and while pay is down the
+    refusals cost no events (each would be three) that the contexts must then catch up on."""
+    if pay.fallback == Fallback.REJECT:
+        pay.breaker.refuse_if_open()
 
 
 def is_placed(placed: Mapping[str, Any] | None) -> bool:
@@ -80,7 +93,7 @@ async def place_reserved(emit: Emit, pay: Pay, order: OrderRequest, order_id: in
             # pay charges it from Kafka once it can (at most once: its ledger takes one charge per order).
             placement = Placement(order_id, OrderStatus.PAYMENT_PENDING, reason)
         else:
-            retry_after = exc.retry_after if isinstance(exc, CircuitOpen) else pay.breaker.settings.open_seconds
+            retry_after = exc.retry_after or pay.breaker.settings.open_seconds
             placement = Placement(order_id, OrderStatus.REJECTED, reason, retry_after)
     except PaymentDeclined as exc:
         placement = Placement(order_id, OrderStatus.PAYMENT_FAILED, f"payment declined: {exc}")

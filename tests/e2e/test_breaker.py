@@ -34,14 +34,15 @@ async def test_the_breaker_opens_fails_fast_half_opens_and_closes(system, edge):
             status, body, headers, took = await post_order(system, name)
             assert status == 503 and "did not answer" in body["error"] and took >= 0.5
         assert await breaker_state(system, name) == 1
+        rejected = body["orderId"]
         status, body, headers, took = await post_order(system, name)
-        assert status == 503 and "circuit breaker" in body["error"] and body["status"] == "Rejected"
+        assert status == 503 and "circuit breaker" in body["error"] and body["retryAfterS"] >= 1
+        assert "orderId" not in body, "refused before it became an order: nothing is left behind"
         assert took < 0.5, "an open breaker answers at once, not after the timeout"
         assert 1 <= int(headers["Retry-After"]) <= 3
-        refused = body["orderId"]
     finally:
         system.processes["pay"].send_signal(signal.SIGCONT)
-    await until_status(system, refused, "Rejected")  # the fast refusal still ends its order, for good
+    await until_status(system, rejected, "Rejected")  # an order whose call failed ends, for good
 
     await eventually(lambda: _state_is(system, name, 2), what="half-open after the wait")
     status, body, _, _ = await post_order(system, name)  # the trial call: pay answers again

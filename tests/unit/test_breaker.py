@@ -253,7 +253,9 @@ async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallb
         sent.append(event)
         return len(sent) - 1
     from agents.runtime.pay_client import PayClient
-    pay = PayClient(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback))  # never reached: no client
+    from agents.bulkhead import AdaptiveLimit, Bulkhead, LimitSettings
+    pay = PayClient(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback),  # never reached: no client
+                    Bulkhead("pay", AdaptiveLimit(LimitSettings()), 10), 1.0)
     placed = await intake.place(emit, pay, OrderRequest("cake", 1, 25000), "c1", "test")
     assert [e["type"] for e in sent] == ["OrderNumberReserved", "OrderPlaced", announced]
     assert (placed.order_id, placed.status.value) == (1, status)  # the reservation was at offset 0

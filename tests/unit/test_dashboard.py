@@ -5,6 +5,7 @@ import re
 from prometheus_client.metrics import MetricWrapperBase
 
 import agents.breaker
+import agents.bulkhead
 import agents.runtime.metrics
 import api.http
 from agents.settings import PROJECT_ROOT
@@ -15,7 +16,7 @@ SUFFIXES = re.compile(r"_(bucket|count|sum|total|created)$")
 
 def bread_families() -> set[str]:
     """The metrics bread defines (Faust's own sensors are not installed)."""
-    modules = (agents.breaker, agents.runtime.metrics, api.http)
+    modules = (agents.breaker, agents.bulkhead, agents.runtime.metrics, api.http)
     metrics = [m for module in modules for m in vars(module).values() if isinstance(m, MetricWrapperBase)]
     return {m.describe()[0].name for m in metrics}
 

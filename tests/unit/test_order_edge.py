@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agents.breaker import BreakerSettings, CircuitBreaker
+from agents.breaker import BreakerSettings, CircuitBreaker, Outcome
 from agents.order.intake import Fallback, PaymentUnavailable
 from agents.settings import Settings
 from agents.order.admission import Admission
@@ -102,6 +102,20 @@ async def test_with_pay_unreachable_the_order_is_rejected_and_the_caller_told_wh
     assert answer.status == 503 and body["status"] == "Rejected" and "unreachable" in body["error"]
     assert int(answer.headers["Retry-After"]) >= 1
     assert sent.types() == ["OrderNumberReserved", "OrderPlaced", "OrderRejected"]
+
+
+async def test_while_pays_breaker_is_open_a_new_order_is_refused_before_it_exists(edge):
+    client, sent, pay, _ = edge
+    pay.breaker = CircuitBreaker("fake-pay", BreakerSettings(window=2, minimum_calls=2, open_seconds=5))
+    for _ in range(2):
+        pay.breaker._record(False, Outcome(failed=True, slow=False))  # two failed calls: it opens
+    answer = await client.post("/orders", json={"item": "bread"})
+    body = await answer.json()
+    assert answer.status == 503 and "circuit breaker" in body["error"] and "orderId" not in body
+    assert 1 <= int(answer.headers["Retry-After"]) <= 5 and body["retryAfterS"] >= 1
+    assert sent.types() == [] and pay.charged == []  # no number, no event, no call
+    pay.fallback = Fallback.DEFER  # with defer the order is taken, and paid once pay is back
+    assert (await client.post("/orders", json={"item": "bread"})).status != 503
 
 
 @pytest.mark.parametrize("body, headers, status, says", [
