@@ -105,12 +105,12 @@ class Bulkhead:
             else:
                 self.limit.answered(in_flight)
             raise
+        else:
+            self.limit.answered(in_flight)
+            return result
         finally:
             self.in_flight -= 1
-            self._let_in()
-        self.limit.answered(in_flight)
-        self._let_in()  # a limit grown lets a waiting caller in
-        return result
+            self._let_in()  # this turn, and any a grown limit adds, to those waiting
 
     async def _turn(self, wait_s: float) -> None:
         if not self._waiting and self.in_flight < self.limit.value:

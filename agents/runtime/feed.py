@@ -164,10 +164,6 @@ class ChangelogFeed:
         self._watchers.discard(watcher)
         STREAM_WATCHERS.labels(self.topic).set(len(self._watchers))
 
-    @property
-    def position(self) -> Position | None:
-        return None if self._recent is None else dict(self._recent.position)
-
     async def _running(self) -> RecentChanges:
         if self._reading is None:
             self._started = asyncio.get_running_loop().create_future()
