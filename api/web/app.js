@@ -237,9 +237,21 @@ function cardsFor(cache, rows, draw) {
   return cards;
 }
 
+// Puts `cards` in `list` in their order, moving only those out of place: a card taken out of the page even for a
+// moment loses the keyboard, and a baker typing a reason into it would lose the rest of the words to whatever
+// change of another card came in meanwhile.
+function showCards(list, cards) {
+  const wanted = new Set(cards);
+  for (const child of [...list.children]) if (!wanted.has(child)) child.remove();
+  cards.forEach((card, index) => {
+    const there = list.children[index];
+    if (there !== card) list.insertBefore(card, there ?? null);
+  });
+}
+
 const orderCards = new Map();
 function renderOrders(newestFirst) {
-  $("#orders").replaceChildren(...cardsFor(orderCards, newestFirst, orderCard));
+  showCards($("#orders"), cardsFor(orderCards, newestFirst, orderCard));
 }
 
 function orderCard(row) {
@@ -281,7 +293,7 @@ const baker = {
 const ticketCards = new Map();
 function renderTickets(oldestFirst) {
   $("#no-tickets").hidden = oldestFirst.length > 0;
-  $("#tickets").replaceChildren(...cardsFor(ticketCards, oldestFirst, ticketCard));
+  showCards($("#tickets"), cardsFor(ticketCards, oldestFirst, ticketCard));
 }
 
 function ticketCard(ticket) {

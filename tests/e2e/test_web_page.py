@@ -17,6 +17,7 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
@@ -59,7 +60,7 @@ class Browser:
                         f"its console:\n{console}")
 
     def find(self, css: str) -> WebElement | None:
-        """The element shown for `css`, or None. The page draws a list anew on each change, so an element
+        """The element shown for `css`, or None. The page draws a card anew when its row changes, so an element
         found a moment ago may be gone: that is None too, and waits look again."""
         try:
             found = self.driver.find_elements(By.CSS_SELECTOR, css)
@@ -84,6 +85,13 @@ class Browser:
             element.clear()
             element.send_keys(text)
         self.wait(lambda _: self._acted_on(css, typed), f"typing into {css}")
+
+    def keys(self, text: str) -> None:
+        """Types on where the keyboard is now, as a person goes on typing."""
+        ActionChains(self.driver).send_keys(text).perform()
+
+    def focused(self, css: str) -> bool:
+        return self.js(f"return document.activeElement === document.querySelector({css!r})")
 
     def _acted_on(self, css: str, act: Callable[[WebElement], None]) -> bool:
         element = self.find(css)
@@ -185,7 +193,12 @@ async def test_a_baker_confirms_one_ticket_and_rejects_another_with_a_reason(sys
     await browser.run(browser.screenshot, screenshots / "screenshots" / "baker.png")
     await browser.run(browser.click, f"[data-ticket='{confirmed}'] button.confirm")
     await browser.run(browser.gone, f"[data-ticket='{confirmed}']", "the confirmed ticket leaving the list")
-    await browser.run(browser.type, f"[data-ticket='{rejected}'] input.reason-text", "out of flour")
+    reason = f"[data-ticket='{rejected}'] input.reason-text"
+    await browser.run(browser.type, reason, "out of")
+    arriving = (await place(system, via="gateway"))["id"]  # tickets come and go while the baker types
+    await browser.run(browser.shown, f"[data-ticket='{arriving}']", "a ticket arriving while the baker types")
+    assert await browser.run(browser.focused, reason), "the new ticket took the keyboard from the reason"
+    await browser.run(browser.keys, " flour")
     await browser.run(browser.click, f"[data-ticket='{rejected}'] button.reject")
     await browser.run(browser.gone, f"[data-ticket='{rejected}']", "the rejected ticket leaving the list")
     await until_status(system, confirmed, "Confirmed")
