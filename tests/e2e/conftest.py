@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
 from agents.settings import PROJECT_ROOT
-from ops.cli import SERVICES
+from ops.cli import FAUST_SERVICES, SERVICES
 from ops.localkafka import LocalKafka
 from ops.localsystem import LocalSystem, NotReady, start_broker
 
@@ -106,13 +106,25 @@ class System(LocalSystem):
 # What the tests do with the running system, shared by every module.
 
 OPEN = 1  # bread_breaker_state: 0 closed, 1 open, 2 half-open
+CAUGHT_UP_S = 1.0  # a context whose events wait less than this has caught up (ORDER_SHED_FROM_S's default)
 
 
-async def breaker_state(system: System, edge: str) -> int:
-    """The state of an order edge's breaker in front of pay, from its metrics."""
+async def breaker_state(system: System, edge: str) -> int | None:
+    """The state of the breaker in front of pay of an order edge or worker, from its metrics; None while it has
+    none (the order worker makes its pay client at its first request for an order)."""
     async with system.http.get(f"{system.url(edge)}/metrics") as response:
         text = await response.text()
-    return int(float(re.search(r'^bread_breaker_state\{breaker="pay"\} (\S+)$', text, re.M).group(1)))
+    state = re.search(r'^bread_breaker_state\{breaker="pay"\} (\S+)$', text, re.M)
+    return int(float(state.group(1))) if state else None
+
+
+async def caught_up(system: System) -> bool:
+    """Whether every context handles its events as they come, nothing waiting long on its topics."""
+    for worker in FAUST_SERVICES:
+        status, pipeline, _ = await system.request("GET", f"{system.url(worker)}/pipeline")
+        if status != 200 or pipeline["delayS"] >= CAUGHT_UP_S:
+            return False
+    return True
 
 
 CAKE = {"item": "cake", "qty": 1}
@@ -297,8 +309,9 @@ async def system(broker, tmp_path_factory) -> System:
 @pytest.fixture(autouse=True)
 async def settled(request):
     """Every test that uses the shared system starts with it well: every service ready again after whatever an
-    earlier test did to it, and the order edge's breaker no longer open (it lets a trial call through once its
-    open time is over). So each test runs alone or after any other."""
+    earlier test did to it, every context caught up with what that test left on its topics (the crash test
+    leaves requests for orders that the order worker places after it), and no breaker in front of pay open
+    (one lets a trial call through once its open time is over). So each test runs alone or after any other."""
     if "system" not in request.fixturenames:
         yield
         return
@@ -306,9 +319,11 @@ async def settled(request):
     for service in SERVICES:
         await system.wait_ready(service)
 
-    async def breaker_not_open() -> bool:
-        return await breaker_state(system, "order") != OPEN
-    await eventually(breaker_not_open, what="the order edge's breaker not open")
+    await eventually(lambda: caught_up(system), timeout=120, what="every context caught up")
+
+    async def no_breaker_open() -> bool:
+        return all([await breaker_state(system, edge) != OPEN for edge in ("order", "order-worker")])
+    await eventually(no_breaker_open, what="no breaker in front of pay open")
     yield
 
 

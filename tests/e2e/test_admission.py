@@ -13,8 +13,13 @@ async def test_an_edge_refuses_new_orders_while_a_context_stands_still_and_takes
     bakery = await extra("bakery", "bakery-stalling", BREAD_DEBUG="on", CONSUMER_LAG_SAMPLE_S="0.5")
     edge = await extra("order", "order-admitting", ORDER_SHED_FROM_S="1", ORDER_SHED_ALL_S="2",
                        ORDER_ADMISSION_POLL_S="0.2", BAKERY_URL=system.url(bakery))
-    status, body, _ = await answer_of(system, edge)
-    assert status == 201, body  # nothing behind: taken
+
+    async def taken() -> bool:
+        status, _, _ = await answer_of(system, edge)
+        return status == 201
+    # Nothing behind: taken — once the bakery's group has settled, for a worker joining moves its partitions,
+    # and events wait meanwhile.
+    await eventually(taken, timeout=40, what="the admitting edge taking an order on a bread with nothing behind")
 
     status, _, _ = await system.request("POST", f"{system.url(bakery)}/debug/stall-consumer?seconds=10")
     assert status == 200
@@ -28,8 +33,4 @@ async def test_an_edge_refuses_new_orders_while_a_context_stands_still_and_takes
     body, headers = await eventually(refused, timeout=15, what="the admitting edge refusing a new order")
     assert "busy" in body["error"] and body["retryAfterS"] >= 1
     assert headers["Retry-After"] == str(body["retryAfterS"])
-
-    async def taken() -> bool:
-        status, _, _ = await answer_of(system, edge)
-        return status == 201
     await eventually(taken, timeout=40, what="the admitting edge taking orders again once the bakery caught up")
