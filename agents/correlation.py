@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from contextvars import ContextVar
+from typing import Iterable, Mapping
 
 from agents.events import Event
 
 HTTP_HEADER = "X-Correlation-ID"
 KAFKA_HEADER = "correlation-id"
+TYPE_HEADER = "event-type"
 current: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 # What a caller's id may be to be carried on: it goes into log lines and Kafka headers as it is.
 CARRIED = re.compile(r"^[!-~]{1,200}$")
@@ -22,7 +24,15 @@ def carried(caller_id: str | None) -> str | None:
 
 
 def kafka_headers(event: Event) -> list[tuple[str, bytes]]:
-    return [(KAFKA_HEADER, event["correlationId"].encode()), ("event-type", event["type"].encode())]
+    return [(KAFKA_HEADER, event["correlationId"].encode()), (TYPE_HEADER, event["type"].encode())]
+
+
+def event_type_of(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> str | None:
+    """The type a message's header says it carries (bread's producers set it; other senders may not)."""
+    for name, value in (headers.items() if isinstance(headers, Mapping) else headers or ()):
+        if name == TYPE_HEADER:
+            return value.decode(errors="replace")
+    return None
 
 
 def install_log_tagging() -> None:

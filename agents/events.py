@@ -5,10 +5,11 @@ checked against them when it is made and when it is read.
 """
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from agents.catalog import InvalidEvent, catalog
 
@@ -53,7 +54,7 @@ def make_event(event_type: str, *, correlation_id: str, cause: Event | str | Non
 
 
 def encode(event: Event) -> bytes:
-    return json.dumps(event, separators=(",", ":")).encode()
+    return orjson.dumps(event)
 
 
 def decode(raw: bytes | None, topic_name: str) -> Event:
@@ -61,8 +62,8 @@ def decode(raw: bytes | None, topic_name: str) -> Event:
     if raw is None:
         raise InvalidEvent("empty message")
     try:
-        event = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        event = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"not JSON: {exc}") from None
     catalog().validate(event, topic_name)
     return event

@@ -64,6 +64,13 @@ def one_of(*choices: str) -> Callable[[str], str]:
     return choose
 
 
+def at_least_once(raw: str) -> str:
+    if raw != "at_least_once":
+        raise BadSetting("must be at_least_once: Kafka transactions (exactly_once) are no longer offered; every "
+                         "consumer is idempotent instead (docs/delivery-guarantees.md)")
+    return raw
+
+
 def text(raw: str) -> str:
     return raw
 
@@ -150,8 +157,9 @@ class Settings:
     kafka_fetch_wait_ms: int = setting("KAFKA_FETCH_WAIT_MS", "100", "but no longer than this: fewer, fuller "
                                        "requests for the broker, at most this much more latency per hop "
                                        "(docs/performance.md)", positive_whole, group="batching")
-    processing_guarantee: str = setting("PROCESSING_GUARANTEE", "at_least_once", "the Faust workers' guarantee",
-                                        one_of("at_least_once", "exactly_once"))
+    processing_guarantee: str = setting("PROCESSING_GUARANTEE", "at_least_once", "the Faust workers' guarantee: "
+                                        "at-least-once delivery, each consumer idempotent (exactly_once is no longer "
+                                        "offered: docs/delivery-guarantees.md)", at_least_once)
     consumer_lag_sample_s: float = setting("CONSUMER_LAG_SAMPLE_S", "5", "how often consumers measure their lag",
                                            positive)
     # The live feeds of Mypage and the bakery tickets (GET /mypages/stream, /bakeries/stream)

@@ -12,6 +12,7 @@ from faust.web import Request, Response, View
 from yarl import URL
 
 from agents.principals import HEADERS as PRINCIPAL_HEADERS, Principal, may_see
+from agents.runtime.rows import Rows
 from agents.runtime.feed import BadPosition, ChangelogFeed, Change, Position, parse_position, position_text, stream
 from api.http import JsonError
 from api.routes import PRINCIPAL, checked_caller, principal_of
@@ -42,7 +43,7 @@ class GuardedView(View):
 MAX_WAIT_S = 30.0
 
 
-def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
+def serve_rows(app: faust.App, rows: Rows, path: str, not_found: str,
                render: Callable[[dict[str, Any], Request], dict[str, Any]], key: str = "orderId",
                customers_own_rows: bool = True, wait_for: Callable[[str, float], Awaitable[None]] | None = None,
                waited: Callable[[dict | None], bool] | None = None) -> None:
@@ -56,7 +57,7 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
             # What Faust's table_route does, and a JSON 503 where the owner cannot be reached (it left,
             # and the group has not rebalanced yet) instead of a bare 500.
             try:
-                return await app.router.route_req(table.name, match[key], self.web, request)
+                return await app.router.route_req(rows.table.name, match[key], self.web, request)
             except SameNode:
                 pass
             except Exception as exc:  # noqa: BLE001 - starting, rebalancing, or the owner is gone: all transient
@@ -69,9 +70,9 @@ def serve_rows(app: faust.App, table: faust.Table, path: str, not_found: str,
                     seconds = -1.0
                 if not 0 <= seconds <= MAX_WAIT_S:
                     return error(self, 400, f"'wait' must be seconds from 0 to {MAX_WAIT_S:.0f}")
-                if waited is None or not waited(table.get(match[key])):
+                if waited is None or not waited(rows.get(match[key])):
                     await wait_for(match[key], seconds)
-            row = table.get(match[key])
+            row = rows.get(match[key])
             if row is None or (customers_own_rows and not may_see(row, principal_of(request))):
                 return error(self, 404, not_found.format(**match))
             return self.json(render(row, request))
@@ -84,12 +85,12 @@ def is_this_worker(app: faust.App, url: URL | str) -> bool:
     return (url.host, url.port) == (me.host, me.port)
 
 
-async def forward_to_owner(app: faust.App, table: faust.Table, key: str, request: Request, body: bytes) -> Response | None:
-    """Send a request with a body to the worker owning `key` in `table`; None when that is this worker.
+async def forward_to_owner(app: faust.App, rows: Rows, key: str, request: Request, body: bytes) -> Response | None:
+    """Send a request with a body to the worker owning `key` in the table; None when that is this worker.
 
     Faust's own table_route forwards without the body, so it serves GETs only.
     """
-    owner = app.router.key_store(table.name, key)
+    owner = app.router.key_store(rows.table.name, key)
     if is_this_worker(app, owner):
         return None
     async with app.http_client.request(
@@ -165,14 +166,14 @@ def serve_changes(app: faust.App, feed: ChangelogFeed, path: str, heartbeat_s: f
     app.page(path, name=f"{path.strip('/').replace('/', '-')}")(ChangesView)
 
 
-async def gather(app: faust.App, table: faust.Table, request: Request, params: dict[str, str],
+async def gather(app: faust.App, rows: Rows, request: Request, params: dict[str, str],
                  local: Callable[[], tuple[list[dict[str, Any]], int]]) -> list[tuple[list[dict[str, Any]], int]]:
-    """Every worker's share of a query over `table` — its rows, and how many it has in all (each answers for
+    """Every worker's share of a query over a table — its rows, and how many it has in all (each answers for
     its own partitions): this one's from
     `local()`, the others' from the same path with `scope=local`, passing on who is asking. Raises
     aiohttp.ClientError or asyncio.TimeoutError when one cannot answer."""
     found = []
-    for owner in app.router.table_metadata(table.name):
+    for owner in app.router.table_metadata(rows.table.name):
         if is_this_worker(app, owner):
             found.append(local())
             continue

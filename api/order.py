@@ -1,7 +1,7 @@
 """The order edge (8081): takes orders, charges them through pay synchronously, and announces both on Kafka.
 
 POST /orders: check the request against the menu, refuse it (503) while the saga runs too far behind
-(agents/order/admission.py) or while pay's breaker is open with PAY_FALLBACK=reject, reserve an order number,
+(agents/order/admission.py) or while pay's breaker is open with PAY_FALLBACK=reject, take an order number,
 emit OrderPlaced, call pay — its turn at the bulkhead, then a timeout behind the circuit breaker. Pay down,
 slow, busy or its breaker open: with PAY_FALLBACK=reject emit OrderRejected and answer 503 with Retry-After,
 so no order is left dangling; with PAY_FALLBACK=defer emit PaymentRequested and answer 202 PaymentPending.
@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 PUBLISHER = web.AppKey("publisher", Publisher)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 PAY = web.AppKey("pay", PayClient)
+NUMBERS = web.AppKey("numbers", intake.OrderNumbers)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
@@ -73,8 +74,8 @@ async def place_order(request: web.Request) -> web.Response:
         return await place_once(app, key, order, customer)
     admit(app)
     refuse_while_pay_is_refused(app[PAY])
-    placed = await intake.place(app[PUBLISHER].send, app[PAY], order, current.get() or new_correlation_id(), EDGE_NAME,
-                                customer)
+    placed = await intake.place(app[PUBLISHER].send, app[NUMBERS], app[PAY], order,
+                                current.get() or new_correlation_id(), customer)
     return placement_answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
 
 
@@ -200,6 +201,7 @@ def init_app(settings: Settings, connect: Resources = resources,
     far behind the contexts run: fakes, in tests."""
     app = service_app("order", settings, ready, connect, inner=(authorized,))
     app.cleanup_ctx.append(watch)
+    app[NUMBERS] = intake.OrderNumbers(lambda event: app[PUBLISHER].send(event), EDGE_NAME)
     app.router.add_get("/menu", menu)
     app.router.add_post("/orders", place_order)
     app.router.add_get("/orders/{orderId}", get_order)

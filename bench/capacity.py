@@ -1,6 +1,11 @@
 """Capacity benchmark: an open-loop load in steps, on a real local Kafka, through the gateway.
 
-Starts its own bread (as bench/e2e.py does: a fresh broker and data folder, every service on a free port,
+This machine's speed changes from day to day, so first it measures the machine's ceiling: a bare aiohttp handler
+driven by the same client library (bench/e2e.py's), its requests/s and the CPU one bare request costs (server and
+driver). Every figure of bread is then also given against it: the capacity as a ratio to the ceiling, and the CPU
+of an order (every bread process, the broker and the load driver) in milliseconds and in bare requests.
+
+Then it starts its own bread (as bench/e2e.py does: a fresh broker and data folder, every service on a free port,
 BAKERY_AUTO_CONFIRM=true, the rate limit off), then for each offered rate sends POST /orders at that rate for a fixed time — each
 request at its own moment, whatever the answers before it (open loop: a slow bread does not slow the load
 down) — and reports per step: accepted/s, intake p50/p99, placement → Confirmed p50/p99 (read from the Mypage
@@ -11,6 +16,8 @@ Then, unless `--overload 0`, it offers twice the capacity (`--overload` times) f
 edge took and refused, the confirmations per second while the load went on (against the capacity), how long the
 taken orders took to confirm, whether any was lost, and how soon after the load stopped an order placed is
 confirmed as fast as on a quiet bread again.
+
+Before the load it measures what an idle bread costs (CPU of every process over `IDLE_S`, as a share of a core).
 
 Writes bench/results/capacity-<time>.json and, with matplotlib installed (`pip install -e '.[bench]'`), a PNG
 chart beside it.
@@ -33,11 +40,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import follow_confirmations, percentile, rss_mib_of_bread, running_bread  # noqa: E402
+from bench.e2e import (  # noqa: E402
+    CpuMeter, bare_ceiling, follow_confirmations, percentile, rss_mib_of_bread, running_bread,
+)
 from ops.localsystem import LocalSystem  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TARGET_P99_S = 2.0
+CEILING_CLIENTS, CEILING_S = 32, 8
+IDLE_S = 10.0
 ORDER = b'{"item":"cake","qty":1}'
 
 
@@ -78,6 +89,14 @@ async def settle(placed: dict[int, float], confirmed: dict[int, float], seconds:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not set(placed) <= set(confirmed):
         await asyncio.sleep(0.2)  # the poll interval of a bounded wait
+
+
+def cpu_report(used: dict[str, float], orders: int, bare_ms: float) -> dict:
+    """The CPU an order cost, in all and by process, in milliseconds and in bare requests of the same run."""
+    total_ms = sum(used.values()) * 1000 / max(1, orders)
+    return {"cpu_ms_per_order": round(total_ms, 2), "bare_requests_per_order": round(total_ms / bare_ms, 1),
+            "cpu_ms_per_order_by_process": {name: round(s * 1000 / max(1, orders), 2)
+                                            for name, s in sorted(used.items(), key=lambda kv: -kv[1])}}
 
 
 def step_report(rate: float, seconds: float, run: dict, placed: dict[int, float],
@@ -191,26 +210,44 @@ def chart(steps: list[dict], overload: dict | None, path: Path) -> Path | None:
 
 async def main(rates: list[float], seconds: float, settle_s: float, overload_factor: float,
                overload_s: float) -> None:
+    bare = await bare_ceiling(CEILING_CLIENTS, CEILING_S)
+    ceiling = {"bare_requests_per_s": round(bare["accepted_per_s"]), "bare_p99_ms": round(bare["p99_ms"], 1),
+               "cpu_ms_per_bare_request": round(bare["cpu_ms_per_request"], 4)}
+    bare_ms = bare["cpu_ms_per_request"]
+    print(f"ceiling: a bare aiohttp handler answers {ceiling['bare_requests_per_s']} requests/s "
+          f"({CEILING_CLIENTS} clients), {bare_ms:.3f} ms of CPU each (server and driver)", flush=True)
     steps, overload = [], None
-    async with running_bread("capacity") as (bread, _):
+    async with running_bread("capacity") as (bread, broker):
         url = f"{bread.url('gateway')}/orders"
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
         follower = asyncio.create_task(follow_confirmations(bread.bootstrap, confirmed, {}, stop))
+        pids = {name: process.pid for name, process in bread.processes.items()}
+        cpu = CpuMeter({**pids, "kafka broker": broker.process.pid})
         connector = aiohttp.TCPConnector(limit=0)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as http:
             await offer(http, url, 20, 3, {})  # warm-up: connections, Kafka metadata, first-use paths
+            await settle({}, confirmed, 5)
+            cpu.restart()
+            await asyncio.sleep(IDLE_S)  # the idle period measured: nothing is offered
+            idle = {name: round(s / IDLE_S * 100, 1) for name, s in cpu.used().items()}
+            idle_total = round(sum(v for k, v in idle.items() if k != "load driver"), 1)
+            print(f"idle: bread uses {idle_total} % of a core (broker included) {idle}", flush=True)
             for rate in rates:
                 placed: dict[int, float] = {}
+                cpu.restart()
                 run = await offer(http, url, rate, seconds, placed)
                 await settle(placed, confirmed, settle_s)
-                steps.append(step_report(rate, seconds, run, placed, confirmed, bread))
+                steps.append({**step_report(rate, seconds, run, placed, confirmed, bread),
+                              **cpu_report(cpu.used(), sum(1 for o in placed if o in confirmed), bare_ms)})
                 s = steps[-1]
                 print(f"offered {rate:>5.0f}/s  accepted {s['accepted_per_s']:>6.1f}/s  "
                       f"confirmed {s['confirmed_per_s']:>6.1f}/s  intake p50/p99 "
                       f"{s['intake_p50_ms']:.0f}/{s['intake_p99_ms']:.0f} ms  → Confirmed p50/p99 "
                       f"{s['confirmed_p50_s']:.2f}/{s['confirmed_p99_s']:.2f} s  not confirmed {s['not_confirmed']}  "
-                      f"rss {s['bread_rss_mib']} MiB  {s['statuses']}", flush=True)
+                      f"rss {s['bread_rss_mib']} MiB  cpu/order {s['cpu_ms_per_order']} ms "
+                      f"({s['bare_requests_per_order']} bare)  {s['statuses']}", flush=True)
+                print(f"    cpu ms/order by process: {s['cpu_ms_per_order_by_process']}", flush=True)
             found = capacity(steps)
             if found and overload_factor:
                 rate = overload_factor * found
@@ -231,13 +268,30 @@ async def main(rates: list[float], seconds: float, settle_s: float, overload_fac
         await follower
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    result = {"when": stamp, "seconds_per_step": seconds, "target_p99_s": TARGET_P99_S,
-              "capacity_per_s": capacity(steps), "steps": steps, "overload": overload}
+    found = capacity(steps)
+    result = {"when": stamp, "seconds_per_step": seconds, "target_p99_s": TARGET_P99_S, "ceiling": ceiling,
+              "idle_pct_of_a_core": idle, "capacity_per_s": found,
+              "capacity_to_ceiling": round(found / ceiling["bare_requests_per_s"], 4) if found else None,
+              "at_80_pct_of_capacity": near_80_pct(steps, found), "steps": steps, "overload": overload}
     out = RESULTS / f"capacity-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     png = chart(steps, overload, out.with_suffix(".png"))
-    print(f"capacity: {result['capacity_per_s']} orders/s (p99 placement → Confirmed < {TARGET_P99_S} s, nothing "
-          f"lost); {out}" + (f", {png}" if png else " (no chart: pip install -e '.[bench]')"))
+    at_80 = result["at_80_pct_of_capacity"]
+    print(f"capacity: {found} orders/s (p99 placement → Confirmed < {TARGET_P99_S} s, nothing lost) = "
+          f"{result['capacity_to_ceiling']} × the ceiling ({ceiling['bare_requests_per_s']} bare requests/s)"
+          + (f"; at {at_80['offered_per_s']:.0f}/s an order cost {at_80['cpu_ms_per_order']} ms of CPU = "
+             f"{at_80['bare_requests_per_order']} bare requests" if at_80 else "")
+          + f"; idle {idle_total} % of a core; {out}" + (f", {png}" if png else " (no chart: pip install -e '.[bench]')"))
+
+
+def near_80_pct(steps: list[dict], found: float | None) -> dict | None:
+    """The step nearest 80 % of the capacity, at or below it: what an order costs with headroom left."""
+    below = [s for s in steps if found and s["offered_per_s"] <= 0.8 * found]
+    if not below:
+        return None
+    step = max(below, key=lambda s: s["offered_per_s"])
+    return {k: step[k] for k in ("offered_per_s", "cpu_ms_per_order", "bare_requests_per_order",
+                                 "cpu_ms_per_order_by_process", "confirmed_p99_s")}
 
 
 if __name__ == "__main__":

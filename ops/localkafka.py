@@ -120,7 +120,9 @@ class LocalKafka:
 
     def _java(self) -> list[str]:
         java = _require("java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
-        return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:+UseG1GC",
+        # A development broker on a small machine: C2's compilations cost more CPU in its first minutes than they
+        # ever win back at bread's load, and one GC thread is plenty for its heap (docs/performance.md).
+        return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                 f"-Dlog4j2.configurationFile={self.data / 'log4j2.properties'}",
                 "-cp", str(ensure_jars(self.libs) / "*")]
 

@@ -141,20 +141,6 @@ def on_decision(ticket: Mapping[str, Any] | None, decision: str, reason: str | N
     return dict(ticket)
 
 
-def after_event(ticket: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The ticket after one of the bakery's own events; None when nothing changes."""
-    if event["type"] == "BakeryTicketOpened" and ticket is None:
-        return open_ticket(event["orderId"])
-    if event["type"] == "BakeryTicketClosed" and ticket is None:
-        return closed_unopened(event["orderId"], event["reason"])
-    for event_type, status in (("BakeryConfirmed", CONFIRMED), ("BakeryRejected", REJECTED),
-                               ("BakeryTicketClosed", CLOSED)):
-        if event["type"] == event_type and (ticket is None or ticket["status"] != status):
-            reason = {"reason": event["reason"]} if "reason" in event else {}
-            return {**(ticket or open_ticket(event["orderId"])), "status": status, **reason}
-    return None
-
-
 # What a ticket in each final status announces besides its opening.
 ANNOUNCED_BY_STATUS = {CONFIRMED: "BakeryConfirmed", REJECTED: "BakeryRejected", CLOSED: "BakeryTicketClosed"}
 DEFAULT_REASON = {"BakeryRejected": DEFAULT_REJECT_REASON, "BakeryTicketClosed": "the order was cancelled"}
@@ -178,7 +164,6 @@ def announcements(ticket: Mapping[str, Any] | None, correlation_id: str) -> list
     return said
 
 
-OWN_EVENTS = ("BakeryTicketOpened", "BakeryConfirmed", "BakeryRejected", "BakeryTicketClosed")
 REFUNDED = "payment refunded"
 
 
@@ -188,8 +173,6 @@ def react(ticket: Mapping[str, Any] | None, event: Event,
     to send. For the same ticket and event it is the same every time, event ids included."""
     order_id, correlation = event["orderId"], event["correlationId"]
     after: dict[str, Any] | None
-    if event["type"] in OWN_EVENTS:
-        return after_event(ticket, event), []
     if event["type"] == "PayApproved":
         after = on_payment(ticket, order_id, correlation, auto_confirm)
     elif event["type"] in ("OrderCancelled", "OrderStalled"):

@@ -1,4 +1,4 @@
-"""Order intake, shared by the REST edge and the Kafka command consumer: reserve an order number, announce
+"""Order intake, shared by the REST edge and the Kafka command consumer: take an order number, announce
 the order, charge it through pay synchronously (with a timeout, behind a circuit breaker), and when pay
 cannot be called, fall back as PAY_FALLBACK says: reject the order, or defer its payment to Kafka.
 
@@ -7,6 +7,7 @@ letter, a log line) is the caller's business.
 """
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Awaitable, Callable, Mapping, Protocol
@@ -69,15 +70,41 @@ def is_placed(placed: Mapping[str, Any] | None) -> bool:
     return placed is not None and placed["status"] != OrderStatus.ORDERED.value
 
 
-async def reserve(emit: Emit, correlation: str, reserved_by: str) -> int:
-    """A new order number: the offset of a reservation on the one-partition sequence topic, plus one."""
-    return 1 + await emit(make_event("OrderNumberReserved", correlation_id=correlation, reservedBy=reserved_by))
+# The reservation at offset k of the one-partition sequence topic owns the numbers k×100+1 … (k+1)×100. Never
+# change it on a running system: two sizes would hand out the same numbers (1 when topics.yaml was written).
+NUMBERS_PER_RESERVATION = 100
 
 
-async def place(emit: Emit, pay: Pay, order: OrderRequest, correlation: str, reserved_by: str,
+class OrderNumbers:
+    """New order numbers for one reserver (an order edge, the order worker), taken from blocks it reserves on the
+    one-partition sequence topic: one acknowledged reservation per NUMBERS_PER_RESERVATION orders, numbers unique
+    across any number of reservers, and 1, 2, 3… on a fresh broker with one. A reserver that stops leaves the
+    rest of its block unused."""
+
+    def __init__(self, emit: Emit, reserved_by: str) -> None:
+        self._emit, self._reserved_by = emit, reserved_by
+        self._next = self._end = 0
+        self._reserving = asyncio.Lock()
+
+    async def take(self, correlation: str) -> int:
+        while self._next >= self._end:
+            async with self._reserving:  # one reservation at a time: callers that find the block used up wait for it
+                if self._next >= self._end:
+                    offset = await self._emit(make_event("OrderNumberReserved", correlation_id=correlation,
+                                                         reservedBy=self._reserved_by))
+                    self._next, self._end = block_of(offset)
+        number, self._next = self._next, self._next + 1
+        return number
+
+
+def block_of(offset: int) -> tuple[int, int]:
+    """The numbers the reservation at `offset` owns: from the first, up to but not including the second."""
+    return offset * NUMBERS_PER_RESERVATION + 1, (offset + 1) * NUMBERS_PER_RESERVATION + 1
+
+
+async def place(emit: Emit, numbers: OrderNumbers, pay: Pay, order: OrderRequest, correlation: str,
                 customer: str | None = None) -> Placement:
-    return await place_reserved(emit, pay, order, await reserve(emit, correlation, reserved_by), correlation,
-                                customer)
+    return await place_reserved(emit, pay, order, await numbers.take(correlation), correlation, customer)
 
 
 async def place_reserved(emit: Emit, pay: Pay, order: OrderRequest, order_id: int, correlation: str,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 
-from agents.bakery.tickets import OWN_EVENTS, react
+from agents.bakery.tickets import react
 from agents.events import Event, make_event
-from agents.runtime.context_app import ContextApp, record
+from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
 
@@ -29,13 +29,14 @@ class BakeryAgents:
         # The bakers' requests (POST /bakeries) waiting for their decision to be applied, by the decision's id.
         self._awaited_decisions: dict[str, asyncio.Future] = {}
         self.context_app.consume({event_type: self.on_event for event_type in (
-            "PayApproved", "PayCanceled", "OrderCancelled", "OrderStalled", "BakerDecided", *OWN_EVENTS)})
+            "PayApproved", "PayCanceled", "OrderCancelled", "OrderStalled", "BakerDecided")})
 
     async def on_event(self, event: Event) -> None:
         key = str(event["orderId"])
         before = self.tickets.get(key)
         changed, said = react(before, event, self.settings.bakery_auto_confirm)
-        record(self.tickets, key, changed or before)
+        if changed is not None:
+            self.tickets[key] = changed
         for announcement in said:
             await self.context_app.emit(announcement)
         waiting = self._awaited_decisions.pop(event["eventId"], None)

@@ -30,7 +30,7 @@ from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_s
 from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.metrics import SAGA_SECONDS
 from agents.runtime.pay_client import PayClient
-from agents.runtime.context_app import ContextApp, record
+from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ class OrderAgents:
         # The reminder sent for an order's current deadline, until the agent moves the deadline on.
         self._reminded: dict[str, deadline.Deadline] = {}
         self._pay: PayClient | None = None
+        self.numbers = intake.OrderNumbers(self.emit_acknowledged, self.name)
         self.context_app.consume({event: self.on_event for topic in catalog().topics_consumed_by("order")
                              if topic.key == "orderId" for event in topic.events})
         self.context_app.consume({"RequestOrder": self.on_request_order})
@@ -69,17 +70,17 @@ class OrderAgents:
             took = saga_seconds(before, updated)
             if took is not None:
                 SAGA_SECONDS.labels(updated["status"]).observe(took)
+            self.orders[key] = updated
         order = updated or before or {}
-        record(self.orders, key, order or None)
         current = deadline.as_deadline(self.deadlines.get(key))
         due = deadline.deadline_after_event(current, event, order.get("status"), ended(order),
                                             self.settings.saga_deadline_s, self.settings.saga_repair_s)
         if due != current:
             self._reminded.pop(key, None)
-        if due is None and key in self.deadlines:
-            del self.deadlines[key]
-        elif due != current or updated is None:  # seen before: the first time's write may not have reached Kafka
-            record(self.deadlines, key, due)
+            if due is None:
+                del self.deadlines[key]
+            else:
+                self.deadlines[key] = due
 
     async def pay(self) -> PayClient:
         """The way to pay, made on first use (an aiohttp session belongs to the running loop)."""
@@ -104,7 +105,7 @@ class OrderAgents:
         customer = command.get("customerId")
         placed = self.requests.get(request_id)
         if placed is None:
-            order_id = await intake.reserve(self.emit_acknowledged, correlation, self.name)
+            order_id = await self.numbers.take(correlation)
             placed = {"orderId": order_id, "status": OrderStatus.ORDERED.value, "reason": None, "retryAfter": None,
                       "item": order.item, "qty": order.qty, "price": order.price, "customerId": customer}
             self.requests[request_id] = placed
@@ -118,7 +119,6 @@ class OrderAgents:
             log.info("request %s placed order %s: %s", request_id, placement.order_id, placement.status.value)
             self._tell_who_waits(request_id)
             return
-        record(self.requests, request_id, placed)
         self._tell_who_waits(request_id)
         placement = intake.Placement(placed["orderId"], OrderStatus(placed["status"]), placed["reason"],
                                      placed["retryAfter"])

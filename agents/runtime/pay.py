@@ -13,7 +13,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from agents.correlation import kafka_headers
+from agents.correlation import event_type_of, kafka_headers
 from agents.events import Event
 from agents.pay.ledger import Ledger
 from agents.pay.payments import APPLY, PaymentRefused, PaymentRequest
@@ -80,8 +80,8 @@ async def follow_the_saga(consumer: AIOKafkaConsumer, handlers: dict[str, Handle
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
             await asyncio.gather(*(
-                handle(CONTEXT, Received(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000), handlers,
-                       dead_letters, progress)
+                handle(CONTEXT, Received(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000,
+                                         event_type_of(m.headers)), handlers, dead_letters, progress)
                 for batch in batches.values() for m in batch))
             # Committing every batch would cost a request per batch; handling an event twice is harmless.
             if batches and time.monotonic() - committed_at >= 1:

@@ -256,7 +256,7 @@ async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallb
     from agents.bulkhead import AdaptiveLimit, Bulkhead, LimitSettings
     pay = PayClient(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback),  # never reached: no client
                     Bulkhead("pay", AdaptiveLimit(LimitSettings()), 10), 1.0)
-    placed = await intake.place(emit, pay, OrderRequest("cake", 1, 25000), "c1", "test")
+    placed = await intake.place(emit, intake.OrderNumbers(emit, "test"), pay, OrderRequest("cake", 1, 25000), "c1")
     assert [e["type"] for e in sent] == ["OrderNumberReserved", "OrderPlaced", announced]
     assert (placed.order_id, placed.status.value) == (1, status)  # the reservation was at offset 0
     assert "circuit breaker for pay is open" in placed.reason

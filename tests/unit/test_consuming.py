@@ -58,3 +58,20 @@ async def test_what_cannot_be_read_or_handled_becomes_a_dead_letter_and_the_cons
         assert letter["type"] == "DeadLetter" and why in letter["error"], letter["error"]
         assert (letter["consumer"], letter["failedTopic"], letter["failedOffset"]) == ("bakery", ORDERS, 3)
         assert progress.next_offset(ORDERS, 1) == 4
+
+
+async def test_an_event_whose_header_names_a_type_no_handler_wants_is_counted_unread():
+    letters, progress = [], Progress("test")
+
+    async def send(letter):
+        letters.append(letter)
+    # Not even JSON: were it read, it would be a dead letter.
+    unread = Received(ORDERS, 1, 3, b"7", b"\x00 not json", event_type="OrderCancelled")
+    await handle("pay", unread, {"OrderRejected": send}, send, progress)
+    assert letters == [] and progress.next_offset(ORDERS, 1) == 4
+
+
+def test_the_type_header_is_read_as_aiokafka_and_faust_give_headers():
+    headers = correlation.kafka_headers(make_event("OrderCancelled", correlation_id="c", orderId=7, reason="x"))
+    assert correlation.event_type_of(tuple(headers)) == correlation.event_type_of(dict(headers)) == "OrderCancelled"
+    assert correlation.event_type_of(None) is None

@@ -87,3 +87,10 @@ def test_the_menu_is_items_with_whole_prices():
     for bad in ("", "cake", "cake=abc", "=5"):
         with pytest.raises(ValueError):
             priced_items(bad)
+
+
+def test_exactly_once_is_refused_with_what_bread_gives_instead():
+    assert Settings.from_env({"PROCESSING_GUARANTEE": "at_least_once"}).processing_guarantee == "at_least_once"
+    with pytest.raises(SettingsRefused) as refused:
+        Settings.from_env({"PROCESSING_GUARANTEE": "exactly_once"})
+    assert "no longer offered" in str(refused.value) and "idempotent" in str(refused.value)
