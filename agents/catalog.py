@@ -55,6 +55,7 @@ class TableSpec:
     name: str
     context: str
     partitions: int
+    consumers: tuple[str, ...] = ()  # the other contexts that follow the table's changes on its changelog
 
     @property
     def app_id(self) -> str:
@@ -86,6 +87,10 @@ class Catalog:
 
     def topics_consumed_by(self, context: str) -> list[TopicSpec]:
         return [t for t in self.topics.values() if context in t.consumers]
+
+    def tables_followed_by(self, context: str) -> list[TableSpec]:
+        """The tables of other contexts whose changes `context` follows on their changelogs."""
+        return [t for t in self.tables.values() if context in t.consumers]
 
     def table_of(self, context: str, name: str | None = None) -> TableSpec:
         """The context's table (`name` picks one where it has several)."""
@@ -168,13 +173,25 @@ def parse(document: Mapping[str, Any]) -> Catalog:
             events=events,
             optional=optional,
         )
-    tables = {}
-    for name, raw in (document.get("tables") or {}).items():
-        context = raw["context"]
+    declared = document.get("tables") or {}
+    for name, raw in declared.items():
+        unknown = [c for c in (raw["context"], *raw.get("consumers", [])) if c not in CONTEXTS]
+        if unknown:
+            raise CatalogError(f"table {name!r} names unknown contexts {unknown}")
+
+    def partitions_of(name: str) -> int:
+        """A table is co-partitioned with what its context reads: keyed topics, or the tables it follows."""
+        context = declared[name]["context"]
         counts = {t.partitions for t in topics.values() if context in t.consumers and t.key}
+        counts |= {partitions_of(other) for other, raw in declared.items()
+                   if context in raw.get("consumers", []) and other != name}
         if len(counts) != 1:
-            raise CatalogError(f"table {name!r}: the keyed topics {context} consumes must share one partition count")
-        tables[name] = TableSpec(name=name, context=context, partitions=counts.pop())
+            raise CatalogError(f"table {name!r}: the keyed topics and tables {context} reads must share one "
+                               "partition count")
+        return counts.pop()
+
+    tables = {name: TableSpec(name=name, context=raw["context"], partitions=partitions_of(name),
+                              consumers=tuple(raw.get("consumers", []))) for name, raw in declared.items()}
     return Catalog(envelope=envelope, topics=topics, tables=tables)
 
 
@@ -200,5 +217,5 @@ def markdown_table(cat: Catalog) -> str:
         lines.append(f"| `{t.name}` | {t.key or '—'} | {t.partitions} | {producers} → {consumers} | {events} |")
     for table in cat.tables.values():
         lines.append(f"| `{table.changelog}` | orderId | {table.partitions} | {table.context} (Faust table "
-                     f"`{table.name}`, compacted) | changelog |")
+                     f"`{table.name}`, compacted) → {', '.join(table.consumers) or '—'} | changelog |")
     return "\n".join(lines)

@@ -152,11 +152,15 @@ class Settings:
                                              "partitions before the group rebalances", positive)
     producer_linger_s: float = setting("PRODUCER_LINGER_S", "0.05", "how long the Faust workers' producers wait "
                                        "to fill a batch", not_negative, group="batching")
-    kafka_fetch_min_bytes: int = setting("KAFKA_FETCH_MIN_BYTES", "65536", "how much a consumer's fetch waits for",
-                                         positive_whole, group="batching")
-    kafka_fetch_wait_ms: int = setting("KAFKA_FETCH_WAIT_MS", "100", "but no longer than this: fewer, fuller "
-                                       "requests for the broker, at most this much more latency per hop "
-                                       "(docs/performance.md)", positive_whole, group="batching")
+    kafka_fetch_wait_ms: int = setting("KAFKA_FETCH_WAIT_MS", "100", "a consumer asks the broker for more at "
+                                       "most this often: fewer, fuller requests for the broker, at most this much "
+                                       "more latency per hop (docs/performance.md)", positive_whole,
+                                       group="batching")
+    kafka_fetch_min_bytes: int = setting("KAFKA_FETCH_MIN_BYTES", "1", "a fetch returns once this much has come",
+                                         positive_whole, group="fetch")
+    kafka_fetch_poll_ms: int = setting("KAFKA_FETCH_POLL_MS", "1000", "or after this long: how long a quiet "
+                                       "consumer's fetch waits at the broker, what an idle bread costs it",
+                                       positive_whole, group="fetch")
     processing_guarantee: str = setting("PROCESSING_GUARANTEE", "at_least_once", "the Faust workers' guarantee: "
                                         "at-least-once delivery, each consumer idempotent (exactly_once is no longer "
                                         "offered: docs/delivery-guarantees.md)", at_least_once)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import logging
 import math
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import AsyncIterator, Awaitable, Callable
 
 import aiohttp
+import orjson
 import yaml
 from swagger_ui_bundle import swagger_ui_path
 from aiohttp import web
@@ -63,6 +63,7 @@ DOCS_PAGE = """<!doctype html>
 <script>SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui"});</script>
 </body></html>
 """
+WHOLE_ANSWER_BYTES = 1 << 20  # an answer this small with its length known is passed on whole, not in chunks
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never passed on from the caller: the gateway alone says who is calling, and whose token it was.
@@ -144,7 +145,7 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Network
         return any(ip in network for network in trusted)
 
     client = peer or "unknown"
-    if not is_trusted(client):
+    if not trusted or not is_trusted(client):
         return client
     for hop in reversed([h.strip() for h in (forwarded_for or "").split(",") if h.strip()]):
         client = hop
@@ -168,11 +169,11 @@ async def log_access(request: web.Request, handler: Callable[[web.Request], Awai
     response = await handler(request)
     if not access_log.isEnabledFor(logging.INFO):
         return response
-    access_log.info(json.dumps({
+    access_log.info(orjson.dumps({
         "method": request.method, "path": request.path, "status": response.status,
         "durationMs": round((time.perf_counter() - started) * 1000, 1), "correlationId": current.get(),
         "client": request[CLIENT], **principal_fields(request.get(PRINCIPAL)),
-    }, separators=(",", ":")))
+    }).decode())
     return response
 
 
@@ -260,7 +261,11 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
         admit(request.app)
     targets: Targets = request.app[TARGETS][route.service]
     settings = request.app[SETTINGS]
-    body = LimitedBody(request.content, settings.gateway_max_body_bytes)
+    body: bytes | LimitedBody | None = None
+    if request.content_length is not None:  # within the limit (the guard saw to it): passed on as it came
+        body = await request.read() if request.body_exists else None
+    elif request.body_exists:
+        body = LimitedBody(request.content, settings.gateway_max_body_bytes)
     timeout = settings.gateway_timeout(route.prefix)
     if "text/event-stream" in request.headers.get("Accept", ""):
         # A stream lasts as long as its watcher: its heartbeat, not a total, shows it is alive.
@@ -271,17 +276,16 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     instances = targets.in_order()
     for attempt, instance in enumerate(instances, 1):
         try:
-            return await forward(request, f"{instance}{request.rel_url}", body if request.body_exists else None,
-                                 limits)
+            return await forward(request, f"{instance}{request.rel_url}", body, limits)
         except aiohttp.ClientConnectorError as exc:
-            if body.started or attempt == len(instances):
+            if isinstance(body, LimitedBody) and body.started or attempt == len(instances):
                 raise JsonError(502, f"{route.service} is unreachable: {exc}", service=route.service) from None
             # Nothing reached this instance (it is stopping or gone): the next one takes the request.
             targets.ready.discard(instance)
         except asyncio.TimeoutError:
             raise JsonError(504, f"{route.service} did not answer within {timeout}s", service=route.service) from None
         except (aiohttp.ClientError, ValueError) as exc:
-            if body.exceeded:
+            if isinstance(body, LimitedBody) and body.exceeded:
                 raise JsonError(413, f"the body is over {request.app[SETTINGS].gateway_max_body_bytes} bytes") from None
             if isinstance(exc, aiohttp.ClientConnectionError):
                 raise JsonError(502, f"{route.service} broke off: {exc}", service=route.service) from None
@@ -289,16 +293,20 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-async def forward(request: web.Request, url: str, body: LimitedBody | None,
+async def forward(request: web.Request, url: str, body: bytes | LimitedBody | None,
                   timeout: aiohttp.ClientTimeout) -> web.StreamResponse:
     async with request.app[HTTP].request(
-        request.method, url, headers=forward_headers(request), data=body.chunks() if body else None,
-        timeout=timeout, allow_redirects=False,
+        request.method, url, headers=forward_headers(request),
+        data=body.chunks() if isinstance(body, LimitedBody) else body, timeout=timeout, allow_redirects=False,
     ) as upstream:
-        response = web.StreamResponse(
-            status=upstream.status,
-            headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
-        )
+        headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+        if upstream.content_type != "text/event-stream" and upstream.content_length is not None \
+                and upstream.content_length <= WHOLE_ANSWER_BYTES:
+            try:
+                return web.Response(body=await upstream.read(), status=upstream.status, headers=headers)
+            except aiohttp.ClientError as exc:  # nothing was answered yet: a 502 can still say so
+                raise aiohttp.ClientConnectionError(f"{url} broke off mid-answer: {exc}") from exc
+        response = web.StreamResponse(status=upstream.status, headers=headers)
         await response.prepare(request)
         chunks = until_stopping(upstream.content, request.app[STOPPING]) \
             if upstream.content_type == "text/event-stream" else upstream.content.iter_any()

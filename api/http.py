@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
 import signal
 import time
 from typing import Any, AsyncIterator, Awaitable, Callable
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
@@ -57,9 +58,8 @@ class AnswerBroken(Exception):
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        body=json.dumps(body, separators=(",", ":")), status=status, headers=headers, content_type="application/json"
-    )
+    return web.Response(body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=status, headers=headers,
+                        content_type="application/json")
 
 
 def error_response(http_status: int, message: str, headers: dict[str, str] | None = None,
@@ -78,8 +78,8 @@ def order_id_in_path(request: web.Request) -> int:
 
 async def read_json(request: web.Request) -> Any:
     try:
-        return json.loads(await request.read())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
         raise JsonError(400, f"the body is not valid JSON: {exc}") from None
 
 
@@ -109,10 +109,16 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
         log.exception("%s %s failed", request.method, request.path)
         response = json_response({"error": "internal error"}, 500)
     response.headers[HTTP_HEADER] = correlation
-    service = request.app[SERVICE]
-    HTTP_REQUESTS.labels(service, route, str(response.status)).inc()
-    HTTP_LATENCY.labels(service, route, str(response.status)).observe(time.perf_counter() - started)
+    served, took = _metrics_of(request.app[SERVICE], route, response.status)
+    served.inc()
+    took.observe(time.perf_counter() - started)
     return response
+
+
+@functools.lru_cache(maxsize=4096)
+def _metrics_of(service: str, route: str, status: int) -> tuple[Any, Any]:
+    """The request counter and latency histogram of one service, route and status (looked up once)."""
+    return HTTP_REQUESTS.labels(service, route, str(status)), HTTP_LATENCY.labels(service, route, str(status))
 
 
 async def health(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@ import asyncio
 import aiohttp
 from faust.web import Request, Response
 
+from agents.events import MAX_ORDER_ID
 from agents.mypage.projection import Share, page_of, row_view, share_of
 from agents.runtime.mypage import MypageAgents
 from agents.runtime.context_app import ContextApp
@@ -21,8 +22,8 @@ def _page_params(request: Request) -> tuple[int, int]:
         page, size = int(request.query.get("page", 0)), int(request.query.get("size", 20))
     except ValueError:
         raise ValueError("'page' and 'size' must be whole numbers") from None
-    if page < 0 or not 1 <= size <= MAX_PAGE_SIZE:
-        raise ValueError(f"'page' must be 0 or more and 'size' between 1 and {MAX_PAGE_SIZE}")
+    if not 0 <= page <= MAX_ORDER_ID or not 1 <= size <= MAX_PAGE_SIZE:
+        raise ValueError(f"'page' must be from 0 to {MAX_ORDER_ID} and 'size' between 1 and {MAX_PAGE_SIZE}")
     return page, size
 
 

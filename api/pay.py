@@ -25,6 +25,7 @@ from agents.correlation import HTTP_HEADER, current
 from agents.events import new_correlation_id
 from agents.pay.ledger import Ledger
 from agents.pay.payments import DECLINE, PaymentRefused, parse_payment
+from agents.runtime import faust_patches
 from agents.runtime.metrics import Progress
 from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox, saga_handlers, take_time
 from agents.runtime.publisher import Publisher
@@ -74,10 +75,9 @@ async def ledger_resources(app: web.Application) -> AsyncIterator[None]:
     consumer = AIOKafkaConsumer(
         *[t.name for t in catalog().topics_consumed_by(CONTEXT)], bootstrap_servers=settings.kafka_bootstrap,
         group_id="bread-pay", enable_auto_commit=False, auto_offset_reset="earliest",
-        # Never refund for an event whose transaction a Faust worker (exactly-once) may still abort.
-        isolation_level="read_committed",
-        fetch_min_bytes=settings.kafka_fetch_min_bytes, fetch_max_wait_ms=settings.kafka_fetch_wait_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes, fetch_max_wait_ms=settings.kafka_fetch_poll_ms,
     )
+    faust_patches.pace_fetches(settings.kafka_fetch_wait_ms / 1000)
     await consumer.start()
     stop = asyncio.Event()
     handlers = saga_handlers(ledger, settings.pay_delay_ms, app[OUTBOX_WRITTEN])

@@ -22,7 +22,7 @@ Before the load it measures what an idle bread costs (CPU of every process over 
 Writes bench/results/capacity-<time>.json and, with matplotlib installed (`pip install -e '.[bench]'`), a PNG
 chart beside it.
 
-    python bench/capacity.py [--rates 50,100,200,300,400,500] [--seconds 20] [--settle 30] [--overload 2]
+    python bench/capacity.py [--rates 50,100,200,300,350,400,450,500,600] [--seconds 20] [--settle 30] [--overload 2]
 """
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def capacity(steps: list[dict]) -> float | None:
     return max(good) if good else None
 
 
-def chart(steps: list[dict], overload: dict | None, path: Path) -> Path | None:
+def chart(steps: list[dict], overload: dict | None, path: Path, result: dict) -> Path | None:
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -203,6 +203,12 @@ def chart(steps: list[dict], overload: dict | None, path: Path) -> Path | None:
         over.set(xlabel="second of the run", ylabel="orders/s",
                  title=f"overload: {overload['offered_per_s']:.0f}/s offered for {overload['seconds']:.0f} s")
         over.legend(fontsize=8)
+    ceiling = result["ceiling"]["bare_requests_per_s"]
+    at_80 = result["at_80_pct_of_capacity"]
+    figure.suptitle(f"capacity {result['capacity_per_s'] or 0:.0f} orders/s = {result['capacity_to_ceiling'] or 0:.3f} × "
+                    f"this machine's ceiling that hour ({ceiling:,} bare aiohttp requests/s)"
+                    + (f"; {at_80['bare_requests_per_order']} bare requests of CPU per order at "
+                       f"{at_80['offered_per_s']:.0f}/s" if at_80 else ""), fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     return path
@@ -275,7 +281,7 @@ async def main(rates: list[float], seconds: float, settle_s: float, overload_fac
               "at_80_pct_of_capacity": near_80_pct(steps, found), "steps": steps, "overload": overload}
     out = RESULTS / f"capacity-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
-    png = chart(steps, overload, out.with_suffix(".png"))
+    png = chart(steps, overload, out.with_suffix(".png"), result)
     at_80 = result["at_80_pct_of_capacity"]
     print(f"capacity: {found} orders/s (p99 placement → Confirmed < {TARGET_P99_S} s, nothing lost) = "
           f"{result['capacity_to_ceiling']} × the ceiling ({ceiling['bare_requests_per_s']} bare requests/s)"
@@ -296,7 +302,7 @@ def near_80_pct(steps: list[dict], found: float | None) -> dict | None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rates", default="50,100,200,300,400,500",
+    parser.add_argument("--rates", default="50,100,200,300,350,400,450,500,600",
                         help="offered orders/s, one step each, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="how long each step offers its rate")
     parser.add_argument("--settle", type=float, default=30, help="how long a step's orders may take to confirm")

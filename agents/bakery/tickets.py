@@ -37,8 +37,10 @@ def ticket_cause(order_id: int) -> str:
     return f"bakery-ticket/{order_id}"
 
 
-def open_ticket(order_id: int, correlation_id: str | None = None) -> dict[str, Any]:
+def open_ticket(order_id: int, correlation_id: str | None = None, opened_at: str | None = None) -> dict[str, Any]:
     ticket = {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING, "opened": True}
+    if opened_at:
+        ticket["openedAt"] = opened_at
     return {**ticket, "correlationId": correlation_id} if correlation_id else ticket
 
 
@@ -61,14 +63,20 @@ def waiting_tickets(tickets: Iterable[Mapping[str, Any]], wanted: int) -> tuple[
             if awaits_baker(ticket):
                 counted += 1
                 yield ticket
-    oldest = heapq.nsmallest(wanted, counting(), key=lambda t: t["orderId"])
+    oldest = heapq.nsmallest(wanted, counting(), key=longest_waiting)
     return [dict(t) for t in oldest], counted
+
+
+def longest_waiting(ticket: Mapping[str, Any]) -> tuple[str, int]:
+    """Tickets ordered by when they opened (order numbers come in blocks per order edge and say nothing of which
+    order came first), then by number; a ticket kept before tickets held the time comes first."""
+    return ticket.get("openedAt") or "", ticket["orderId"]
 
 
 def first_waiting(shares: Iterable[tuple[list[dict[str, Any]], int]], wanted: int) -> dict[str, Any]:
     """The tickets waiting longest across every worker's share, and how many wait in all."""
     shares = list(shares)
-    merged = heapq.merge(*(rows for rows, _ in shares), key=lambda t: t["orderId"])
+    merged = heapq.merge(*(rows for rows, _ in shares), key=longest_waiting)
     return {"tickets": list(itertools.islice(merged, wanted)), "total": sum(count for _, count in shares)}
 
 
@@ -100,11 +108,11 @@ def decide(ticket: Mapping[str, Any] | None, order_id: int, status: str) -> bool
 
 
 def on_payment(ticket: Mapping[str, Any] | None, order_id: int, correlation_id: str | None,
-               auto_confirm: bool) -> dict[str, Any]:
+               auto_confirm: bool, paid_at: str | None = None) -> dict[str, Any]:
     """The ticket after its order's payment: opened (and confirmed at once with auto-confirm), or as it was."""
     if ticket is not None:
         return dict(ticket)
-    opened = open_ticket(order_id, correlation_id)
+    opened = open_ticket(order_id, correlation_id, paid_at)
     return {**opened, "status": CONFIRMED} if auto_confirm else opened
 
 
@@ -174,7 +182,7 @@ def react(ticket: Mapping[str, Any] | None, event: Event,
     order_id, correlation = event["orderId"], event["correlationId"]
     after: dict[str, Any] | None
     if event["type"] == "PayApproved":
-        after = on_payment(ticket, order_id, correlation, auto_confirm)
+        after = on_payment(ticket, order_id, correlation, auto_confirm, event["occurredAt"])
     elif event["type"] in ("OrderCancelled", "OrderStalled"):
         after = on_cancel(ticket, order_id, event["reason"], correlation)
     elif event["type"] == "PayCanceled":

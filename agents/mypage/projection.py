@@ -1,37 +1,32 @@
-"""How events become a Mypage row, and how rows are shown (the seed's HAL shape). Pure functions."""
+"""Mypage's rows: what it keeps of each order, and how rows are shown (the seed's HAL shape). Pure functions."""
 from __future__ import annotations
 
 import heapq
 import itertools
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from agents.order.lifecycle import apply_event, may_cancel
+from agents.order.lifecycle import may_cancel
 
-# The payment action a row shows, in pay's own words.
-ACTION_OF = {"PayApproved": "apply", "PayCanceled": "cancel", "PayRejected": "decline", "PayVoided": "void"}
+Row = dict[str, Any]
 ROW_FIELDS = ("orderId", "item", "qty", "price", "action", "paymentId", "bakeryId", "status")
+KEPT = (*ROW_FIELDS, "reason", "customerId", "placedAt", "history")
 
 
-def project(row: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Fold one event into a Mypage row; None when it was seen before."""
-    updated = apply_event(row, event)
-    if updated is None:
-        return None
-    if event["type"] in ACTION_OF:
-        updated["action"] = ACTION_OF[event["type"]]
-    step = {"event": event["type"], "at": event["occurredAt"]}
-    if "reason" in event:
-        step["reason"] = event["reason"]
-    if "refundedBy" in event:
-        step["by"] = event["refundedBy"]
-    # Events arrive in topic order, not in the order they happened: the story is told by their own times.
-    updated["history"] = sorted([*updated.get("history", []), step], key=lambda s: s["at"])
-    return updated
+def shown_row(row: Mapping[str, Any] | None, order: Mapping[str, Any]) -> Row:
+    """Mypage's row of an order, from the order as the order context records it: what Mypage shows of it. A
+    step of the story that Mypage told and the order's record lacks (a record kept before records told the
+    story) stays in it."""
+    shown = {field: order[field] for field in KEPT if field in order}
+    steps = {(step["event"], step["at"]) for step in shown.get("history", [])}
+    told = [step for step in (row or {}).get("history", []) if (step["event"], step["at"]) not in steps]
+    if told:
+        shown["history"] = sorted([*shown.get("history", []), *told], key=lambda step: step["at"])
+    return shown
 
 
 def row_view(row: Mapping[str, Any], base_url: str) -> dict[str, Any]:
     shown = {field: row.get(field) for field in ROW_FIELDS}
-    for optional in ("reason", "customerId"):
+    for optional in ("reason", "customerId", "placedAt"):
         if row.get(optional):
             shown[optional] = row[optional]
     shown["history"] = row.get("history", [])
@@ -43,8 +38,12 @@ def row_view(row: Mapping[str, Any], base_url: str) -> dict[str, Any]:
 Share = tuple[list[dict[str, Any]], int]  # one worker's newest rows (newest first), and how many it has
 
 
-def newest_first(row: Mapping[str, Any]) -> int:
-    return row.get("orderId") or 0
+def newest_first(row: Mapping[str, Any]) -> tuple[str, int]:
+    """Rows ordered by when their order was placed (order numbers come in blocks per order edge, so two edges'
+    numbers say nothing of which order came first), then by number; a row without its placement time (one
+    kept before rows held it) by the first step of its story."""
+    placed = row.get("placedAt") or next((step["at"] for step in row.get("history", [])), "")
+    return placed, row.get("orderId") or 0
 
 
 def share_of(rows: Iterable[Mapping[str, Any]], wanted: int) -> Share:

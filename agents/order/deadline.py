@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from agents.events import Event, make_event
+from agents.order.lifecycle import OrderStatus, apply_event, is_terminal
 
 REASON = "saga deadline passed"
 STALLED = "the saga stalled while cancelling; asking pay and the bakery to announce their decisions again"
@@ -26,19 +27,9 @@ def deadline_after(occurred_at: str, seconds: float) -> float:
     return datetime.fromisoformat(occurred_at).timestamp() + seconds
 
 
-def as_deadline(stored: Deadline | float | None) -> Deadline | None:
-    """A stored deadline; a bare time is one written before repairs existed: a cancel deadline."""
-    if isinstance(stored, (int, float)):
-        return {"at": float(stored), "then": CANCEL, "attempt": 0}
-    return stored
-
-
 def deadline_after_event(current: Deadline | None, event: Mapping[str, Any], status: str | None, ended: bool,
                          deadline_s: float, repair_s: float) -> Deadline | None:
-    """The deadline an order has once `event` is applied; None when it has ended.
-
-    Also for an event seen before: a crash may have kept the order's change and lost the deadline's.
-    """
+    """The deadline an order has once `event` is applied; None when it has ended."""
     if ended:
         return None
     if event["type"] == "OrderStalled":
@@ -52,6 +43,39 @@ def deadline_after_event(current: Deadline | None, event: Mapping[str, Any], sta
     if current is not None:
         return current
     return {"at": deadline_after(event["occurredAt"], deadline_s), "then": CANCEL, "attempt": 0}
+
+
+def has_ended(order: Mapping[str, Any] | None) -> bool:
+    return bool(order and order.get("status")) and is_terminal(OrderStatus(order["status"]))
+
+
+def deadline_of(order: Mapping[str, Any] | None, deadline_s: float, repair_s: float) -> Deadline | None:
+    """An order's deadline: none once it has ended; the one its record keeps; for a record kept before records
+    held their deadline, one from its own times — its cancel when it began, its repair when it began cancelling."""
+    if order is None or has_ended(order):
+        return None
+    if "deadline" in order:
+        return order["deadline"]
+    if order.get("status") == OrderStatus.CANCELLING.value:
+        return {"at": deadline_after(order["updatedAt"], repair_s), "then": REPAIR, "attempt": 0}
+    began = order.get("placedAt") or order.get("updatedAt")
+    return {"at": deadline_after(began, deadline_s), "then": CANCEL, "attempt": 0} if began else None
+
+
+def fold(order: Mapping[str, Any] | None, event: Mapping[str, Any], deadline_s: float,
+         repair_s: float) -> dict[str, Any] | None:
+    """The order worker's record of an order after an event: its lifecycle and story, and the deadline it has
+    then (none once it has ended); None when the event was applied before."""
+    updated = apply_event(order, event)
+    if updated is None:
+        return None
+    due = deadline_after_event(deadline_of(order, deadline_s, repair_s), event, updated.get("status"),
+                               has_ended(updated), deadline_s, repair_s)
+    if due is None:
+        updated.pop("deadline", None)
+    else:
+        updated["deadline"] = due
+    return updated
 
 
 def overdue(deadlines: Iterable[tuple[str, Deadline]], now: float) -> list[tuple[str, Deadline]]:

@@ -143,10 +143,13 @@ def may_cancel(status: str | None) -> bool:
 # Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).
 ORDER_FIELDS = ("orderId", "customerId", "item", "qty", "price", "paymentId", "bakeryId", "correlationId")
 MAX_SEEN_EVENTS = 32
+# The payment action an order shows, in pay's own words.
+ACTION_OF = {"PayApproved": "apply", "PayCanceled": "cancel", "PayRejected": "decline", "PayVoided": "void"}
 
 
 def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Fold one event into an order record; None when the event was already applied (a redelivery)."""
+    """Fold one event into an order record, its story included; None when the event was already applied (a
+    redelivery)."""
     order = dict(order or {})
     seen = list(order.get("eventIds", []))
     if event["eventId"] in seen:
@@ -173,7 +176,21 @@ def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> di
         order["endedAt"] = event["occurredAt"]
     order["facts"] = facts
     order["eventIds"] = (seen + [event["eventId"]])[-MAX_SEEN_EVENTS:]
+    if event["type"] in ACTION_OF:
+        order["action"] = ACTION_OF[event["type"]]
+    order["history"] = with_step(order.get("history", []), event)
     return order
+
+
+def with_step(history: list[dict[str, Any]], event: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The order's story with one more event. Events arrive in topic order, not in the order they happened: the
+    story is told by their own times."""
+    step = {"event": event["type"], "at": event["occurredAt"]}
+    if "reason" in event:
+        step["reason"] = event["reason"]
+    if "refundedBy" in event:
+        step["by"] = event["refundedBy"]
+    return sorted([*history, step], key=lambda s: s["at"])
 
 
 def saga_seconds(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> float | None:

@@ -299,9 +299,7 @@ class Ledger:
         return [OutboxEntry(*row) for row in rows]
 
     async def mark_published(self, ids: list[int]) -> None:
-        def mark(db: sqlite3.Connection) -> None:
-            with db:  # one transaction, one sync to disk for the whole batch
-                db.execute("BEGIN")
-                db.executemany("UPDATE outbox SET published = 1 WHERE id = ?", [(i,) for i in ids])
-
-        await self._call(mark)
+        """Note these outbox entries published, in the next group transaction with whatever else is recorded then
+        (one sync to disk for both)."""
+        await self._in_group(lambda db: db.executemany("UPDATE outbox SET published = 1 WHERE id = ?",
+                                                       [(i,) for i in ids]))

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Mapping
+import os
+from typing import Any, Awaitable, Callable, Mapping
 
 import faust
 from aiohttp import web
@@ -23,7 +24,7 @@ from agents.correlation import event_type_of
 from agents.catalog import EXTERNAL, catalog
 from agents.events import Event, encode, key_of
 from agents.runtime import faust_patches
-from agents.runtime.consuming import Handler, Received, handle
+from agents.runtime.consuming import ChangeHandler, Handler, Received, handle, handle_change
 from agents.runtime.feed import ChangelogFeed
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
 from agents.runtime.publisher import topic_for
@@ -31,6 +32,26 @@ from agents.runtime.rows import Rows
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def stop_at_once(_: BaseException) -> None:
+    """End the worker now, without another event handled or offset committed: its supervisor starts it again,
+    and it handles again every input not committed, from the table as its changelog has it."""
+    logging.shutdown()
+    os._exit(EXIT_ROW_LOST)
+
+
+EXIT_ROW_LOST = 75  # EX_TEMPFAIL: started again, it goes on
+
+
+class Undecoded(faust.Schema):
+    """Messages as they came, for bread's own decoding (Faust's codecs would only copy their bytes)."""
+
+    def loads_key(self, app: faust.App, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
+        return message.key
+
+    def loads_value(self, app: faust.App, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
+        return message.value
 
 
 class ContextApp:
@@ -67,13 +88,15 @@ class ContextApp:
             monitor=faust_patches.QuietMonitor(),
         )
         self._install_metrics()
-        faust_patches.batch_fetches(self.app, settings.kafka_fetch_min_bytes, settings.kafka_fetch_wait_ms)
+        faust_patches.long_poll_fetches(self.app, settings.kafka_fetch_min_bytes, settings.kafka_fetch_poll_ms)
+        faust_patches.pace_fetches(settings.kafka_fetch_wait_ms / 1000)
         faust_patches.idempotent_producer(self.app.producer)
         self._unacknowledged: set[asyncio.Future] = set()
         faust_patches.flush_before_commit(self.app.producer, self._expect_acknowledgement, self._unacknowledged,
                                           before=self._send_held_rows)
         faust_patches.commit_only_what_was_handled(self.app.consumer, {
-            t.name for t in catalog().topics_consumed_by(self.context) if EXTERNAL not in t.producers})
+            *(t.name for t in catalog().topics_consumed_by(self.context) if EXTERNAL not in t.producers),
+            *(t.changelog for t in catalog().tables_followed_by(self.context))})
         faust_patches.drain_without_tasks(self.app.consumer)
         self._rows: list[Rows] = []
         self._routing_known = False
@@ -102,7 +125,7 @@ class ContextApp:
         table = self.app.Table(spec.name, default=None, key_type=str, partitions=spec.partitions,
                                changelog_topic=changelog)
         table.key_serializer = "raw"  # and the same in the RocksDB store
-        rows = Rows(table, self.app.producer.send, self._expect_acknowledgement)
+        rows = Rows(table, self.app.producer.send, self._expect_acknowledgement, on_failure=stop_at_once)
         self._rows.append(rows)
         return rows
 
@@ -169,35 +192,43 @@ class ContextApp:
         if stray:
             raise SystemExit(f"{self.context} handles {sorted(stray)}, which no topic it consumes carries")
         topics = [t for t in consumed if set(t.events) & set(handlers)]
-        self._sources.update(t.name for t in topics)
-        source = self.app.topic(*[t.name for t in topics], key_type=str, internal=False)
         context = self.context
 
-        @self.app.agent(source, name=f"{context}-{'-'.join(t.alias for t in topics)}")
-        async def on_event(stream: faust.StreamT) -> None:
+        async def handling(received: Received) -> None:
+            await handle(context, received, handlers, self.emit, self.progress)
+        self._agent([t.name for t in topics], f"{context}-{'-'.join(t.alias for t in topics)}", handling)
+
+    def follow(self, table: str, on_change: ChangeHandler) -> None:
+        """One agent handing `on_change` every change of another context's table, from its changelog, which
+        topics.yaml must say this context follows."""
+        spec = catalog().tables[table]
+        if self.context not in spec.consumers:
+            raise SystemExit(f"{self.context} follows the table {table}, which topics.yaml does not say it does")
+        context = self.context
+
+        async def handling(received: Received) -> None:
+            await handle_change(context, received, on_change, self.emit, self.progress)
+        self._agent([spec.changelog], f"{context}-follows-{table}", handling)
+
+    def _agent(self, topics: list[str], name: str, handling: Callable[[Received], Awaitable[None]]) -> None:
+        self._sources.update(topics)
+        source = self.app.topic(*topics, schema=Undecoded(), internal=False)
+
+        @self.app.agent(source, name=name)
+        async def on_message(stream: faust.StreamT) -> None:
             async for message in stream.events():
                 if not self._may_handle.is_set():  # only a debug switch clears it
                     await self._may_handle.wait()
                 raw = message.message
-                await handle(context, Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value,
-                                               raw.timestamp, event_type_of(raw.headers)),
-                             handlers, self.emit, self.progress)
+                await handling(Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.timestamp,
+                                        event_type_of(raw.headers)))
+                if stream.channel.queue.empty():  # nothing more in hand: what the agent changed goes out together
+                    await self._send_held_rows()
 
     async def _sample_lag(self) -> None:
         consumer = self.app.consumer
         await self.progress.sample([tp for tp in consumer.assignment() if tp.topic in self._sources],
                                    consumer.highwater, consumer.position)
-
-    def fold_into(self, rows: Rows, fold: Callable[[Event | None, Event], Event | None]) -> None:
-        """Keep a table (keyed by orderId) as the fold of every event this context consumes."""
-
-        async def apply(event: Event) -> None:
-            key = str(event["orderId"])
-            folded = fold(rows.get(key), event)
-            if folded is not None:
-                rows[key] = folded
-
-        self.consume({event: apply for topic in catalog().topics_consumed_by(self.context) for event in topic.events})
 
     def _install_metrics(self) -> None:
         """bread's own metrics at /metrics. Faust's Prometheus sensors are left out on purpose: they cost a third

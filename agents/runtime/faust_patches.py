@@ -12,11 +12,13 @@ import asyncio
 import logging
 import time
 import types
+import weakref
 from importlib.metadata import version
 from typing import Any, Awaitable, Callable, Coroutine, Generator
 
 import faust
 from aiokafka import AIOKafkaConsumer
+from aiokafka.consumer.fetcher import Fetcher
 from faust.sensors.monitor import Monitor
 from mode.services import WaitResults
 
@@ -122,21 +124,49 @@ def commit_only_what_was_handled(consumer: Any, own_topics: set[str]) -> None:
     consumer._new_offset, consumer._add_gap = new_offset, add_gap
 
 
-def batch_fetches(app: faust.App, min_bytes: int, wait_ms: int) -> None:
-    """The cost: Faust asks for a fetch that returns as soon as one byte is there, so under load each context sends
-    the broker hundreds of fetches a second of a message or two each, and the broker's CPU is what bounds bread
-    first. Faust has no setting for it: the consumer it creates waits for `min_bytes` or `wait_ms`, whichever
-    comes first."""
+def long_poll_fetches(app: faust.App, min_bytes: int, wait_ms: int) -> None:
+    """The cost: Faust's consumer asks for fetches that the broker answers after half a second at most, empty
+    at idle; with the pace (`pace_fetches`) a fetch can wait longer for the first message. Faust has no setting
+    for it: the consumer it creates returns a fetch once `min_bytes` came, or after `wait_ms`."""
     thread = app.consumer._thread
     create = thread._create_worker_consumer
 
-    def batched(transport: Any) -> AIOKafkaConsumer:
+    def long_polling(transport: Any) -> AIOKafkaConsumer:
         consumer = create(transport)
         consumer._fetch_min_bytes = min_bytes
         consumer._fetch_max_wait_ms = wait_ms
         return consumer
 
-    thread._create_worker_consumer = batched
+    thread._create_worker_consumer = long_polling
+
+
+def pace_fetches(interval_s: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """The cost: a consumer asks the broker for more as soon as it has handled what it got, so under load each
+    consumer sends a fetch for every message or two, and at idle one every fetch.max.wait.ms: the broker's CPU
+    goes to fetches. Paced, every consumer of this process sends a node a fetch at most every `interval_s`: a
+    quiet consumer's fetch waits at the broker (a long poll: fetch.max.wait.ms) and returns the moment a message
+    comes, a busy one's returns at once with what came in since the last, and no hop waits more than
+    `interval_s`. aiokafka has no setting for it."""
+    fetch = Fetcher._proc_fetch_request
+    if getattr(fetch, "paced_s", None) == interval_s and clock is time.monotonic:
+        return
+    fetch = getattr(fetch, "unpaced", fetch)
+    last_sent: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # fetcher -> {node: when it last asked}
+
+    async def paced(fetcher: Fetcher, assignment: Any, node_id: int, request: Any) -> bool:
+        sent = last_sent.setdefault(fetcher, {})
+        wait = sent.get(node_id, float("-inf")) + interval_s - clock()
+        if wait > 0:
+            try:
+                await sleep(wait)  # the pace itself
+            except asyncio.CancelledError:
+                return False  # closed, or the partition was taken away: as aiokafka's own fetch answers then
+        sent[node_id] = clock()
+        return await fetch(fetcher, assignment, node_id, request)
+
+    paced.paced_s, paced.unpaced = interval_s, fetch  # type: ignore[attr-defined]
+    Fetcher._proc_fetch_request = paced
 
 
 def drain_without_tasks(consumer: Any) -> None:

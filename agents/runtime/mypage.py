@@ -1,15 +1,25 @@
-"""The Mypage worker: folds every event it consumes into the `mypages` table (RocksDB + changelog)."""
+"""The Mypage worker: keeps the `mypages` table (RocksDB + changelog) as the order context records each order,
+following the order worker's table on its changelog: one fold of the saga's events, not two."""
 from __future__ import annotations
 
-from agents.mypage.projection import project
+from agents.mypage.projection import Row, shown_row
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
 
 class MypageAgents:
-    """The Mypage context on Kafka, built from the settings: one table, the fold of every event it reads."""
+    """The Mypage context on Kafka, built from the settings: one table, each order as the order context has it."""
 
     def __init__(self, settings: Settings) -> None:
         self.context_app = ContextApp("mypage", settings)
         self.mypages = self.context_app.table()
-        self.context_app.fold_into(self.mypages, project)
+        self.context_app.follow("orders", self.on_order)
+
+    async def on_order(self, order_id: str, order: Row | None) -> None:
+        before = self.mypages.get(order_id)
+        after = shown_row(before, order) if order is not None else None
+        if after != before:
+            if after is None:
+                del self.mypages[order_id]
+            else:
+                self.mypages[order_id] = after

@@ -1,7 +1,8 @@
 """The order worker: keeps each order's lifecycle state in the `orders` table, enforces the saga's deadlines,
 and places the orders other systems request over Kafka.
 
-Every open order has an entry in `order-deadlines`. A timer cancels the orders whose deadline has passed
+Every open order's record holds its deadline, and the worker keeps the open ones in memory (built again from its
+table whenever the partitions it holds change). A timer cancels the orders whose deadline has passed
 (the baker never answered, or the edge died between placing the order and charging it); the cancellation
 then runs as any other: the bakery closes its ticket, pay refunds what it charged, the order ends Cancelled
 — or Confirmed, when the bakery confirmed first. An order still open a while after its cancel has stalled:
@@ -26,7 +27,7 @@ from agents.catalog import catalog
 from agents.correlation import current as current_correlation
 from agents.events import Event
 from agents.order import deadline, intake
-from agents.order.lifecycle import OrderStatus, apply_event, is_terminal, saga_seconds
+from agents.order.lifecycle import OrderStatus, saga_seconds
 from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.metrics import SAGA_SECONDS
 from agents.runtime.pay_client import PayClient
@@ -36,10 +37,6 @@ from agents.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def ended(order: dict | None) -> bool:
-    return bool(order and order.get("status")) and is_terminal(OrderStatus(order["status"]))
-
-
 class OrderAgents:
     """The order context on Kafka, built from the settings: its tables, its agents and its deadline timer."""
 
@@ -47,8 +44,10 @@ class OrderAgents:
         self.settings = settings
         self.context_app = ContextApp("order", settings, service="order-worker")
         self.orders = self.context_app.table("orders")
-        self.deadlines = self.context_app.table("order-deadlines")
         self.requests = self.context_app.table("order-requests")
+        # The open orders' deadlines, of the partitions this worker held when it last looked.
+        self._deadlines: dict[str, deadline.Deadline] = {}
+        self._deadlines_of: frozenset | None = None
         self.name = f"order-worker {socket.gethostname()}:{os.getpid()}"
         # Requests whose placement someone waits for (the edge, for an order with an Idempotency-Key).
         self._awaited_placements: dict[str, list[asyncio.Future]] = {}
@@ -65,22 +64,20 @@ class OrderAgents:
     async def on_event(self, event: Event) -> None:
         key = str(event["orderId"])
         before = self.orders.get(key)
-        updated = apply_event(before, event)
-        if updated is not None:
-            took = saga_seconds(before, updated)
-            if took is not None:
-                SAGA_SECONDS.labels(updated["status"]).observe(took)
-            self.orders[key] = updated
-        order = updated or before or {}
-        current = deadline.as_deadline(self.deadlines.get(key))
-        due = deadline.deadline_after_event(current, event, order.get("status"), ended(order),
-                                            self.settings.saga_deadline_s, self.settings.saga_repair_s)
-        if due != current:
+        updated = deadline.fold(before, event, self.settings.saga_deadline_s, self.settings.saga_repair_s)
+        if updated is None:
+            return  # seen before: the record has it, and the changelog has the record
+        took = saga_seconds(before, updated)
+        if took is not None:
+            SAGA_SECONDS.labels(updated["status"]).observe(took)
+        self.orders[key] = updated
+        due = updated.get("deadline")
+        if due != (before or {}).get("deadline"):
             self._reminded.pop(key, None)
-            if due is None:
-                del self.deadlines[key]
-            else:
-                self.deadlines[key] = due
+        if due is None:
+            self._deadlines.pop(key, None)
+        else:
+            self._deadlines[key] = due
 
     async def pay(self) -> PayClient:
         """The way to pay, made on first use (an aiohttp session belongs to the running loop)."""
@@ -152,10 +149,10 @@ class OrderAgents:
         return cast(int, await self.context_app.emit(event, wait=True))
 
     async def enforce_deadlines(self) -> None:
-        stored = ((key, deadline.as_deadline(due)) for key, due in list(self.deadlines.items()))
-        for key, due in deadline.overdue(stored, time.time()):
+        self._know_deadlines()
+        for key, due in deadline.overdue(list(self._deadlines.items()), time.time()):
             order = self.orders.get(key) or {}
-            if self._reminded.get(key) == due or ended(order):
+            if self._reminded.get(key) == due or deadline.has_ended(order):
                 continue  # reminded already, or ended: the agent moves the deadline on with the order's next event
             reminder = deadline.reminder(int(key), due, order)
             current_correlation.set(reminder["correlationId"])
@@ -167,3 +164,18 @@ class OrderAgents:
                 log.warning("could not announce %s for order %s: %s", reminder["type"], key, exc)
                 return
             self._reminded[key] = due
+
+    def _know_deadlines(self) -> None:
+        """Gather the open orders' deadlines from the table once its partitions are recovered, again whenever the
+        partitions this worker holds have changed."""
+        app = self.context_app.app
+        if not app.tables.recovery.completed.is_set() or app.rebalancing:
+            return
+        held = frozenset(app.consumer.assignment())
+        if held == self._deadlines_of:
+            return
+        s = self.settings
+        self._deadlines = {key: due for key, order in self.orders.items()
+                           if (due := deadline.deadline_of(order, s.saga_deadline_s, s.saga_repair_s)) is not None}
+        self._deadlines_of = held
+        log.info("%d open orders with a deadline in the partitions held", len(self._deadlines))

@@ -5,11 +5,11 @@ decisions reach Kafka through the ledger's outbox, relayed in order as soon as s
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -17,7 +17,7 @@ from agents.correlation import event_type_of, kafka_headers
 from agents.events import Event
 from agents.pay.ledger import Ledger
 from agents.pay.payments import APPLY, PaymentRefused, PaymentRequest
-from agents.runtime.consuming import Handler, Received, Send, handle
+from agents.runtime.consuming import Handler, Received, Send, handle, unwanted
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,12 @@ async def follow_the_saga(consumer: AIOKafkaConsumer, handlers: dict[str, Handle
     while not stop.is_set():
         try:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
-            # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other.
-            await asyncio.gather(*(
-                handle(CONTEXT, Received(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000,
-                                         event_type_of(m.headers)), handlers, dead_letters, progress)
-                for batch in batches.values() for m in batch))
+            received = [Received(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000,
+                                 event_type_of(m.headers)) for batch in batches.values() for m in batch]
+            # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other;
+            # the ledger's changes join one group transaction.
+            await asyncio.gather(*(handle(CONTEXT, r, handlers, dead_letters, progress) for r in received
+                                   if not unwanted(CONTEXT, r, handlers, progress)))
             # Committing every batch would cost a request per batch; handling an event twice is harmless.
             if batches and time.monotonic() - committed_at >= 1:
                 await consumer.commit()
@@ -106,7 +107,7 @@ async def relay_outbox(ledger: Ledger, producer: AIOKafkaProducer, outbox_writte
         outbox_written.clear()
         try:
             while entries := await ledger.unpublished():
-                events = [json.loads(e.value) for e in entries]
+                events = [orjson.loads(e.value) for e in entries]
                 sent = [await producer.send(e.topic, key=e.key, value=e.value, headers=kafka_headers(event))
                         for e, event in zip(entries, events)]
                 await asyncio.gather(*sent)

@@ -8,6 +8,7 @@ import time
 from typing import Callable
 
 import aiohttp
+import orjson
 
 from agents.breaker import BreakerSettings, CircuitBreaker
 from agents.bulkhead import AdaptiveLimit, Bulkhead, BulkheadFull, LimitSettings
@@ -71,8 +72,8 @@ class PayClient:
         try:
             async with self.http.post(
                 f"{self.url}/payments",
-                json={"orderId": order_id, "price": order.price, "action": "apply"},
-                headers={HTTP_HEADER: correlation},
+                data=orjson.dumps({"orderId": order_id, "price": order.price, "action": "apply"}),
+                headers={HTTP_HEADER: correlation, "Content-Type": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as response:
                 if response.status == 402:

@@ -1,7 +1,7 @@
 """A Faust table's rows as its context reads and writes them, each write costing what it must.
 
-A write is held until the agent has handled what it has in hand, so one order's events handled together write
-its row once; then it is encoded once and sent to the table's changelog (acks=all, and no consumer offset is
+A write is held until the agent has handled what it has in hand (HOLD_AT_MOST_S at most), so one order's events
+handled together write its row once; then it is encoded once and sent to the table's changelog (acks=all, and no consumer offset is
 committed before the broker has it), and only once the broker has it is it written to the local store, the way
 Faust's recovery writes one: the store is never ahead of the changelog. An input handled again after a crash
 therefore finds the table as every other worker would recover it, and a row that did not change needs no
@@ -25,6 +25,7 @@ Row = dict[str, Any]
 # Faust's producer's send: (topic, key, value, partition, timestamp, headers) -> the broker's acknowledgement.
 Send = Callable[[str, bytes, bytes | None, int, None, None], Awaitable[asyncio.Future]]
 RECENT_ROWS = 10_000  # rows kept decoded in memory after they are stored: an order's saga reads its row often
+HOLD_AT_MOST_S = 0.05  # a row is held no longer than this, even while the agent always has more in hand
 
 
 class ChangelogMessage(NamedTuple):
@@ -52,15 +53,20 @@ class SendFailed(Exception):
 
 class Rows:
     def __init__(self, table: faust.Table, send: Send, expect_acknowledgement: Callable[[asyncio.Future], None],
-                 recent_rows: int = RECENT_ROWS) -> None:
+                 on_failure: Callable[[BaseException], None], recent_rows: int = RECENT_ROWS) -> None:
+        """`on_failure` is told of a row that did not reach the changelog: then what this worker has in memory
+        may differ from what every other worker would recover, and it must handle nothing more (it stops, and
+        handles its inputs again once started)."""
         self.table = table
         self._topic = table.changelog_topic.get_topic_name()
-        self._send, self._expect = send, expect_acknowledgement
+        self._send, self._expect, self._on_failure = send, expect_acknowledgement, on_failure
         self._held: dict[str, tuple[Row | None, int]] = {}          # key -> (row, partition), not sent yet
         self._unstored: dict[str, tuple[Row | None, asyncio.Future]] = {}  # sent, not acknowledged yet
         self._recent: OrderedDict[str, Row] = OrderedDict()
         self._recent_rows = recent_rows
-        self._sending: asyncio.Task | None = None
+        self._sending: asyncio.TimerHandle | None = None
+        self._in_order = asyncio.Lock()
+        self._to_store: list[Stored] = []  # acknowledged, written to the store at the next turn of the loop
         self._failed: BaseException | None = None
 
     def get(self, key: str) -> Row | None:
@@ -73,7 +79,7 @@ class Rows:
         if row is not None:
             self._recent.move_to_end(key)
             return row
-        row = self.table.get(key)
+        row = self.table.data.get(key)  # the store itself: one lookup
         if row is not None:
             self._remember(key, row)
         return row
@@ -106,30 +112,40 @@ class Rows:
         if event is None:
             raise RuntimeError(f"{self.table.name}: a row is written only while an agent handles an event")
         self._held[key] = (row, event.message.partition)
-        if self._sending is None:
-            self._sending = asyncio.get_running_loop().create_task(self._send_held())
+        if self._sending is None:  # the agent sends its held rows once it has nothing in hand; this, at the latest
+            self._sending = asyncio.get_running_loop().call_later(HOLD_AT_MOST_S, self._send_late)
 
-    async def _send_held(self) -> None:
-        try:
-            await self.send_held()
-        finally:
-            self._sending = None
+    def _send_late(self) -> None:
+        self._sending = None
+        if self._held:
+            asyncio.get_running_loop().create_task(self.send_held())
 
     async def send_held(self) -> None:
-        """Send every change held so far; raise if any row failed to reach the changelog."""
+        """Send every change held so far, in the order they were made (one send at a time: a change of a row
+        sent later never lands before one sent earlier); raise if any row failed to reach the changelog."""
+        if self._sending is not None:
+            self._sending.cancel()
+            self._sending = None
+        async with self._in_order:
+            await self._send_in_order()
+
+    async def _send_in_order(self) -> None:
         while self._held:
-            held, self._held = self._held, {}
-            for key, (row, partition) in held.items():
-                value = None if row is None else orjson.dumps(row)
-                try:
-                    sent = await self._send(self._topic, key.encode(), value, partition, None, None)
-                except Exception as exc:  # noqa: BLE001 - the producer refused it: as a send that failed
-                    self._failed = exc
-                    raise SendFailed(f"{self._topic}: {exc}") from exc
-                self._expect(sent)
-                self._unstored[key] = (row, sent)
-                sent.add_done_callback(lambda acknowledged, key=key, row=row, value=value, partition=partition:
-                                       self._store(acknowledged, key, row, value, partition))
+            # A held change stays readable until it is sent, and one made meanwhile replaces it, to be sent next.
+            key, entry = next(iter(self._held.items()))
+            row, partition = entry
+            value = None if row is None else orjson.dumps(row)
+            try:
+                sent = await self._send(self._topic, key.encode(), value, partition, None, None)
+            except Exception as exc:  # noqa: BLE001 - the producer refused it: as a send that failed
+                self._fail(exc)
+                raise SendFailed(f"{self._topic}: {exc}") from exc
+            self._expect(sent)
+            self._unstored[key] = (row, sent)
+            if self._held.get(key) is entry:
+                del self._held[key]
+            sent.add_done_callback(lambda acknowledged, key=key, row=row, value=value, partition=partition:
+                                   self._store(acknowledged, key, row, value, partition))
         if self._failed is not None:
             raise SendFailed(f"{self._topic}: a row did not reach the changelog: {self._failed}")
 
@@ -139,16 +155,29 @@ class Rows:
         if latest:
             del self._unstored[key]
         if acknowledged.cancelled() or acknowledged.exception() is not None:
-            self._failed = acknowledged.exception() if not acknowledged.cancelled() else asyncio.CancelledError()
-            log.error("%s: the change of %s did not reach the broker: %s", self._topic, key, self._failed)
+            self._fail(acknowledged.exception() if not acknowledged.cancelled() else asyncio.CancelledError())
             return
         message = ChangelogMessage(self._topic, partition, acknowledged.result().offset, key.encode(), value)
-        self.table.apply_changelog_batch([Stored(key, row, message)])
+        if not self._to_store:
+            asyncio.get_running_loop().call_soon(self._store_acknowledged)
+        self._to_store.append(Stored(key, row, message))
         if latest:
             if row is None:
                 self._recent.pop(key, None)
             else:
                 self._remember(key, row)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = exc
+        log.critical("%s: a row did not reach the changelog (%s); this worker handles nothing more", self._topic,
+                     exc)
+        self._on_failure(exc)
+
+    def _store_acknowledged(self) -> None:
+        """Write the rows the broker acknowledged meanwhile to the local store, in one batch."""
+        stored, self._to_store = self._to_store, []
+        if stored:
+            self.table.apply_changelog_batch(stored)
 
     def _remember(self, key: str, row: Row) -> None:
         self._recent[key] = row
@@ -157,5 +186,8 @@ class Rows:
             self._recent.popitem(last=False)
 
     def forget_recent(self) -> None:
-        """Drop the rows kept from the store (the partitions held are changing: another worker may write them)."""
+        """Drop the rows kept from the store (the partitions held are changing: another worker may write them),
+        once the ones the broker acknowledged are in it."""
+        if self._to_store:
+            self._store_acknowledged()
         self._recent.clear()

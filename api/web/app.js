@@ -164,6 +164,9 @@ class Rows {
 }
 
 const ORDERS_SHOWN = 50;
+// Orders and tickets in the order things happened: numbers come in blocks per order edge and do not say it.
+// Times are ISO strings in one zone, so they sort as text; one missing sorts first.
+const byTime = (a, b) => (a ?? "").localeCompare(b ?? "");
 const TICKETS_SHOWN = 200;
 
 // Rows kept current by a stream of their changes: loaded from `list` whenever the stream says to (at first, and
@@ -186,7 +189,8 @@ function followLive(path, list, rowsIn, rows, what) {
 // The customer's view: the menu, the order form, and every own order with its story.
 const customer = {
   orders: new Rows(renderOrders, (row) => row.history?.length ?? 0,
-                   (rows) => rows.sort((a, b) => b.orderId - a.orderId).slice(0, ORDERS_SHOWN)),
+                   (rows) => rows.sort((a, b) => byTime(b.placedAt, a.placedAt) || b.orderId - a.orderId)
+                     .slice(0, ORDERS_SHOWN)),
   stream: null,
 
   async start() {
@@ -273,7 +277,8 @@ function orderCard(row) {
 const baker = {
   tickets: new Rows(renderTickets, (ticket) => (ticket.status === "Confirming" ? 0 : 1),
                     (tickets) => tickets.filter((t) => t.status === "Confirming")
-                      .sort((a, b) => a.orderId - b.orderId).slice(0, TICKETS_SHOWN)),
+                      .sort((a, b) => byTime(a.openedAt, b.openedAt) || a.orderId - b.orderId)
+                      .slice(0, TICKETS_SHOWN)),
   stream: null,
 
   start() {

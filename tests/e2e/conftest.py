@@ -167,6 +167,15 @@ async def confirmed_row(system: System, order_id: int) -> dict | None:
     return row if row and row["status"] == "Confirmed" else None
 
 
+async def mypage_row(system: System, order_id: int, status: str, via: str = "mypage") -> dict:
+    """The order's Mypage row once it shows `status`: Mypage shows each order as the order worker recorded it,
+    a moment after the order worker does."""
+    async def shown() -> dict | None:
+        row = await mypage(system, order_id, via)
+        return row if row and row["status"] == status else None
+    return await eventually(shown, what=f"order {order_id} {status} on Mypage")
+
+
 async def events_on(kafka: str, alias: str) -> list[dict]:
     """Every event now on a topic (by its topics.yaml name), leaving out what is no event: the poison messages
     test_dead_letters puts there."""

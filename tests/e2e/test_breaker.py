@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import breaker_state, CAKE, confirm, eventually, mypage, System, until_status
+from tests.e2e.conftest import breaker_state, CAKE, confirm, eventually, mypage_row, System, until_status
 
 # A breaker quick to open and to try again, so the test watches every state in seconds.
 BREAKER = {"PAY_TIMEOUT_S": "0.5", "PAY_BREAKER_WINDOW": "4", "PAY_BREAKER_MIN_CALLS": "2",
@@ -84,7 +84,7 @@ async def test_deferred_orders_are_taken_while_pay_is_down_and_paid_once_when_it
         await until_status(system, order_id, "Confirming")
         await confirm(system, order_id)
         await until_status(system, order_id, "Confirmed")
-        row = await mypage(system, order_id)
+        row = await mypage_row(system, order_id, "Confirmed")
         assert [step["event"] for step in row["history"]][:2] == ["OrderPlaced", "PaymentRequested"]
         status, ledger, _ = await system.request("GET", f"{system.url('pay')}/payments/{order_id}")
         assert [p["action"] for p in ledger["payments"]] == ["apply"]

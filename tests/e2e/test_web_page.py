@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.conftest import CAKE, System, eventually, mypage, place, until_status
+from tests.e2e.conftest import CAKE, System, mypage_row, place, until_status
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 30
@@ -203,7 +203,7 @@ async def test_a_baker_confirms_one_ticket_and_rejects_another_with_a_reason(sys
     await browser.run(browser.gone, f"[data-ticket='{rejected}']", "the rejected ticket leaving the list")
     await until_status(system, confirmed, "Confirmed")
     await until_status(system, rejected, "Cancelled")
-    row = await eventually(lambda: mypage(system, rejected), what="the rejected order's row")
+    row = await mypage_row(system, rejected, "Cancelled")
     assert "out of flour" in row["reason"]
     assert await browser.run(browser.js, "return window.notReloaded") is True
 

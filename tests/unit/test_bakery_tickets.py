@@ -7,7 +7,7 @@ from agents.bakery.tickets import (
 )
 from agents.catalog import catalog
 from agents.events import make_event
-from agents.mypage.projection import project
+from agents.order.lifecycle import apply_event
 
 
 def test_a_ticket_id_is_stable_per_order():
@@ -83,10 +83,10 @@ STALLED = make_event("OrderStalled", correlation_id="c", orderId=7, status="Canc
 
 
 def seen_by_mypage(*sent: list) -> list[str]:
-    """The history a consumer keeps of everything sent, each event counted once however often it came."""
+    """The story an order's record keeps of everything sent, each event counted once however often it came."""
     row = None
     for event in (e for batch in sent for e in batch):
-        row = project(row, event) or row
+        row = apply_event(row, event) or row
     return [step["event"] for step in (row or {}).get("history", [])]
 
 
@@ -139,3 +139,11 @@ def test_the_tickets_waiting_longest_come_first_and_decided_ones_not_at_all():
                                             {"orderId": 6, "status": "Confirming"}], 3)
     merged = first_waiting([([{"orderId": 5}, {"orderId": 6}], 3), ([{"orderId": 2}], 1)], 2)
     assert merged == {"tickets": [{"orderId": 2}, {"orderId": 5}], "total": 4}
+
+
+def test_the_tickets_waiting_longest_are_those_paid_first_whatever_their_numbers():
+    paid_at = {101: "2026-01-01T00:00:01.000+00:00", 2: "2026-01-01T00:00:02.000+00:00"}
+    tickets = [react(None, make_event("PayApproved", correlation_id="c", orderId=n, paymentId=n, price=1)
+                     | {"occurredAt": at}, auto_confirm=False)[0] for n, at in paid_at.items()]
+    assert [t["orderId"] for t in waiting_tickets(tickets, 2)[0]] == [101, 2]
+    assert tickets[0]["openedAt"] == paid_at[101]

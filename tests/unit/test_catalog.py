@@ -25,7 +25,10 @@ def test_commands_need_no_envelope():
 
 def test_events_are_found_by_type_and_contexts_by_what_they_read():
     assert catalog().topic_of_event("OrderPlaced").alias == "orders"
-    assert {t.alias for t in catalog().topics_consumed_by("mypage")} == {"orders", "payment-requests", "payments", "bakery"}
+    assert {t.alias for t in catalog().topics_consumed_by("order")} == {
+        "orders", "payment-requests", "payments", "bakery", "order-requests"}
+    assert catalog().topics_consumed_by("mypage") == []
+    assert [t.name for t in catalog().tables_followed_by("mypage")] == ["orders"]
 
 
 def test_a_made_event_carries_the_envelope_and_validates():
@@ -97,5 +100,16 @@ def test_inconsistent_catalogues_are_refused():
 def test_tables_are_co_partitioned_with_what_their_context_reads():
     for table in catalog().tables.values():
         counts = {t.partitions for t in catalog().topics_consumed_by(table.context) if t.key}
+        counts |= {t.partitions for t in catalog().tables_followed_by(table.context)}
         assert counts == {table.partitions}
         assert table.changelog == f"bread-{table.context}-{table.name}-changelog"
+
+
+def test_a_table_followed_by_a_context_names_known_contexts_and_shares_its_partitions():
+    topic = {"name": "t", "partitions": 3, "key": "orderId", "producer": "order", "consumers": ["order"],
+             "events": {"E": {"orderId": "int"}}}
+    followed = parse({"topics": {"t": topic}, "tables": {"rows": {"context": "order", "consumers": ["mypage"]},
+                                                         "view": {"context": "mypage"}}})
+    assert followed.tables["view"].partitions == 3 and followed.tables_followed_by("mypage") == [followed.tables["rows"]]
+    with pytest.raises(CatalogError, match="unknown contexts"):
+        parse({"topics": {"t": topic}, "tables": {"rows": {"context": "order", "consumers": ["kitchen"]}}})

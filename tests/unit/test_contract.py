@@ -74,7 +74,8 @@ def test_workers_consume_only_declared_topics_with_handlers_for_declared_events(
     from api import bakery, mypage, order_worker
 
     for worker in (face.build(Settings()) for face in (order_worker, bakery, mypage)):
-        declared = {t.name for t in catalog().topics_consumed_by(worker.context)}
+        declared = {t.name for t in catalog().topics_consumed_by(worker.context)} | {
+            t.changelog for t in catalog().tables_followed_by(worker.context)}
         subscribed = {name for agent in worker.app.agents.values() for name in agent.channel.topics}
         assert subscribed == declared, worker.context
         tables = {t.name: t for t in worker.app.tables.values()}

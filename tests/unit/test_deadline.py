@@ -2,7 +2,9 @@
 import pytest
 
 from agents.events import make_event
-from agents.order.deadline import CANCEL, REPAIR, as_deadline, deadline_after, deadline_after_event, overdue, reminder
+from agents.order.deadline import (
+    CANCEL, REPAIR, deadline_after, deadline_after_event, deadline_of, fold, overdue, reminder,
+)
 
 T0 = "2026-01-01T00:00:00.000+00:00"
 EPOCH = 1767225600.0
@@ -55,9 +57,28 @@ def test_only_orders_past_their_deadline_are_overdue():
     assert overdue([], now=0) == []
 
 
-def test_a_deadline_stored_as_a_bare_time_is_a_cancel_deadline():
-    assert as_deadline(100.0) == {"at": 100.0, "then": CANCEL, "attempt": 0}
-    assert as_deadline(None) is None
+def test_an_order_s_record_keeps_its_deadline_until_it_ends():
+    placed = make_event("OrderPlaced", correlation_id="c", orderId=1, item="cake", qty=1, price=25000)
+    cancelled = make_event("OrderCancelled", correlation_id="c", orderId=1, reason="by the customer")
+    voided = make_event("PayVoided", correlation_id="c", orderId=1, reason="cancelled")
+    order = fold(None, placed, deadline_s=300, repair_s=60)
+    assert order["deadline"] == {"at": deadline_after(placed["occurredAt"], 300), "then": CANCEL, "attempt": 0}
+    order = fold(order, cancelled, deadline_s=300, repair_s=60)
+    assert order["deadline"] == {"at": deadline_after(cancelled["occurredAt"], 60), "then": REPAIR, "attempt": 0}
+    order = fold(order, voided, deadline_s=300, repair_s=60)
+    assert order["status"] == "Cancelled" and "deadline" not in order
+    assert deadline_of(order, 300, 60) is None
+
+
+def test_a_record_kept_before_records_held_deadlines_gets_one_from_its_own_times():
+    placed = {"orderId": 1, "status": "Paid", "placedAt": "2026-11-28T00:00:00+00:00",
+              "updatedAt": "2026-11-28T00:00:01+00:00"}
+    assert deadline_of(placed, 300, 60) == {"at": deadline_after(placed["placedAt"], 300), "then": CANCEL,
+                                            "attempt": 0}
+    cancelling = {**placed, "status": "Cancelling"}
+    assert deadline_of(cancelling, 300, 60) == {"at": deadline_after(placed["updatedAt"], 60), "then": REPAIR,
+                                                "attempt": 0}
+    assert deadline_of({**placed, "status": "Confirmed"}, 300, 60) is None
 
 
 @pytest.mark.parametrize("then, announced", [(CANCEL, "OrderCancelled"), (REPAIR, "OrderStalled")])

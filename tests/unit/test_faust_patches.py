@@ -173,12 +173,58 @@ async def test_skipped_offsets_on_bread_s_topics_are_read_again_and_on_others_le
     assert consumer.seeks == 1
 
 
-def test_fetches_wait_for_a_batch():
+def test_faust_s_consumer_long_polls():
     made = SimpleNamespace()
     thread = SimpleNamespace(_create_worker_consumer=lambda transport: made)
-    faust_patches.batch_fetches(SimpleNamespace(consumer=SimpleNamespace(_thread=thread)), 65536, 100)
+    faust_patches.long_poll_fetches(SimpleNamespace(consumer=SimpleNamespace(_thread=thread)), 1, 1000)
     assert thread._create_worker_consumer("transport") is made
-    assert (made._fetch_min_bytes, made._fetch_max_wait_ms) == (65536, 100)
+    assert (made._fetch_min_bytes, made._fetch_max_wait_ms) == (1, 1000)
+
+
+async def test_a_consumer_asks_a_node_again_no_sooner_than_the_pace_and_a_quiet_one_at_once():
+    from aiokafka.consumer.fetcher import Fetcher
+    original, now, waited, asked = Fetcher._proc_fetch_request, [100.0], [], []
+
+    async def fetch(self, assignment, node_id, request):  # aiokafka's: sends the fetch, handles the answer
+        asked.append((node_id, now[0]))
+        return True
+
+    async def sleep(seconds):
+        waited.append(round(seconds, 3))
+        now[0] += seconds
+    Fetcher._proc_fetch_request = fetch
+    try:
+        faust_patches.pace_fetches(0.1, clock=lambda: now[0], sleep=sleep)
+        fetcher = object.__new__(Fetcher)
+        await Fetcher._proc_fetch_request(fetcher, None, 1, None)
+        now[0] += 0.02  # a busy consumer: the answer came at once, and it handled it in 20 ms
+        await Fetcher._proc_fetch_request(fetcher, None, 1, None)
+        assert waited == [0.08] and asked[-1] == (1, 100.1)
+        now[0] += 1.0   # a quiet one: its fetch waited at the broker for a second
+        await Fetcher._proc_fetch_request(fetcher, None, 1, None)
+        await Fetcher._proc_fetch_request(fetcher, None, 2, None)  # another node keeps its own pace
+        assert waited == [0.08] and [node for node, _ in asked] == [1, 1, 1, 2]
+    finally:
+        Fetcher._proc_fetch_request = original
+
+
+async def test_a_fetch_waiting_its_pace_when_the_consumer_closes_ends_as_aiokafka_s_own_fetch_does():
+    from aiokafka.consumer.fetcher import Fetcher
+    original = Fetcher._proc_fetch_request
+
+    async def fetch(self, assignment, node_id, request):
+        return True
+    Fetcher._proc_fetch_request = fetch
+    try:
+        faust_patches.pace_fetches(60.0)
+        fetcher = object.__new__(Fetcher)
+        await Fetcher._proc_fetch_request(fetcher, None, 1, None)
+        pacing = asyncio.ensure_future(Fetcher._proc_fetch_request(fetcher, None, 1, None))
+        await asyncio.sleep(0)
+        pacing.cancel()  # the consumer stops: aiokafka cancels its fetches, then awaits them
+        assert await pacing is False
+    finally:
+        Fetcher._proc_fetch_request = original
 
 
 def test_the_quiet_monitor_keeps_only_when_each_partition_last_took_an_event():

@@ -1,16 +1,20 @@
-"""Mypage rows: folded from events, shown in the seed's HAL shape, paged."""
+"""Mypage rows: each order as the order context records it (its fold of the events), shown in the seed's HAL
+shape, paged."""
 import random
 
 import pytest
 
 from agents.events import make_event
-from agents.mypage.projection import page_of, project, row_view, share_of
+from agents.mypage.projection import page_of, row_view, share_of, shown_row
+from agents.order.lifecycle import apply_event
 
 
 def fold(events):
-    row = None
+    """Mypage's row after the order context folded these events, each change followed as it came."""
+    order = row = None
     for event in events:
-        row = project(row, event) or row
+        order = apply_event(order, event) or order
+        row = shown_row(row, order)
     return row
 
 
@@ -64,8 +68,19 @@ def test_the_story_is_told_in_the_order_things_happened_not_the_order_they_arriv
 
 def test_a_duplicate_event_adds_nothing_to_the_story():
     placed = make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000)
-    row = fold([placed])
-    assert project(row, placed) is None
+    assert fold([placed, placed]) == fold([placed])
+    assert apply_event(apply_event(None, placed), placed) is None
+
+
+def test_mypage_keeps_what_it_shows_and_the_story_it_told_before_orders_kept_one():
+    placed = make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000)
+    paid = make_event("PayApproved", correlation_id="c", orderId=5, paymentId=1, price=25000)
+    placed["occurredAt"], paid["occurredAt"] = "2026-01-01T00:00:00.001+00:00", "2026-01-01T00:00:00.002+00:00"
+    told_before = {"orderId": 5, "status": "Ordered", "history": [{"event": "OrderPlaced", "at": placed["occurredAt"]}]}
+    recorded_before = {k: v for k, v in apply_event(None, placed).items() if k not in ("history", "action")}
+    row = shown_row(told_before, apply_event(recorded_before, paid))
+    assert [step["event"] for step in row["history"]] == ["OrderPlaced", "PayApproved"]
+    assert "eventIds" not in row and "facts" not in row and row["status"] == "Paid"
 
 
 def test_pages_are_newest_first_in_hal_shape():
@@ -92,3 +107,12 @@ def test_a_page_merged_from_each_workers_share_is_the_page_of_all_rows(page, siz
     assert merged == alone and merged["page"]["totalElements"] == 30
     expected = sorted((r["orderId"] for r in rows), reverse=True)[page * size:(page + 1) * size]
     assert [r["orderId"] for r in merged["_embedded"]["mypages"]] == expected
+
+
+def test_pages_are_newest_placed_first_whatever_the_numbers_of_the_edges_that_took_them():
+    # Edge a numbers from 1, edge b from 101: b's first order came before a's third.
+    rows = [{"orderId": n, "status": "Paid", "placedAt": f"2026-01-01T00:00:0{second}.000+00:00"}
+            for n, second in ((1, 1), (2, 2), (101, 3), (3, 4))]
+    page = page_of([share_of(rows, wanted=4)], page=0, size=4, base_url="http://x")
+    assert [r["orderId"] for r in page["_embedded"]["mypages"]] == [3, 101, 2, 1]
+    assert page["_embedded"]["mypages"][0]["placedAt"] == "2026-01-01T00:00:04.000+00:00"

@@ -9,7 +9,7 @@ import pytest
 from faust.streams import _current_event  # the event an agent is handling: here, a stand-in
 
 from agents.runtime.context_app import ContextApp
-from agents.runtime.rows import SendFailed
+from agents.runtime.rows import HOLD_AT_MOST_S, SendFailed
 from agents.settings import Settings
 
 
@@ -52,11 +52,21 @@ def rows(tmp_path):
     changelog = Changelog()
     acknowledged = set()
     table_rows._send, table_rows._expect = changelog.send, acknowledged.add
+    table_rows._on_failure = failures.append
     return table_rows, changelog
+
+
+failures: list[BaseException] = []
 
 
 def stored(rows) -> dict:
     return dict(rows.table.data.items())
+
+
+async def turns(n: int = 3) -> None:
+    """Let the loop run the callbacks the acknowledgements scheduled (a few turns, no time)."""
+    for _ in range(n):
+        await asyncio.sleep(0)
 
 
 async def test_a_row_is_read_at_once_and_stored_only_once_the_broker_has_it(rows):
@@ -68,7 +78,7 @@ async def test_a_row_is_read_at_once_and_stored_only_once_the_broker_has_it(rows
     assert changelog.sent == [(rows.table.changelog_topic.get_topic_name(), b"7", b'{"orderId":7,"status":"Ordered"}', 2)]
     assert rows.get("7")["status"] == "Ordered" and stored(rows) == {}
     changelog.acknowledge()
-    await asyncio.sleep(0)
+    await turns()
     assert stored(rows) == {"7": {"orderId": 7, "status": "Ordered"}}
     assert [row["orderId"] for row in rows.values()] == [7]
     del event
@@ -80,22 +90,35 @@ async def test_changes_made_while_the_agent_handles_what_it_has_in_hand_reach_th
     for status in ("Ordered", "Paid", "Confirming"):
         rows["7"] = {"orderId": 7, "status": status}
     rows["8"] = {"orderId": 8, "status": "Ordered"}
-    await asyncio.sleep(0)  # the agent is done with what it had: the held changes go out
+    await asyncio.sleep(0)
+    assert changelog.sent == []  # held while the agent has more in hand
+    await rows.send_held()       # it has none: what it changed goes out together
     assert [(key, value) for _, key, value, _ in changelog.sent] == [
         (b"7", b'{"orderId":7,"status":"Confirming"}'), (b"8", b'{"orderId":8,"status":"Ordered"}')]
     del event
 
 
-async def test_a_row_that_never_reached_the_changelog_is_not_stored_and_stops_the_next_commit(rows):
+async def test_a_row_is_held_a_short_while_at_most_however_busy_the_agent_is(rows):
+    rows, changelog = rows
+    event = handling(0)
+    rows["7"] = {"orderId": 7, "status": "Ordered"}
+    held_at = asyncio.get_running_loop().time()
+    while not changelog.sent and asyncio.get_running_loop().time() - held_at < 1:
+        await asyncio.sleep(0.005)  # ok-sleep: polling for the send, bounded by the second
+    assert changelog.sent and asyncio.get_running_loop().time() - held_at < HOLD_AT_MOST_S + 0.5
+    del event
+
+
+async def test_a_row_that_never_reached_the_changelog_is_not_stored_and_stops_the_worker_and_its_commit(rows):
     rows, changelog = rows
     event = handling(1)
     rows.table.data["7"] = {"orderId": 7, "status": "Ordered"}  # as the changelog has it
     rows["7"] = {"orderId": 7, "status": "Paid"}
     await rows.send_held()
     changelog.acknowledge(failed=ConnectionError("the broker went away"))
-    await asyncio.sleep(0)
+    await turns()
     assert stored(rows)["7"]["status"] == "Ordered"
-    assert rows.get("7")["status"] == "Ordered"  # reads go back to what the changelog has: the input is handled again
+    assert isinstance(failures[-1], ConnectionError)  # the worker is told to stop: it handles nothing more
     with pytest.raises(SendFailed):
         await rows.send_held()
     del event
@@ -110,7 +133,7 @@ async def test_a_deleted_row_is_a_tombstone_on_the_changelog_and_gone_from_the_s
     await rows.send_held()
     assert changelog.sent[-1][2] is None
     changelog.acknowledge()
-    await asyncio.sleep(0)
+    await turns()
     assert stored(rows) == {}
     del event
 
@@ -121,7 +144,7 @@ async def test_rows_kept_from_the_store_are_forgotten_when_the_partitions_held_c
     rows["7"] = {"orderId": 7, "status": "Ordered"}
     await rows.send_held()
     changelog.acknowledge()
-    await asyncio.sleep(0)
+    await turns()
     rows.table.data["7"] = {"orderId": 7, "status": "Paid"}  # another worker wrote it while it held the partition
     assert rows.get("7")["status"] == "Ordered"
     rows.forget_recent()
@@ -134,3 +157,65 @@ def test_a_row_is_written_only_while_an_agent_handles_an_event(rows):
     _current_event.set(None)
     with pytest.raises(RuntimeError, match="only while an agent handles an event"):
         rows["7"] = {"orderId": 7}
+
+
+async def test_a_change_sent_later_never_lands_before_one_sent_earlier(rows):
+    rows, changelog = rows
+    event = handling(0)
+    gate = asyncio.get_running_loop().create_future()
+    send, calls = changelog.send, []
+
+    async def slow_first(*args):  # the producer's buffer is full: the first send waits for room, the next not
+        calls.append(args)
+        if len(calls) == 1:
+            await gate
+        return await send(*args)
+    rows._send = slow_first
+    rows["7"] = {"orderId": 7, "status": "Paid"}
+    first = asyncio.ensure_future(rows.send_held())
+    await asyncio.sleep(0)
+    rows["7"] = {"orderId": 7, "status": "Confirmed"}
+    second = asyncio.ensure_future(rows.send_held())
+    await asyncio.sleep(0)
+    gate.set_result(None)
+    await asyncio.gather(first, second)
+    assert [value for _, _, value, _ in changelog.sent] == [b'{"orderId":7,"status":"Paid"}',
+                                                           b'{"orderId":7,"status":"Confirmed"}']
+    assert rows.get("7")["status"] == "Confirmed"
+    del event
+
+
+async def test_a_row_being_sent_is_read_as_it_is_until_it_is_on_its_way(rows):
+    rows, changelog = rows
+    event = handling(0)
+    gate = asyncio.get_running_loop().create_future()
+    send = changelog.send
+
+    async def waits_for_room(*args):  # the producer's buffer is full: sending takes a while
+        await gate
+        return await send(*args)
+    rows._send = waits_for_room
+    rows["6"] = {"orderId": 6, "status": "Ordered"}
+    rows["7"] = {"orderId": 7, "status": "Confirming"}
+    sending = asyncio.ensure_future(rows.send_held())
+    await asyncio.sleep(0)
+    # The agent goes on meanwhile: the next event of order 7 finds the row that is being sent.
+    assert rows.get("6")["status"] == "Ordered" and rows.get("7")["status"] == "Confirming"
+    rows["7"] = {"orderId": 7, "status": "Confirmed"}
+    gate.set_result(None)
+    await sending
+    assert [value for _, _, value, _ in changelog.sent][-1] == b'{"orderId":7,"status":"Confirmed"}'
+    assert rows.get("7")["status"] == "Confirmed"
+    del event
+
+
+async def test_rows_acknowledged_but_not_yet_stored_are_stored_before_the_recent_ones_are_forgotten(rows):
+    rows, changelog = rows
+    event = handling(0)
+    rows["7"] = {"orderId": 7, "status": "Paid"}
+    await rows.send_held()
+    changelog.acknowledge()
+    await asyncio.sleep(0)  # the acknowledgement came; the store is written at the next turn
+    rows.forget_recent()    # a rebalance began first
+    assert rows.get("7")["status"] == "Paid"
+    del event
