@@ -150,7 +150,7 @@ class Settings:
                                             "(the prod overlay: 3)", positive_whole)
     kafka_session_timeout_s: float = setting("KAFKA_SESSION_TIMEOUT_S", "10", "how long a dead worker keeps its "
                                              "partitions before the group rebalances", positive)
-    producer_linger_s: float = setting("PRODUCER_LINGER_S", "0.05", "how long the Faust workers' producers wait "
+    producer_linger_s: float = setting("PRODUCER_LINGER_S", "0.01", "how long the Faust workers' producers wait "
                                        "to fill a batch", not_negative, group="batching")
     kafka_fetch_wait_ms: int = setting("KAFKA_FETCH_WAIT_MS", "100", "a consumer asks the broker for more at "
                                        "most this often: fewer, fuller requests for the broker, at most this much "

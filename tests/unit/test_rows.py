@@ -69,6 +69,14 @@ async def turns(n: int = 3) -> None:
         await asyncio.sleep(0)
 
 
+async def acknowledged(rows, changelog, key: str, row: dict, then_turns: int = 3) -> None:
+    """Write a row as the agent does, send it, and have the broker acknowledge it."""
+    rows[key] = row
+    await rows.send_held()
+    changelog.acknowledge()
+    await turns(then_turns)
+
+
 async def test_a_row_is_read_at_once_and_stored_only_once_the_broker_has_it(rows):
     rows, changelog = rows
     event = handling(2)
@@ -141,10 +149,7 @@ async def test_a_deleted_row_is_a_tombstone_on_the_changelog_and_gone_from_the_s
 async def test_rows_kept_from_the_store_are_forgotten_when_the_partitions_held_change(rows):
     rows, changelog = rows
     event = handling(0)
-    rows["7"] = {"orderId": 7, "status": "Ordered"}
-    await rows.send_held()
-    changelog.acknowledge()
-    await turns()
+    await acknowledged(rows, changelog, "7", {"orderId": 7, "status": "Ordered"})
     rows.table.data["7"] = {"orderId": 7, "status": "Paid"}  # another worker wrote it while it held the partition
     assert rows.get("7")["status"] == "Ordered"
     rows.forget_recent()
@@ -212,10 +217,8 @@ async def test_a_row_being_sent_is_read_as_it_is_until_it_is_on_its_way(rows):
 async def test_rows_acknowledged_but_not_yet_stored_are_stored_before_the_recent_ones_are_forgotten(rows):
     rows, changelog = rows
     event = handling(0)
-    rows["7"] = {"orderId": 7, "status": "Paid"}
-    await rows.send_held()
-    changelog.acknowledge()
-    await asyncio.sleep(0)  # the acknowledgement came; the store is written at the next turn
-    rows.forget_recent()    # a rebalance began first
+    # The acknowledgement came; the store is written at the next turn of the loop, and a rebalance began first.
+    await acknowledged(rows, changelog, "7", {"orderId": 7, "status": "Paid"}, then_turns=1)
+    rows.forget_recent()
     assert rows.get("7")["status"] == "Paid"
     del event
