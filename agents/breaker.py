@@ -122,14 +122,20 @@ class CircuitBreaker:
         return max(0.0, self.settings.open_seconds - (self._clock() - self._opened_at))
 
     async def call(self, make_call: Callable[[], Awaitable[T]], *, is_failure: Callable[[BaseException], bool]
-                   = lambda exc: True) -> T:
+                   = lambda exc: True, says_nothing: Callable[[BaseException], bool] = lambda exc: False) -> T:
         """Run `make_call()` if the breaker allows it; record how it went. `is_failure` tells which exceptions
-        say the dependency is unhealthy (a refusal it answered properly is not)."""
+        say the dependency is unhealthy (a refusal it answered properly is not); `says_nothing` which say nothing
+        of it at all (this process itself stalled meanwhile): those are not recorded, as a cancelled call."""
         trial = self._admit()
         started = self._clock()
         try:
             result = await make_call()
         except Exception as exc:
+            if says_nothing(exc):
+                BREAKER_CALLS.labels(self.name, "stalled_here").inc()
+                if trial:
+                    self._trials_started -= 1
+                raise
             self._record(trial, Outcome(failed=is_failure(exc), slow=self._is_slow(started)))
             raise
         except BaseException:  # cancelled: no outcome to learn from; a trial gives its slot back

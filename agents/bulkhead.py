@@ -1,21 +1,22 @@
-"""A bulkhead with an adaptive limit, in front of a dependency: at most `limit` calls in flight; further callers
-wait their turn, first come first served, in a bounded queue and for no longer than their own deadline.
+"""A bulkhead with an adaptive limit, in front of a dependency (pay): at most `limit` calls in flight; further
+callers wait their turn, first come first served, in a bounded queue and for no longer than their own deadline.
 
-Why: a caller that answers fast can drive its dependency (and the machine they share) far past what it
-sustains; the calls then stretch past their timeout together, and the waves of timeouts open the breaker —
-the caller's own doing, not the dependency's. Hystrix's thread pool bounded that for the seed; here the bound
-follows what the dependency sustains, as Netflix's concurrency-limits does (its AIMD limit): one more call in
-flight after each call answered in time while the limit was in use, `backoff` times as many after each call
-that timed out or failed. (Backing off only once drops were common — the seed's pay times out on ~8 % of calls
-by itself, 400–620 ms against 610 ms — was tried: it let the limit grow until the machine saturated and the
-breaker opened, bench/breaker.py --concurrency 300 fell from 71 % to 8–9 % availability, and it did not
-shorten the wait at 100 clients.) Waiting in the queue is not the dependency's fault: the breaker sees only the calls
-made, and a caller whose deadline passes in the queue is refused (BulkheadFull) without any call.
+Why: a caller that answers fast can drive what it calls (and the machine they share) far past what it sustains;
+the calls then stretch past their timeouts together. Hystrix's thread pool bounded that for the seed; here the
+bound follows what the dependency sustains, from how long its calls take as seen here, as Netflix's
+concurrency-limits does: while calls take about the usual time the limit grows by one per call (and only while it
+is in use, as its AIMD limit does), and as a window of calls takes longer than usual it shrinks in proportion (as
+its gradient limit does; one call alone varies too much, the seed's pay 400-620 ms). The time seen
+here is what counts, not the dependency's own: a machine so busy that this process or the dependency wakes late is
+queueing too, and fewer calls in flight is the cure. A call that timed out counts as longer than the time it was
+given, so more timeouts than usual shrink the limit too. Waiting in the queue is not the
+dependency's fault: a caller whose turn does not come in time is refused (BulkheadFull) without any call.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
@@ -34,41 +35,86 @@ BULKHEAD_WAIT = Histogram("bread_bulkhead_wait_seconds", "How long callers waite
                           ["bulkhead"], buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5))
 
 
+# A window of calls during which this process mostly stalled: a fifth fewer would do. Its stalls say the machine is
+# saturated, not by how much; halving swung the limit between too few and too many (docs/performance.md).
+STALLED_BY = 0.8
+
+
 @dataclass(frozen=True)
 class LimitSettings:
-    initial: int = 20     # calls in flight at first
-    minimum: int = 2      # never fewer, so the dependency's recovery is seen
-    maximum: int = 200    # never more
-    backoff: float = 0.9  # after a call that timed out or failed, this share of the limit
+    initial: int = 100         # calls in flight at first
+    minimum: int = 2           # never fewer, so the dependency's recovery is seen
+    maximum: int = 200         # never more
+    tolerance: float = 4.0     # calls this much slower than usual are still no sign of queueing
+    smoothing: float = 0.2     # the share of the way to a new estimate the limit goes at once
+    window_calls: int = 20     # calls are judged by the average of each window of this many: one alone varies
+    usual_windows: int = 50    # "usual" is the average of this many windows
+    stalled_share: float = 0.1  # this process's own loop late by this share of a call's time (and by at least
+    stalled_s: float = 0.05     # this) while it was out: the machine is past what it sustains
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.initial <= self.maximum:
             raise ValueError("the limits must satisfy 1 <= minimum <= initial <= maximum")
-        if not 0 < self.backoff < 1:
-            raise ValueError("backoff is a share in (0, 1)")
+        if self.tolerance < 1 or not 0 < self.smoothing <= 1 or self.window_calls < 1 or self.usual_windows < 1:
+            raise ValueError("tolerance is at least 1, smoothing a share in (0, 1], the windows at least 1 long")
+        if self.stalled_s <= 0 or not 0 < self.stalled_share <= 1:
+            raise ValueError("stalled_s is above 0, stalled_share a share in (0, 1]")
 
 
 class AdaptiveLimit:
-    """Additive increase, multiplicative decrease of how many calls may be in flight. Pure: it learns only
-    from what it is told."""
+    """How many calls may be in flight, from how long they take (a gradient limit). Pure: it learns only from
+    what it is told."""
 
     def __init__(self, settings: LimitSettings) -> None:
         self.settings = settings
         self._limit = float(settings.initial)
+        self._usual: float | None = None  # seconds a call takes, as windows of calls averaged
+        self._windows = 0
+        self._took, self._calls, self._stalled, self._busiest = 0.0, 0, 0, 0  # the window being filled
 
     @property
     def value(self) -> int:
         return int(self._limit)
 
-    def answered(self, in_flight: int) -> None:
-        """A call answered in time, with `in_flight` calls out as it started. Only a limit in use grows: one
-        never reached says nothing of what more would do."""
-        if 2 * in_flight >= self._limit:
-            self._limit = min(self.settings.maximum, self._limit + 1)
+    @property
+    def usual_s(self) -> float | None:
+        return self._usual
 
-    def dropped(self) -> None:
-        """A call timed out or failed: the dependency is past what it sustains."""
-        self._limit = max(self.settings.minimum, self._limit * self.settings.backoff)
+    def took(self, seconds: float, in_flight: int, late_s: float = 0.0) -> None:
+        """A call took `seconds` (answered, failed, or timed out), with `in_flight` calls out as it started, and
+        this process's loop was at most `late_s` late meanwhile."""
+        self._took += seconds
+        self._calls += 1
+        self._stalled += late_s >= max(self.settings.stalled_s, self.settings.stalled_share * seconds)
+        self._busiest = max(self._busiest, in_flight)
+        if self._calls >= self.settings.window_calls:
+            self._judge(self._took / self._calls, 2 * self._stalled >= self._calls, 2 * self._busiest >= self._limit)
+            self._took, self._calls, self._stalled, self._busiest = 0.0, 0, 0, 0
+
+    def _judge(self, recent: float, stalled: bool, in_use: bool) -> None:
+        """A window of calls took `recent` each on average, and this process was `stalled` in most of them."""
+        gradient = 1.0 if self._usual is None else \
+            max(0.5, min(1.0, self.settings.tolerance * self._usual / max(recent, 1e-6)))
+        queueing = gradient < 1.0 or stalled
+        self._windows += 1
+        # A window that queued teaches "usual" little: the usual time is the dependency's, not a busy machine's.
+        weight = (0.1 if queueing else 1.0) / min(self._windows, self.settings.usual_windows)
+        usual = recent if self._usual is None else self._usual + weight * (recent - self._usual)
+        self._usual = usual * 0.9 if usual > 2 * recent else usual  # quick again: forget the slow spell faster
+        if not in_use:
+            return  # only a limit in use tells anything of more, or of fewer
+        if stalled:
+            self._towards(self._limit * min(gradient, STALLED_BY))
+        elif queueing:  # as many as would take the usual time, and a queue's worth more (jitter is not queueing)
+            self._towards(self._limit * gradient + math.sqrt(self._limit))
+        else:
+            self._towards(self._limit + math.sqrt(self._limit))
+
+    def _towards(self, estimate: float) -> None:
+        self._set(self._limit + self.settings.smoothing * (estimate - self._limit))
+
+    def _set(self, limit: float) -> None:
+        self._limit = max(self.settings.minimum, min(self.settings.maximum, limit))
 
 
 class BulkheadFull(Exception):
@@ -81,9 +127,10 @@ class BulkheadFull(Exception):
 
 class Bulkhead:
     def __init__(self, name: str, limit: AdaptiveLimit, max_waiting: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 late_since: Callable[[float], float] = lambda since: 0.0) -> None:
         self.name, self.limit, self.max_waiting = name, limit, max_waiting
-        self._clock = clock
+        self._clock, self._late_since = clock, late_since  # how late this process's loop was since a moment
         self.in_flight = 0
         self._waiting: collections.deque[asyncio.Future] = collections.deque()
         BULKHEAD_LIMIT.labels(name).set_function(lambda: self.limit.value)
@@ -91,26 +138,24 @@ class Bulkhead:
         BULKHEAD_WAITING.labels(name).set_function(lambda: len(self._waiting))
 
     async def call(self, make_call: Callable[[], Awaitable[T]], wait_s: float,
-                   is_drop: Callable[[BaseException], bool]) -> T:
-        """Run `make_call()` once it is this caller's turn, or raise BulkheadFull when the queue is full or
-        the turn does not come within `wait_s`. `is_drop` tells which exceptions say the dependency is past
-        what it sustains (a refusal it answered properly is not)."""
+                   made: Callable[[BaseException], bool] = lambda exc: True) -> T:
+        """Run `make_call()` once it is this caller's turn, or raise BulkheadFull when the queue is full or the
+        turn does not come within `wait_s`. The limit learns how long the call took, however it
+        ended (`made` tells which exceptions mean no call was made at all), and how late this process's own loop
+        was meanwhile."""
         await self._turn(wait_s)
-        in_flight = self.in_flight
+        in_flight, started = self.in_flight, self._clock()
         try:
             result = await make_call()
-        except Exception as exc:
-            if is_drop(exc):
-                self.limit.dropped()
-            else:
-                self.limit.answered(in_flight)
-            raise
-        else:
-            self.limit.answered(in_flight)
+            self.limit.took(self._clock() - started, in_flight, late_s=self._late_since(started))
             return result
-        finally:
+        except Exception as exc:
+            if made(exc):
+                self.limit.took(self._clock() - started, in_flight, late_s=self._late_since(started))
+            raise
+        finally:  # cancelled or not: the turn passes on, with any a grown limit adds, to those waiting
             self.in_flight -= 1
-            self._let_in()  # this turn, and any a grown limit adds, to those waiting
+            self._let_in()
 
     async def _turn(self, wait_s: float) -> None:
         if not self._waiting and self.in_flight < self.limit.value:

@@ -223,15 +223,19 @@ class Settings:
     pay_fallback: str = setting("PAY_FALLBACK", "reject", "when pay cannot be called: `reject` (503, order "
                                 "Rejected) or `defer` (202, order PaymentPending, paid later from Kafka)",
                                 one_of("reject", "defer"))
-    order_admission: bool = setting("ORDER_ADMISSION", "on", "the order edge and the gateway refuse new orders "
-                                    "(503, Retry-After) while the contexts run far behind: bread's overload "
-                                    "protection", switch, group="admission")
-    order_shed_from_s: float = setting("ORDER_SHED_FROM_S", "1", "they refuse a share of new orders once the "
-                                       "contexts run this many seconds behind", positive, group="admission")
-    order_shed_all_s: float = setting("ORDER_SHED_ALL_S", "3", "and every new order from this far behind",
+    order_admission: bool = setting("ORDER_ADMISSION", "on", "the order edge and the gateway take new orders at the "
+                                    "pace the contexts see them through, each waiting its turn at the door: "
+                                    "bread's overload protection", switch, group="admission")
+    order_shed_from_s: float = setting("ORDER_SHED_FROM_S", "1", "they take new orders slower while the contexts "
+                                       "run more than this many seconds behind (and faster, gently, while not)",
+                                       positive, group="admission")
+    order_shed_all_s: float = setting("ORDER_SHED_ALL_S", "3", "and none from this far behind (503, Retry-After)",
                                       positive, group="admission")
-    order_admission_poll_s: float = setting("ORDER_ADMISSION_POLL_S", "0.25", "how often it asks them how far "
-                                            "behind they are", positive, group="admission")
+    order_admission_wait_s: float = setting("ORDER_ADMISSION_WAIT_S", "1", "a new order waits its turn at most "
+                                            "this long; one whose turn would come later is refused at once (503, "
+                                            "Retry-After)", not_negative, group="admission")
+    order_admission_poll_s: float = setting("ORDER_ADMISSION_POLL_S", "0.25", "how often they ask the contexts "
+                                            "how far behind they are", positive, group="admission")
     pay_breaker_window: int = setting("PAY_BREAKER_WINDOW", "100", "the breaker counts the last N calls",
                                       positive_whole, group="breaker counts")
     pay_breaker_min_calls: int = setting("PAY_BREAKER_MIN_CALLS", "50", "and decides on no fewer than this",
@@ -246,9 +250,10 @@ class Settings:
                                         group="breaker open")
     pay_breaker_half_open_calls: int = setting("PAY_BREAKER_HALF_OPEN_CALLS", "5", "how many trial calls it "
                                                "lets through half-open", positive_whole, group="breaker open")
-    pay_bulkhead_initial: int = setting("PAY_BULKHEAD_INITIAL", "20", "the bulkhead in front of pay lets this "
+    pay_bulkhead_initial: int = setting("PAY_BULKHEAD_INITIAL", "100", "the bulkhead in front of pay lets this "
                                         "many calls be in flight at first", positive_whole, group="bulkhead limit")
-    pay_bulkhead_min: int = setting("PAY_BULKHEAD_MIN", "2", "then as many as pay answers in time, at least this",
+    pay_bulkhead_min: int = setting("PAY_BULKHEAD_MIN", "2", "then as many as take their usual time without this "
+                                    "process stalling, at least this",
                                     positive_whole, group="bulkhead limit")
     pay_bulkhead_max: int = setting("PAY_BULKHEAD_MAX", "200", "and at most this", positive_whole,
                                     group="bulkhead limit")

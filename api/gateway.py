@@ -36,9 +36,9 @@ from agents import principals
 from agents.settings import Networks, Settings
 from agents.correlation import HTTP_HEADER, current
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
-from api.admission import admit, watch_the_pipeline
+from api.admission import ADMITTED, ADMITTED_HEADER, admitted, watch_the_pipeline
 from api.http import SETTINGS, STOPPING, AnswerBroken, JsonError, Resources, service_app
-from api.routes import ROUTES, check_access, route_of
+from api.routes import ROUTES, Route, check_access, route_of
 from api.tokens import TokenBook
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ WHOLE_ANSWER_BYTES = 1 << 20  # an answer this small with its length known is pa
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
               "transfer-encoding", "upgrade", "host", "content-length"}
 # Never passed on from the caller: the gateway alone says who is calling, and whose token it was.
-STRIPPED = HOP_BY_HOP | {h.lower() for h in principals.HEADERS} | {"authorization"}
+STRIPPED = HOP_BY_HOP | {h.lower() for h in principals.HEADERS} | {"authorization", ADMITTED_HEADER.lower()}
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 TOKENS = web.AppKey("tokens", TokenBook)
 LIMITER = web.AppKey("limiter", "RateLimiter")
@@ -244,6 +244,8 @@ def forward_headers(request: web.Request) -> dict[str, str]:
     headers[HTTP_HEADER] = current.get()  # the caller's, or the one the gateway assigned
     if request.get(PRINCIPAL):
         headers.update(request[PRINCIPAL].headers())
+    if request.get(ADMITTED):
+        headers[ADMITTED_HEADER] = "gateway"
     headers["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", request.host)
     headers["X-Forwarded-Proto"] = request.headers.get("X-Forwarded-Proto", request.scheme)
     if request.remote:
@@ -256,9 +258,15 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     if route is None:
         raise JsonError(404, f"no route for {request.path}; routes: {', '.join(r.prefix for r in ROUTES)}")
     if request.method == "POST" and request.path == "/orders" and IDEMPOTENCY_HEADER not in request.headers:
-        # What the edge would refuse, refused here: a busy bread spends no second hop on it. A keyed request
-        # goes on (the edge answers one placed before however busy bread is).
-        admit(request.app)
+        # New orders wait their turn here, or are refused here: a busy bread spends no second hop on them. A keyed
+        # request goes on (the edge answers one placed before however busy bread is).
+        async with admitted(request):
+            return await pass_on(request, route)
+    return await pass_on(request, route)
+
+
+async def pass_on(request: web.Request, route: Route) -> web.StreamResponse:
+    """The request passed to an instance of its route's service: the next one if one is unreachable."""
     targets: Targets = request.app[TARGETS][route.service]
     settings = request.app[SETTINGS]
     body: bytes | LimitedBody | None = None

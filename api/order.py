@@ -31,9 +31,10 @@ from agents.order import intake
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, parse_order
 from agents.runtime.pay_client import PayClient
+from agents.runtime.stalls import Stalls
 from agents.runtime.publisher import Publisher
 from agents.settings import Settings
-from api.admission import admit, watch_the_pipeline
+from api.admission import admitted, watch_the_pipeline
 from api.http import (
     SETTINGS, JsonError, Resources, error_response, json_response, order_id_in_path, read_json, service_app,
 )
@@ -55,9 +56,12 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     await producer.start()
     # One pooled client for every call to pay and to the order worker: no per-request connection set-up.
     http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+    stalls = Stalls("order")
+    watching = asyncio.create_task(stalls.watch())
     app[PUBLISHER], app[HTTP] = Publisher("order", producer), http
-    app[PAY] = PayClient.from_settings(http, app[SETTINGS])
+    app[PAY] = PayClient.from_settings(http, app[SETTINGS], stalls)
     yield
+    watching.cancel()
     await http.close()
     await producer.stop()
 
@@ -71,11 +75,11 @@ async def place_order(request: web.Request) -> web.Response:
         raise JsonError(400, str(exc)) from None
     customer = customer_of(request)
     if key is not None:
-        return await place_once(app, key, order, customer)
-    admit(app)
-    refuse_while_pay_is_refused(app[PAY])
-    placed = await intake.place(app[PUBLISHER].send, app[NUMBERS], app[PAY], order,
-                                current.get() or new_correlation_id(), customer)
+        return await place_once(request, key, order, customer)
+    refuse_while_pay_is_refused(app[PAY])  # before the door: a refusal costs no turn, and waits for none
+    async with admitted(request, at_the_edge=True):
+        placed = await intake.place(app[PUBLISHER].send, app[NUMBERS], app[PAY], order,
+                                    current.get() or new_correlation_id(), customer)
     return placement_answer(placed.order_id, placed.status, placed.reason, order, placed.retry_after)
 
 
@@ -123,17 +127,18 @@ def customer_of(request: web.Request) -> str | None:
     return principal.name if principal else None
 
 
-async def place_once(app: web.Application, key: str, order: OrderRequest, customer: str | None) -> web.Response:
+async def place_once(request: web.Request, key: str, order: OrderRequest, customer: str | None) -> web.Response:
     """Place the order through the order worker's request log, keyed by the Idempotency-Key: requests with
     one key go to one partition and are placed one after the other, so a repeat — to any edge replica —
     finds the first placement instead of making a second."""
+    app = request.app
     placed = await placement_of(app, key)
     if placed is None:
-        admit(app)  # a request placed before is answered however busy bread is
-        await app[PUBLISHER].send(make_event("RequestOrder", correlation_id=current.get() or new_correlation_id(),
-                                      requestId=key, item=order.item, qty=order.qty,
-                                      **({"customerId": customer} if customer else {})))
-        placed = await placement_of(app, key, wait_s=app[SETTINGS].pay_timeout_s + PLACEMENT_WAIT_S)
+        async with admitted(request, at_the_edge=True):  # one placed before is answered however busy bread is
+            await app[PUBLISHER].send(make_event(
+                "RequestOrder", correlation_id=current.get() or new_correlation_id(), requestId=key,
+                item=order.item, qty=order.qty, **({"customerId": customer} if customer else {})))
+            placed = await placement_of(app, key, wait_s=app[SETTINGS].pay_timeout_s + PLACEMENT_WAIT_S)
     if placed is None:
         return json_response({"requestId": key, "status": "Requested"}, 202,
                              headers={"Location": f"/order-requests/{key}"})

@@ -37,7 +37,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e import drive, follow_confirmations, percentile, running_bread, until_confirmed  # noqa: E402
+from e2e import drive, follow_confirmations, percentile, reason_of, running_bread, until_confirmed  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEED = {"availability_pct": 84.31, "transactions_per_s": 17.48, "concurrency": 100, "seconds": 5}
@@ -49,6 +49,26 @@ async def breaker_metrics(url: str) -> dict[str, float]:
         text = await response.text()
     found = re.findall(r'^bread_breaker_(transitions|calls)_total\{([^}]*)\} (\S+)$', text, re.M)
     return {f"{kind}:{labels}": float(value) for kind, labels, value in found}
+
+
+WATCHED = {"limit": 'bread_bulkhead_limit{bulkhead="pay"}', "in_flight": 'bread_bulkhead_in_flight{bulkhead="pay"}',
+           "waiting": 'bread_bulkhead_waiting{bulkhead="pay"}', "door_per_s": "bread_admission_rate_per_second",
+           "behind_s": "bread_admission_delay_seconds", "loop_late_s": 'bread_event_loop_late_seconds{service="order"}'}
+
+
+async def watch_the_edge(url: str, began: float, stop: asyncio.Event, seen: dict[int, dict[str, float]]) -> None:
+    """Each second, the edge's own view (its bulkhead in front of pay, its door, its loop), for the timeline."""
+    async with aiohttp.ClientSession() as http:
+        while not stop.is_set():
+            try:
+                async with http.get(f"{url}/metrics") as response:
+                    text = await response.text()
+            except aiohttp.ClientError:
+                text = ""
+            values = dict(re.findall(r"^(\S+) (\S+)$", text, re.M))
+            seen[int(time.monotonic() - began)] = {name: round(float(values[metric]), 3)
+                                                   for name, metric in WATCHED.items() if metric in values}
+            await asyncio.sleep(1)  # the timeline's resolution
 
 
 async def books(pay_url: str, order_ids: list[int]) -> dict[str, int]:
@@ -73,8 +93,13 @@ async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_
         confirmed: dict[int, float] = {}
         stop = asyncio.Event()
         follower = asyncio.create_task(follow_confirmations(bread.bootstrap, confirmed, {}, stop))
+        edge_seen: dict[int, dict[str, float]] = {}
+        watching_stops = asyncio.Event()
+        watching = asyncio.create_task(watch_the_edge(edge, time.monotonic(), watching_stops, edge_seen))
         load = await drive(f"{edge}/orders", b'{"item":"cake","qty":1}', concurrency, seconds, placed,
                            honor_retry_after)
+        watching_stops.set()
+        await watching
         breaker = await breaker_metrics(edge)
         # Every accepted order must end Confirmed: deferred ones once pay has charged them from Kafka.
         await until_confirmed(placed, confirmed, 120)
@@ -89,6 +114,8 @@ async def scenario(fallback: str, concurrency: int, seconds: float, honor_retry_
             "accepted_per_s": round(load["accepted_per_s"], 2),
             "latency_ms": {q: round(load[f"{q}_ms"], 1) for q in ("p50", "p90", "p99", "max")},
             "statuses": {str(k): v for k, v in sorted(load["statuses"].items(), key=str)},
+            "refusals_by_reason": load["refusals_by_reason"],
+            "timeline": [{**second, **edge_seen.get(second["second"], {})} for second in load["timeline"]],
             "breaker": breaker,
             "accepted_orders_confirmed": f"{len(set(placed) & set(confirmed))}/{len(placed)}",
             "pay_books_of_accepted": await books(bread.url("pay"), sorted(placed)),
@@ -148,11 +175,6 @@ async def pay_killed(concurrency: int, up_s: float = 10, down_s: float = 15) -> 
         "statuses": {str(k): sum(a[2] == k for a in answers) for k in sorted({a[2] for a in answers})},
         "refusals_by_reason": dict(collections.Counter(reason_of(a[3]) for a in answers if a[2] >= 300)),
     }
-
-
-def reason_of(error: str) -> str:
-    """A refusal's kind, from its JSON error: the words before the first detail."""
-    return re.split(r"[:;(\d]", error.removeprefix("payment unavailable: "), maxsplit=1)[0].strip()
 
 
 def keep(kind: str, result: dict) -> None:

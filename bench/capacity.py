@@ -12,17 +12,21 @@ down) — and reports per step: accepted/s, intake p50/p99, placement → Confir
 table's changelog) and how many accepted orders never confirmed. The capacity is the highest step whose p99
 placement → Confirmed is under 2 s, every order taken and none lost.
 
-Then, unless `--overload 0`, it offers twice the capacity (`--overload` times) for 60 s and reports what the
-edge took and refused, the confirmations per second while the load went on (against the capacity), how long the
-taken orders took to confirm, whether any was lost, and how soon after the load stopped an order placed is
-confirmed as fast as on a quiet bread again.
+Then, unless `--overload 0`, it offers three times the capacity (`--overload` times) for 40 s and reports what
+the edge took and refused, the confirmations per second while the load went on (against the capacity), how
+steady the orders taken and confirmed per second were over the middle of the run (their coefficient of
+variation, the first and last STEADY_TRIM_S seconds left out), how long the taken orders took to confirm, whether
+any was lost, and how soon after the load stopped an order placed is confirmed as fast as on a quiet bread again.
+
+On a machine with less to give: `taskset -c 0 python bench/capacity.py` pins the ceiling, the load driver and the
+whole of bread (its processes and the broker inherit it) to one core.
 
 Before the load it measures what an idle bread costs (CPU of every process over `IDLE_S`, as a share of a core).
 
 Writes bench/results/capacity-<time>.json and, with matplotlib installed (`pip install -e '.[bench]'`), a PNG
 chart beside it.
 
-    python bench/capacity.py [--rates 50,100,200,300,350,400,450,500,600] [--seconds 20] [--settle 30] [--overload 2]
+    python bench/capacity.py [--rates 50,100,200,300,350,400,450,500,600] [--seconds 20] [--settle 30] [--overload 3]
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import argparse
 import asyncio
 import collections
 import json
+import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -121,6 +126,7 @@ def step_report(rate: float, seconds: float, run: dict, placed: dict[int, float]
 
 
 NORMAL_S = 0.5   # placement → Confirmed of an order on a quiet bread is well under this
+STEADY_TRIM_S = 5  # how steady an overload run is is judged without its first and last seconds
 
 
 async def drain(http: aiohttp.ClientSession, url: str, confirmed: dict[int, float], within_s: float) -> float | None:
@@ -149,6 +155,8 @@ def overload_report(rate: float, seconds: float, run: dict, placed: dict[int, fl
         if order in confirmed:
             timeline[int(confirmed[order] - began)]["confirmed"] += 1
     accepted_latency = [lat for lat, (_, status) in zip(run["latencies"], run["answers"]) if status in (201, 202)]
+    middle = [timeline[second] for second in range(STEADY_TRIM_S, int(seconds) - STEADY_TRIM_S)]
+    confirmed_steady = statistics.fmean(p["confirmed"] for p in middle) if middle else 0.0
     return {
         "offered_per_s": rate, "seconds": seconds,
         "accepted_per_s": round(len(placed) / seconds, 1),
@@ -156,6 +164,11 @@ def overload_report(rate: float, seconds: float, run: dict, placed: dict[int, fl
         "statuses": {str(k): v for k, v in run["statuses"].items()},
         "confirmed_per_s_while_loaded": round(confirmed_during / seconds, 1),
         "share_of_capacity_confirmed": round(confirmed_during / seconds / capacity_per_s, 2),
+        "steady": {"seconds": [STEADY_TRIM_S, int(seconds) - STEADY_TRIM_S],
+                   "taken_cv": variation([p["taken"] for p in middle]),
+                   "confirmed_cv": variation([p["confirmed"] for p in middle]),
+                   "confirmed_per_s": round(confirmed_steady, 1),
+                   "share_of_capacity_confirmed": round(confirmed_steady / capacity_per_s, 2)},
         "intake_p99_ms_of_accepted": round(percentile(accepted_latency, 0.99) * 1000, 1),
         "confirmed_p50_s": round(percentile(to_confirmed, 0.5), 3),
         "confirmed_p99_s": round(percentile(to_confirmed, 0.99), 3),
@@ -163,6 +176,13 @@ def overload_report(rate: float, seconds: float, run: dict, placed: dict[int, fl
         "drained_within_s": drained_s,
         "timeline": [{"second": k, **v} for k, v in sorted(timeline.items())],
     }
+
+
+def variation(per_second: list[int]) -> float | None:
+    """The coefficient of variation of per-second counts: how unsteady they are (0: the same every second)."""
+    if len(per_second) < 2 or not statistics.fmean(per_second):
+        return None
+    return round(statistics.pstdev(per_second) / statistics.fmean(per_second), 3)
 
 
 def capacity(steps: list[dict]) -> float | None:
@@ -270,6 +290,11 @@ async def main(rates: list[float], seconds: float, settle_s: float, overload_fac
                       f"{overload['confirmed_p50_s']:.2f}/{overload['confirmed_p99_s']:.2f} s, not confirmed "
                       f"{overload['not_confirmed']}, back to normal {overload['drained_within_s']} s after the load "
                       f"stopped, {overload['statuses']}", flush=True)
+                steady = overload["steady"]
+                print(f"overload, seconds {steady['seconds'][0]}-{steady['seconds'][1]}: taken CV "
+                      f"{steady['taken_cv']}, confirmed CV {steady['confirmed_cv']}, confirmed "
+                      f"{steady['confirmed_per_s']}/s = {steady['share_of_capacity_confirmed']:.0%} of capacity",
+                      flush=True)
         stop.set()
         await follower
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -306,9 +331,9 @@ if __name__ == "__main__":
                         help="offered orders/s, one step each, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="how long each step offers its rate")
     parser.add_argument("--settle", type=float, default=30, help="how long a step's orders may take to confirm")
-    parser.add_argument("--overload", type=float, default=2.0,
+    parser.add_argument("--overload", type=float, default=3.0,
                         help="then offer this many times the capacity (0: no overload run)")
-    parser.add_argument("--overload-seconds", type=float, default=60, help="for this long")
+    parser.add_argument("--overload-seconds", type=float, default=40, help="for this long")
     args = parser.parse_args()
     asyncio.run(main([float(r) for r in args.rates.split(",")], args.seconds, args.settle, args.overload,
                      args.overload_seconds))

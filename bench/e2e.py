@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -73,8 +75,11 @@ async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed:
     to come back later (503/429 with Retry-After) waits that long first, as a well-behaved client would."""
     latencies: list[float] = []
     statuses: dict[int | str, int] = {}
+    refusals: collections.Counter = collections.Counter()
+    timeline: dict[int, collections.Counter] = collections.defaultdict(collections.Counter)
     deadline = time.monotonic() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
+    began = time.monotonic()
     async with aiohttp.ClientSession(connector=connector) as http:
         async def client() -> None:
             while time.monotonic() < deadline:
@@ -89,17 +94,31 @@ async def drive(url: str, body: bytes, concurrency: int, seconds: float, placed:
                 statuses[response.status] = statuses.get(response.status, 0) + 1
                 if response.status in (201, 202):  # placed: paid at once, or its payment deferred
                     placed.setdefault(json.loads(payload)["id"], started)
-                elif honor_retry_after and "Retry-After" in response.headers:
+                    timeline[int(started - began)]["taken"] += 1
+                else:
+                    refusals[reason_of(payload)] += 1
+                    timeline[int(started - began)][reason_of(payload)] += 1
+                if response.status not in (201, 202) and honor_retry_after and "Retry-After" in response.headers:
                     await asyncio.sleep(min(float(response.headers["Retry-After"]), deadline - time.monotonic()))
 
-        began = time.monotonic()
         await asyncio.gather(*(client() for _ in range(concurrency)))
         elapsed = time.monotonic() - began
     accepted = statuses.get(201, 0) + statuses.get(202, 0)
     return {"accepted_per_s": accepted / elapsed, "requests": sum(statuses.values()), "statuses": statuses,
             "p90_ms": percentile(latencies, 0.90) * 1000, "max_ms": max(latencies, default=float("nan")) * 1000,
             "p50_ms": percentile(latencies, 0.50) * 1000, "p99_ms": percentile(latencies, 0.99) * 1000,
-            "elapsed_s": elapsed}
+            "elapsed_s": elapsed, "refusals_by_reason": dict(refusals.most_common()),
+            "timeline": [{"second": second, **timeline[second]} for second in sorted(timeline)]}
+
+
+def reason_of(error: str | bytes) -> str:
+    """A refusal's kind, from its JSON body's error (or the error itself): the words before the first detail."""
+    if isinstance(error, bytes):
+        try:
+            error = str(json.loads(error).get("error", ""))
+        except (ValueError, AttributeError):
+            error = error[:40].decode(errors="replace")
+    return re.split(r"[:;(\d]", error.removeprefix("payment unavailable: "), maxsplit=1)[0].strip()
 
 
 async def follow_confirmations(bootstrap: str, confirmed: dict[int, float], stories: dict[int, tuple],

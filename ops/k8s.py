@@ -154,9 +154,10 @@ def services(w: Workload) -> list[dict]:
 
 
 def disruption_budget(w: Workload) -> dict:
-    budget = {"minAvailable": 1} if w.replicas > 1 else {"maxUnavailable": 1}
+    """One pod of the workload at a time may be evicted: with several replicas the others serve meanwhile, and with
+    one (as an overlay may run it) a node's drain still proceeds — `minAvailable: 1` would forbid every eviction."""
     return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": w.name},
-            "spec": {**budget, "selector": {"matchLabels": labels(w)}}}
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(w)}}}
 
 
 def autoscaler(w: Workload) -> list[dict]:

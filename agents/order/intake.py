@@ -22,11 +22,12 @@ Emit = Callable[[Event], Awaitable[int]]  # sends an event (acks=all) and return
 
 class PaymentUnavailable(Exception):
     """pay could not be reached, did not answer in time, or failed; or its turn did not come in time
-    (`retry_after`: when it may be worth trying again, when known)."""
+    (`retry_after`: when it may be worth trying again, when known). `ours`: the time ran out while this process
+    itself stalled, which says nothing of pay."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, retry_after: float | None = None, ours: bool = False) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after, self.ours = retry_after, ours
 
 
 class PaymentDeclined(Exception):

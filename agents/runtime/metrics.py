@@ -22,9 +22,17 @@ POISON_EVENTS = Counter(
 EVENT_DELAY = Gauge("bread_event_delay_seconds", "The longest an event handled in the last seconds waited on its "
                     "topic before the context handled it: how far behind the context runs", ["context"])
 DOWNSTREAM_DELAY = Gauge("bread_admission_delay_seconds", "How far behind the order edge or the gateway last heard "
-                         "the contexts an order waits on run (new orders are refused past ORDER_SHED_FROM_S)")
+                         "the contexts an order waits on run (new orders are taken slower past ORDER_SHED_FROM_S)")
 ORDERS_REFUSED_BUSY = Counter("bread_orders_refused_busy_total", "New orders the order edge or the gateway refused "
-                              "(503) because the contexts ran too far behind")
+                              "(503): the contexts ran too far behind, or the order's turn at the door would have "
+                              "come later than ORDER_ADMISSION_WAIT_S")
+ADMISSION_RATE = Gauge("bread_admission_rate_per_second", "The pace the order edge or the gateway takes new orders "
+                       "at: what the contexts see through")
+ADMISSION_LATE = Gauge("bread_admission_late_seconds", "How late an order is behind the door of the order edge or the "
+                       "gateway: how far behind the contexts run, or how much longer than usual placing takes "
+                       "(weighed); past ORDER_SHED_FROM_S the door takes new orders slower")
+ADMISSION_WAIT = Histogram("bread_admission_wait_seconds", "How long new orders waited for their turn at the door",
+                           buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5))
 STREAM_WATCHERS = Gauge("bread_stream_watchers", "Clients following the live stream of a table's changes (the web "
                         "page's Mypage and tickets)", ["changelog"])
 CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
@@ -35,7 +43,9 @@ SAGA_SECONDS = Histogram(
 )
 
 
-DELAY_WINDOW_S = 1.0  # the delay is the longest among the events handled in the last one or two windows
+# The delay is the longest among the events handled in the last one or two windows: short, so the door sees the
+# contexts catch up as soon as they do.
+DELAY_WINDOW_S = 0.25
 
 
 class Progress:

@@ -31,6 +31,7 @@ from agents.order.lifecycle import OrderStatus, saga_seconds
 from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.metrics import SAGA_SECONDS
 from agents.runtime.pay_client import PayClient
+from agents.runtime.stalls import Stalls
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
@@ -54,6 +55,8 @@ class OrderAgents:
         # The reminder sent for an order's current deadline, until the agent moves the deadline on.
         self._reminded: dict[str, deadline.Deadline] = {}
         self._pay: PayClient | None = None
+        self._stalls = Stalls("order-worker")
+        self.context_app.app.task(self._stalls.watch)
         self.numbers = intake.OrderNumbers(self.emit_acknowledged, self.name)
         self.context_app.consume({event: self.on_event for topic in catalog().topics_consumed_by("order")
                              if topic.key == "orderId" for event in topic.events})
@@ -82,7 +85,7 @@ class OrderAgents:
     async def pay(self) -> PayClient:
         """The way to pay, made on first use (an aiohttp session belongs to the running loop)."""
         if self._pay is None:
-            self._pay = PayClient.from_settings(aiohttp.ClientSession(), self.settings)
+            self._pay = PayClient.from_settings(aiohttp.ClientSession(), self.settings, self._stalls)
         return self._pay
 
     async def _close_pay(self, *args: object, **kwargs: object) -> None:

@@ -10,11 +10,12 @@ from typing import Callable
 import aiohttp
 import orjson
 
-from agents.breaker import BreakerSettings, CircuitBreaker
+from agents.breaker import BreakerSettings, CircuitBreaker, CircuitOpen
 from agents.bulkhead import AdaptiveLimit, Bulkhead, BulkheadFull, LimitSettings
 from agents.correlation import HTTP_HEADER
 from agents.order.intake import Fallback, PaymentDeclined, PaymentUnavailable
 from agents.order.menu import OrderRequest
+from agents.runtime.stalls import Stalls
 from agents.settings import Settings
 
 
@@ -32,10 +33,23 @@ def breaker_settings(settings: Settings) -> BreakerSettings:
     )
 
 
-def bulkhead(settings: Settings, clock: Callable[[], float] = time.monotonic) -> Bulkhead:
+def bulkhead(settings: Settings, stalls: Stalls) -> Bulkhead:
     limit = AdaptiveLimit(LimitSettings(initial=settings.pay_bulkhead_initial, minimum=settings.pay_bulkhead_min,
                                         maximum=settings.pay_bulkhead_max))
-    return Bulkhead("pay", limit, settings.pay_bulkhead_queue, clock)
+    return Bulkhead("pay", limit, settings.pay_bulkhead_queue, stalls.clock, stalls.worst_since)
+
+
+# A timeout while this process was late by this share of the timeout (or this long) is this process's own stall.
+STALL_SHARE, STALL_AT_LEAST_S = 0.1, 0.02
+
+
+def pays_failure(exc: BaseException) -> bool:
+    """pay could not be called, or failed: what opens the breaker."""
+    return isinstance(exc, PaymentUnavailable) and not exc.ours
+
+
+def our_stall(exc: BaseException) -> bool:
+    return isinstance(exc, PaymentUnavailable) and exc.ours
 
 
 class PayClient:
@@ -43,32 +57,32 @@ class PayClient:
     that, and the fallback."""
 
     def __init__(self, http: aiohttp.ClientSession, url: str, timeout_s: float, breaker: CircuitBreaker,
-                 fallback: Fallback, calls: Bulkhead, wait_s: float) -> None:
+                 fallback: Fallback, calls: Bulkhead, wait_s: float, stalls: Stalls) -> None:
         self.http, self.url, self.timeout_s, self.breaker, self.fallback = http, url, timeout_s, breaker, fallback
-        self.calls, self.wait_s = calls, wait_s
+        self.calls, self.wait_s, self.stalls = calls, wait_s, stalls
 
     @classmethod
-    def from_settings(cls, http: aiohttp.ClientSession, settings: Settings) -> PayClient:
+    def from_settings(cls, http: aiohttp.ClientSession, settings: Settings, stalls: Stalls) -> PayClient:
         return cls(http, settings.service_url("pay"), settings.pay_timeout_s,
                    CircuitBreaker("pay", breaker_settings(settings)), Fallback(settings.pay_fallback),
-                   bulkhead(settings), settings.pay_bulkhead_wait_s)
+                   bulkhead(settings, stalls), settings.pay_bulkhead_wait_s, stalls)
 
     async def charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
         """Charge the order once it is this caller's turn (within PAY_BULKHEAD_WAIT_S), through the breaker.
         An open breaker refuses before any wait. A refusal pay answers (402) is pay working; only an
-        unreachable, slow or failing pay opens the breaker or lowers the bulkhead's limit — a turn that did
-        not come in time does neither."""
+        unreachable, failing or timed-out pay opens the breaker — not a turn that did not come in time, nor a
+        timeout while this process itself stalled. The bulkhead's limit follows how long the calls take."""
         self.breaker.refuse_if_open()
         try:
             return await self.calls.call(
                 lambda: self.breaker.call(lambda: self._charge(order_id, order, correlation),
-                                          is_failure=lambda exc: isinstance(exc, PaymentUnavailable)),
-                wait_s=self.wait_s,
-                is_drop=lambda exc: isinstance(exc, PaymentUnavailable))
+                                          is_failure=pays_failure, says_nothing=our_stall),
+                wait_s=self.wait_s, made=lambda exc: not isinstance(exc, CircuitOpen))
         except BulkheadFull as exc:
             raise PaymentUnavailable(f"pay is busy: {exc}", retry_after=exc.retry_after) from None
 
     async def _charge(self, order_id: int, order: OrderRequest, correlation: str) -> dict:
+        started = self.stalls.clock()
         try:
             async with self.http.post(
                 f"{self.url}/payments",
@@ -82,6 +96,10 @@ class PayClient:
                     raise PaymentUnavailable(f"pay answered {response.status}: {(await response.text())[:200]}")
                 return await response.json()
         except asyncio.TimeoutError:
-            raise PaymentUnavailable(f"pay did not answer within {self.timeout_s}s") from None
+            late = max(self.stalls.clock() - started - self.timeout_s, self.stalls.worst_since(started))
+            ours = late >= max(STALL_AT_LEAST_S, STALL_SHARE * self.timeout_s)
+            raise PaymentUnavailable(f"pay did not answer within {self.timeout_s}s"
+                                     + (f" (this process stalled {late:.2f}s meanwhile)" if ours else ""),
+                                     ours=ours) from None
         except aiohttp.ClientError as exc:
             raise PaymentUnavailable(f"pay is unreachable: {exc}") from None

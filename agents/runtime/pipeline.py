@@ -1,4 +1,4 @@
-"""How far behind the contexts run, as the order edge and the gateway learn it for their admission rule
+"""How far behind the contexts run, as the order edge and the gateway learn it for their door
 (agents/order/admission.py).
 
 Every Faust worker answers GET /pipeline with the delay of the events it handles (`Progress.delay`); a watcher
@@ -53,8 +53,9 @@ class PipelineWatch:
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError) as exc:
             log.debug("no pipeline delay from %s: %s", context, exc)
 
-    async def run(self) -> None:
-        """Ask again and again, until cancelled."""
+    async def run(self, tell: Callable[[float], None]) -> None:
+        """Ask again and again, until cancelled, and `tell` the delay each time."""
         while True:
             await self.ask()
+            tell(self.delay())
             await asyncio.sleep(self._every_s)  # the polling period itself

@@ -7,9 +7,15 @@ import signal
 
 import aiohttp
 
+from agents.settings import Settings
 from tests.e2e.conftest import CAKE, eventually, place, System
 
 EDGES = ("order-a", "order-b")
+# The shared system's edges take every order whatever the delay (SYSTEM_SETTINGS); these run the door as shipped.
+SHIPPED = Settings.from_env({})
+DOOR_AS_SHIPPED = {"ORDER_ADMISSION": "on", "ORDER_SHED_FROM_S": str(SHIPPED.order_shed_from_s),
+                   "ORDER_SHED_ALL_S": str(SHIPPED.order_shed_all_s),
+                   "ORDER_ADMISSION_WAIT_S": str(SHIPPED.order_admission_wait_s)}
 
 
 async def steady_load(system: System, url: str, stop: asyncio.Event, statuses: list, clients: int = 6) -> None:
@@ -25,9 +31,10 @@ async def steady_load(system: System, url: str, stop: asyncio.Event, statuses: l
 
 async def test_restarting_both_edges_one_after_the_other_under_load_fails_no_request(system, extra):
     for name in EDGES:
-        await extra("order", name)
+        await extra("order", name, **DOOR_AS_SHIPPED)
     targets = ",".join(system.url(name) for name in EDGES)
-    gateway = await extra("gateway", "gateway-zd", ORDER_URL=targets, GATEWAY_HEALTH_INTERVAL_S="0.2")
+    gateway = await extra("gateway", "gateway-zd", ORDER_URL=targets, GATEWAY_HEALTH_INTERVAL_S="0.2",
+                          **DOOR_AS_SHIPPED)
     stop, statuses = asyncio.Event(), []
     load = asyncio.create_task(steady_load(system, f"{system.url(gateway)}/orders", stop, statuses))
     try:
@@ -36,7 +43,7 @@ async def test_restarting_both_edges_one_after_the_other_under_load_fails_no_req
             assert system.stop(name, signal.SIGTERM) == 0  # a graceful stop exits cleanly
             seen = len(statuses)
             await eventually(lambda: _more_than(statuses, seen + 10), what=f"orders while {name} is down")
-            system.start("order", name=name)  # on the port it had
+            system.start("order", name=name, **DOOR_AS_SHIPPED)  # on the port it had
             await system.wait_ready(name)
         seen = len(statuses)
         await eventually(lambda: _more_than(statuses, seen + 20), what="orders after the restarts")

@@ -202,6 +202,35 @@ async def test_a_slow_call_that_outlives_an_opening_does_not_count_later():
     assert breaker.state == BreakerState.HALF_OPEN  # not a trial: it decides nothing
 
 
+class StalledHere(Exception):
+    pass
+
+
+async def test_a_call_that_says_nothing_of_the_dependency_is_not_recorded_and_a_trial_gives_its_slot_back():
+    breaker, clock, _ = make()
+
+    async def stalled():
+        raise StalledHere("timed out while this process stalled")
+
+    def says_nothing(exc):
+        return isinstance(exc, StalledHere)
+    for _ in range(10):
+        with pytest.raises(StalledHere):
+            await breaker.call(stalled, says_nothing=says_nothing)
+    assert breaker.state == BreakerState.CLOSED
+    for _ in range(4):
+        await run(breaker, fail)
+    clock.now += SETTINGS.open_seconds
+    assert breaker.state == BreakerState.HALF_OPEN
+    for _ in range(3):
+        with pytest.raises(StalledHere):
+            await breaker.call(stalled, says_nothing=says_nothing)
+    assert breaker.state == BreakerState.HALF_OPEN
+    for _ in range(SETTINGS.half_open_calls):  # the slots are all there still
+        assert await breaker.call(ok) == "ok"
+    assert breaker.state == BreakerState.CLOSED
+
+
 @pytest.mark.parametrize("bad", [dict(window=0), dict(minimum_calls=130), dict(failure_rate=0),
                                  dict(slow_call_rate=1.5), dict(open_seconds=0), dict(half_open_calls=0)])
 def test_settings_are_checked(bad):
@@ -228,10 +257,11 @@ async def test_state_and_transitions_are_exported_for_prometheus():
 def test_settings_come_from_the_environment_and_bad_ones_stop_the_service():
     from agents.order.intake import Fallback
     from agents.runtime.pay_client import PayClient, breaker_settings
+    from agents.runtime.stalls import Stalls
     from agents.settings import Settings
     settings = Settings.from_env({"PAY_BREAKER_WINDOW": "50", "PAY_BREAKER_OPEN_S": "2.5", "PAY_FALLBACK": "defer"})
     assert (breaker_settings(settings).window, breaker_settings(settings).open_seconds) == (50, 2.5)
-    assert PayClient.from_settings(None, settings).fallback == Fallback.DEFER
+    assert PayClient.from_settings(None, settings, Stalls("test")).fallback == Fallback.DEFER
     with pytest.raises(SystemExit, match="PAY_BREAKER_MIN_CALLS='80': must be at most PAY_BREAKER_WINDOW"):
         Settings.from_env({"PAY_BREAKER_WINDOW": "50", "PAY_BREAKER_MIN_CALLS": "80"})
     with pytest.raises(SystemExit, match="PAY_FALLBACK='retry': must be one of reject, defer"):
@@ -253,9 +283,10 @@ async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallb
         sent.append(event)
         return len(sent) - 1
     from agents.runtime.pay_client import PayClient
+    from agents.runtime.stalls import Stalls
     from agents.bulkhead import AdaptiveLimit, Bulkhead, LimitSettings
     pay = PayClient(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback),  # never reached: no client
-                    Bulkhead("pay", AdaptiveLimit(LimitSettings()), 10), 1.0)
+                    Bulkhead("pay", AdaptiveLimit(LimitSettings()), 10), 1.0, Stalls("test"))
     placed = await intake.place(emit, intake.OrderNumbers(emit, "test"), pay, OrderRequest("cake", 1, 25000), "c1")
     assert [e["type"] for e in sent] == ["OrderNumberReserved", "OrderPlaced", announced]
     assert (placed.order_id, placed.status.value) == (1, status)  # the reservation was at offset 0

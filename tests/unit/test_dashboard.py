@@ -7,6 +7,7 @@ from prometheus_client.metrics import MetricWrapperBase
 import agents.breaker
 import agents.bulkhead
 import agents.runtime.metrics
+import agents.runtime.stalls
 import api.http
 from agents.settings import PROJECT_ROOT
 
@@ -16,7 +17,7 @@ SUFFIXES = re.compile(r"_(bucket|count|sum|total|created)$")
 
 def bread_families() -> set[str]:
     """The metrics bread defines (Faust's own sensors are not installed)."""
-    modules = (agents.breaker, agents.bulkhead, agents.runtime.metrics, api.http)
+    modules = (agents.breaker, agents.bulkhead, agents.runtime.metrics, agents.runtime.stalls, api.http)
     metrics = [m for module in modules for m in vars(module).values() if isinstance(m, MetricWrapperBase)]
     return {m.describe()[0].name for m in metrics}
 

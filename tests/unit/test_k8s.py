@@ -80,6 +80,27 @@ def test_the_strimzi_resources_match_strimzis_crds(overlay):
         assert document["metadata"].get("labels", {}).get("strimzi.io/cluster", "bread") == "bread"
 
 
+def pods_of(workload: dict, autoscalers: list[dict]) -> int:
+    """The fewest pods a workload runs: its HPA's minimum when one scales it, else its replicas."""
+    name = workload["metadata"]["name"]
+    scaled = [a["spec"]["minReplicas"] for a in autoscalers if a["spec"]["scaleTargetRef"]["name"] == name]
+    return scaled[0] if scaled else workload["spec"].get("replicas", 1)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_disruption_budget_forbids_every_eviction_so_a_node_can_be_drained(overlay):
+    workloads = {w["metadata"]["name"]: w for w in of_kind(overlay, "Deployment", "StatefulSet")}
+    autoscalers = of_kind(overlay, "HorizontalPodAutoscaler")
+    for budget in of_kind(overlay, "PodDisruptionBudget"):
+        spec = budget["spec"]
+        (workload,) = [w for w in workloads.values()
+                       if w["spec"]["selector"]["matchLabels"].items() >= spec["selector"]["matchLabels"].items()]
+        pods = pods_of(workload, autoscalers)
+        allowed = spec["maxUnavailable"] if "maxUnavailable" in spec else pods - spec["minAvailable"]
+        assert allowed >= 1, f"{overlay}: {budget['metadata']['name']} lets none of its {pods} pods be evicted"
+        assert allowed == 1, "one disruption at a time"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
     workloads = of_kind(overlay, "Deployment", "StatefulSet")

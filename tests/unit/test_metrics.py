@@ -3,7 +3,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from agents.events import make_event
-from agents.runtime.metrics import Progress
+from agents.runtime.metrics import DELAY_WINDOW_S, Progress
 from agents.order.lifecycle import apply_event, saga_seconds
 
 
@@ -95,10 +95,10 @@ def test_the_delay_is_the_longest_wait_of_the_events_handled_lately_and_nothing_
     progress.handled("bread.payments", 0, 2, sent_at=clocks.now - 1.5)  # it had waited behind a backlog
     progress.handled("bread.payments", 1, 7, sent_at=clocks.now - 0.1)
     assert progress.delay() == 1.5
-    clocks.now += 1.0                   # the next window: the last one still counts
+    clocks.now += DELAY_WINDOW_S        # the next window: the last one still counts
     progress.handled("bread.payments", 0, 3, sent_at=clocks.now - 0.3)
     assert progress.delay() == 1.5
-    clocks.now += 1.0                   # and then it no longer does: the window before's longest counts
+    clocks.now += DELAY_WINDOW_S        # and then it no longer does: the window before's longest counts
     assert progress.delay() == pytest.approx(0.3)
     clocks.now += 10.0                  # idle: nothing waits for the context
     assert progress.delay() == 0.0

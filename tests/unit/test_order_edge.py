@@ -10,9 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agents.breaker import BreakerSettings, CircuitBreaker, Outcome
 from agents.order.intake import Fallback, PaymentUnavailable
 from agents.settings import Settings
-from agents.order.admission import Admission
-from agents.runtime.pipeline import PipelineWatch
-from api.admission import ADMISSION, PIPELINE
+from api.admission import DOOR, door_of
 from api.order import HTTP, PAY, PUBLISHER, init_app
 
 
@@ -151,8 +149,8 @@ async def test_a_cancel_is_announced_once_and_refused_once_the_order_ended(edge,
 
 @pytest.fixture
 async def watched_edge():
-    """An edge with its admission rule on, and a watch on the contexts that a test tells how far behind they
-    run (as their GET /pipeline would)."""
+    """An edge with its door on, which a test tells how far behind the contexts run (as the watch asking their
+    GET /pipeline would)."""
     sent, pay = Sent(), Pay()
     settings = Settings.from_env({"ORDER_SHED_FROM_S": "1", "ORDER_SHED_ALL_S": "3"})
 
@@ -163,22 +161,21 @@ async def watched_edge():
         await app[HTTP].close()
 
     async def told(app: web.Application):
-        app[ADMISSION] = Admission(settings.order_shed_from_s, settings.order_shed_all_s)
-        app[PIPELINE] = PipelineWatch(app[HTTP], {}, every_s=60)
+        app[DOOR] = door_of(app)
         yield
 
     app = init_app(settings, connect=fakes, watch=told)
     client = TestClient(TestServer(app))
     await client.start_server()
-    yield client, sent, pay, app[PIPELINE]
+    yield client, sent, pay, app[DOOR]
     await client.close()
 
 
 async def test_while_the_saga_runs_far_behind_a_new_order_is_refused_at_once_with_when_to_retry(watched_edge):
-    client, sent, pay, pipeline = watched_edge
-    pipeline.heard("bakery", 0.4)
+    client, sent, pay, door = watched_edge
+    door.heard(0.4)
     assert (await client.post("/orders", json={"item": "cake"})).status == 201
-    pipeline.heard("mypage", 4.2)  # the longest delay counts
+    door.heard(4.2)
     answer = await client.post("/orders", json={"item": "cake"})
     body = await answer.json()
     assert answer.status == 503 and answer.headers["Retry-After"] == "5" and body["retryAfterS"] == 5
@@ -187,7 +184,7 @@ async def test_while_the_saga_runs_far_behind_a_new_order_is_refused_at_once_wit
 
 
 async def test_bad_input_is_still_a_400_however_busy_bread_is(watched_edge):
-    client, sent, _, pipeline = watched_edge
-    pipeline.heard("bakery", 10)
+    client, sent, _, door = watched_edge
+    door.heard(10)
     answer = await client.post("/orders", json={"item": "stone"})
     assert answer.status == 400 and sent.events == []
