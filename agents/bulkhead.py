@@ -70,7 +70,8 @@ class AdaptiveLimit:
         self._limit = float(settings.initial)
         self._usual: float | None = None  # seconds a call takes, as windows of calls averaged
         self._windows = 0
-        self._took, self._calls, self._stalled, self._busiest = 0.0, 0, 0, 0  # the window being filled
+        self._late_before = 0.0           # how late this process was, on average, in the last window judged
+        self._took, self._calls, self._stalled, self._busiest, self._late = 0.0, 0, 0, 0, 0.0  # the window filling
 
     @property
     def value(self) -> int:
@@ -86,13 +87,20 @@ class AdaptiveLimit:
         self._took += seconds
         self._calls += 1
         self._stalled += late_s >= max(self.settings.stalled_s, self.settings.stalled_share * seconds)
+        self._late += late_s
         self._busiest = max(self._busiest, in_flight)
         if self._calls >= self.settings.window_calls:
-            self._judge(self._took / self._calls, 2 * self._stalled >= self._calls, 2 * self._busiest >= self._limit)
-            self._took, self._calls, self._stalled, self._busiest = 0.0, 0, 0, 0
+            late = self._late / self._calls
+            stalled = 2 * self._stalled >= self._calls
+            self._judge(self._took / self._calls, stalled and late >= self._late_before, stalled,
+                        2 * self._busiest >= self._limit)
+            self._late_before = late
+            self._took, self._calls, self._stalled, self._busiest, self._late = 0.0, 0, 0, 0, 0.0
 
-    def _judge(self, recent: float, stalled: bool, in_use: bool) -> None:
-        """A window of calls took `recent` each on average, and this process was `stalled` in most of them."""
+    def _judge(self, recent: float, stalling_more: bool, stalled: bool, in_use: bool) -> None:
+        """A window of calls took `recent` each on average; this process was `stalled` in most of them, and
+        `stalling_more`: later than in the window before. Fewer calls only while that grows: when the stalls
+        stay as they are with fewer calls, the calls are not what stalls it (the queue, the callers are)."""
         gradient = 1.0 if self._usual is None else \
             max(0.5, min(1.0, self.settings.tolerance * self._usual / max(recent, 1e-6)))
         queueing = gradient < 1.0 or stalled
@@ -103,8 +111,10 @@ class AdaptiveLimit:
         self._usual = usual * 0.9 if usual > 2 * recent else usual  # quick again: forget the slow spell faster
         if not in_use:
             return  # only a limit in use tells anything of more, or of fewer
-        if stalled:
+        if stalling_more:
             self._towards(self._limit * min(gradient, STALLED_BY))
+        elif stalled:
+            return
         elif queueing:  # as many as would take the usual time, and a queue's worth more (jitter is not queueing)
             self._towards(self._limit * gradient + math.sqrt(self._limit))
         else:

@@ -74,6 +74,18 @@ def test_a_machine_so_busy_that_this_process_wakes_late_shrinks_the_limit_though
     assert busy.value == int(20 * 0.96 ** 5)  # a fifth fewer would do, smoothed
 
 
+def test_stalls_that_ease_off_with_fewer_calls_hold_the_limit_and_only_growing_stalls_shrink_it():
+    limit = limit_used_to(0.5)
+    calls(limit, 0.5, None, 1, late_s=0.2)
+    shrunk = limit.value
+    assert shrunk < 20
+    calls(limit, 0.5, None, 1, late_s=0.1)  # still stalled, but less with fewer calls: hold, and do not grow
+    assert limit.value == shrunk
+    for late_s in (0.09, 0.08, 0.09, 0.07) * 5:  # stalls up and down while the limit falls: not the calls' doing
+        calls(limit, 0.5, None, 1, late_s=late_s)
+    assert limit.value >= int(shrunk * 0.96 ** 10)  # a fifth of a fifth fewer at the ten windows that stalled more
+
+
 def test_the_usual_time_follows_the_dependency_back_once_it_is_quick_again():
     limit = limit_used_to(2.0)
     calls(limit, 0.1, 0, 20)
