@@ -93,8 +93,7 @@ class Door:
 
     def heard(self, delay_s: float) -> None:
         """The contexts run `delay_s` behind: the pace to take new orders at from now, from that and from how much
-        longer than usual the orders let in lately took to place (an order that takes a second longer to place is
-        as late as one that waits a second on a topic)."""
+        longer than usual the orders let in lately took to place (`late_s`)."""
         now, settings, before = self._clock(), self.settings, self.late_s
         taken_per_s = self._given / max(now - self._heard_at, 1e-3)
         self._given, self._heard_at = 0, now

@@ -4,13 +4,9 @@ import pytest
 
 from agents.order.admission import Busy, Door, DoorSettings
 from agents.runtime.pipeline import PipelineWatch
+from tests.fake_clock import Clock
 
 
-class Clock:
-    now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def door(**settings) -> tuple[Door, Clock]:

@@ -13,6 +13,7 @@ from agents.order.intake import Fallback, PaymentDeclined, PaymentUnavailable
 from agents.order.menu import OrderRequest
 from agents.runtime.pay_client import PayClient
 from agents.runtime.stalls import Stalls
+from tests.fake_clock import Clock
 
 
 def limit_used_to(took_s: float, windows: int = 50, **settings) -> AdaptiveLimit:
@@ -176,12 +177,6 @@ async def test_a_waiting_caller_that_is_cancelled_gives_its_place_up():
     assert calls.in_flight == 0 and len(pay.calls) == 1
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def taking(clock: Clock, seconds: float, outcome: BaseException | str = "paid"):
