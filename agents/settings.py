@@ -262,6 +262,10 @@ class Settings:
     pay_bulkhead_wait_s: float = setting("PAY_BULKHEAD_WAIT_S", "1", "each for at most this long (then 503, or "
                                          "deferred with PAY_FALLBACK=defer; not a failure of pay's)", positive,
                                          group="bulkhead queue")
+    order_requests_at_once: int = setting("ORDER_REQUESTS_AT_ONCE", "200", "the order worker places at most this "
+                                          "many orders requested over Kafka at once, and no more than twice the "
+                                          "calls its bulkhead in front of pay lets through: past that the requests "
+                                          "wait on their log", positive_whole)
     saga_deadline_s: float = setting("SAGA_DEADLINE_S", "300", "an order not ended this long after it began is "
                                      "cancelled", positive, group="saga")
     saga_sweep_s: float = setting("SAGA_SWEEP_S", "1", "how often the order worker looks", positive, group="saga")

@@ -12,6 +12,12 @@ down) — and reports per step: accepted/s, intake p50/p99, placement → Confir
 table's changelog) and how many accepted orders never confirmed. The capacity is the highest step whose p99
 placement → Confirmed is under 2 s, every order taken and none lost.
 
+Then, unless `--kafka-burst 0`, the Kafka step: as a partner system would, it produces 20 s' worth of the REST
+capacity as RequestOrder messages to `bread.order-requests` at once, three invalid ones behind them all, and
+reports the rate they were placed and confirmed at (from the first sent to the last confirmed) against the REST
+capacity of the same run, how soon the invalid ones reached the dead letters, the request log's backlog as the
+order worker's GET /pipeline told it, and the CPU an order cost.
+
 Then, unless `--overload 0`, it offers three times the capacity (`--overload` times) for 40 s and reports what
 the edge took and refused, the confirmations per second while the load went on (against the capacity), how
 steady the orders taken and confirmed per second were over the middle of the run (their coefficient of
@@ -26,7 +32,8 @@ Before the load it measures what an idle bread costs (CPU of every process over 
 Writes bench/results/capacity-<time>.json and, with matplotlib installed (`pip install -e '.[bench]'`), a PNG
 chart beside it.
 
-    python bench/capacity.py [--rates 50,100,200,300,350,400,450,500,600] [--seconds 20] [--settle 30] [--overload 3]
+    python bench/capacity.py [--rates 50,100,200,300,350,400,450,500,600] [--seconds 20] [--settle 30]
+                             [--kafka-burst 20] [--overload 3]
 """
 from __future__ import annotations
 
@@ -37,14 +44,18 @@ import json
 import statistics
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agents.catalog import catalog  # noqa: E402
+from agents.deadletters import original  # noqa: E402
 from bench.e2e import (  # noqa: E402
     CpuMeter, bare_ceiling, follow_confirmations, percentile, rss_mib_of_bread, running_bread,
 )
@@ -123,6 +134,90 @@ def step_report(rate: float, seconds: float, run: dict, placed: dict[int, float]
         "not_confirmed": len(lost),
         "bread_rss_mib": round(rss_mib_of_bread(bread)),
     }
+
+
+KAFKA_BURST_S = 20   # the Kafka step's burst holds this many seconds' worth of orders at the REST capacity
+INVALID_BEHIND = 3   # and this many invalid requests, produced behind all of it
+
+
+async def follow_dead_letters(bootstrap: str, seen_at: dict[str, float], ready: asyncio.Event,
+                              stop: asyncio.Event) -> None:
+    """Note when each request id first reaches the dead letters, from the topic's end as it was at the start."""
+    topic = catalog().topics["dead-letters"].name
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or {0}]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await consumer.position(tp)
+        ready.set()
+        while not stop.is_set():
+            for message in (m for batch in (await consumer.getmany(timeout_ms=200)).values() for m in batch):
+                _, key, _ = original(json.loads(message.value))
+                if key:
+                    seen_at.setdefault(key.decode(), time.monotonic())
+    finally:
+        await consumer.stop()
+
+
+async def kafka_step(bread: LocalSystem, http: aiohttp.ClientSession, confirmed: dict[int, float],
+                     rest_capacity: float, burst_s: float, settle_s: float, cpu: CpuMeter, bare_ms: float) -> dict:
+    """Produce `burst_s` seconds' worth of the REST capacity as RequestOrder messages to the request log at once,
+    with a few invalid requests behind them all, as a partner system would (a plain producer, no bread code); then
+    the rate they were placed and confirmed at (from the first sent to the last confirmed), against the REST
+    capacity, how soon the invalid ones reached the dead letters, and the request log's backlog as the order
+    worker's GET /pipeline told it meanwhile."""
+    topic = catalog().topic_of_event("RequestOrder").name
+    count, run = max(100, round(rest_capacity * burst_s)), uuid.uuid4().hex[:8]
+    valid = [(f"bench-{run}-{i}", {"item": "cake", "qty": 1}) for i in range(count)]
+    invalid = [(f"bench-{run}-invalid-{i}", {"item": "cake", "qty": 0}) for i in range(INVALID_BEHIND)]
+    letters: dict[str, float] = {}
+    ready, stop = asyncio.Event(), asyncio.Event()
+    watching = asyncio.create_task(follow_dead_letters(bread.bootstrap, letters, ready, stop))
+    await ready.wait()
+    backlog: list[dict] = []
+    pipeline = f"{bread.url('order-worker')}/pipeline"
+
+    async def watch_backlog() -> None:
+        while not stop.is_set():
+            async with http.get(pipeline) as answer:
+                backlog.append((await answer.json()).get("requests", {}))
+            await asyncio.sleep(0.5)  # the sampling period of the backlog
+    sampling = asyncio.create_task(watch_backlog())
+    before = set(confirmed)
+    producer = AIOKafkaProducer(bootstrap_servers=bread.bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5)
+    await producer.start()
+    try:
+        cpu.restart()
+        started = time.monotonic()
+        sent = [await producer.send(topic, key=request_id.encode(),
+                                    value=json.dumps({"type": "RequestOrder", "requestId": request_id, **order}).encode())
+                for request_id, order in valid + invalid]
+        await asyncio.gather(*sent)
+        produced = time.monotonic()
+    finally:
+        await producer.stop()
+    deadline = produced + 4 * burst_s + settle_s
+    while time.monotonic() < deadline and (len(set(confirmed) - before) < count or len(letters) < len(invalid)):
+        await asyncio.sleep(0.2)  # the poll interval of a bounded wait
+    stop.set()
+    await asyncio.gather(watching, sampling)
+    done = [confirmed[o] for o in set(confirmed) - before]
+    took = (max(done) - started) if done else None
+    rate = round(len(done) / took, 1) if took else 0.0
+    letters_s = [letters[r] - produced for r, _ in invalid if r in letters]
+    return {"requests": count, "invalid_behind": len(invalid), "produced_in_s": round(produced - started, 2),
+            "confirmed": len(done), "not_confirmed": count - len(done), "placed_and_confirmed_per_s": rate,
+            "share_of_rest_capacity": round(rate / rest_capacity, 3),
+            "dead_lettered": len(letters_s),
+            "dead_lettered_within_s": round(max(letters_s), 2) if len(letters_s) == len(invalid) else None,
+            "most_waiting": max((b.get("waiting", 0) for b in backlog), default=None),
+            "most_under_way": max((b.get("underWay", 0) for b in backlog), default=None),
+            "most_behind_s": max((b.get("behindS", 0.0) for b in backlog), default=None),
+            **cpu_report(cpu.used(), len(done), bare_ms)}
 
 
 NORMAL_S = 0.5   # placement → Confirmed of an order on a quiet bread is well under this
@@ -235,14 +330,14 @@ def chart(steps: list[dict], overload: dict | None, path: Path, result: dict) ->
 
 
 async def main(rates: list[float], seconds: float, settle_s: float, overload_factor: float,
-               overload_s: float) -> None:
+               overload_s: float, kafka_burst_s: float) -> None:
     bare = await bare_ceiling(CEILING_CLIENTS, CEILING_S)
     ceiling = {"bare_requests_per_s": round(bare["accepted_per_s"]), "bare_p99_ms": round(bare["p99_ms"], 1),
                "cpu_ms_per_bare_request": round(bare["cpu_ms_per_request"], 4)}
     bare_ms = bare["cpu_ms_per_request"]
     print(f"ceiling: a bare aiohttp handler answers {ceiling['bare_requests_per_s']} requests/s "
           f"({CEILING_CLIENTS} clients), {bare_ms:.3f} ms of CPU each (server and driver)", flush=True)
-    steps, overload = [], None
+    steps, overload, kafka = [], None, None
     async with running_bread("capacity") as (bread, broker):
         url = f"{bread.url('gateway')}/orders"
         confirmed: dict[int, float] = {}
@@ -275,6 +370,17 @@ async def main(rates: list[float], seconds: float, settle_s: float, overload_fac
                       f"({s['bare_requests_per_order']} bare)  {s['statuses']}", flush=True)
                 print(f"    cpu ms/order by process: {s['cpu_ms_per_order_by_process']}", flush=True)
             found = capacity(steps)
+            if found and kafka_burst_s:
+                print(f"kafka: producing {max(100, round(found * kafka_burst_s))} requests at once "
+                      f"({kafka_burst_s:g} s of the REST capacity), {INVALID_BEHIND} invalid ones behind them",
+                      flush=True)
+                kafka = await kafka_step(bread, http, confirmed, found, kafka_burst_s, settle_s, cpu, bare_ms)
+                print(f"kafka: {kafka['confirmed']} of {kafka['requests']} placed and confirmed at "
+                      f"{kafka['placed_and_confirmed_per_s']}/s = {kafka['share_of_rest_capacity']:.0%} of the REST "
+                      f"capacity; the invalid ones dead-lettered within {kafka['dead_lettered_within_s']} s of being "
+                      f"sent; backlog at most {kafka['most_waiting']} waiting, {kafka['most_under_way']} under way, "
+                      f"{kafka['most_behind_s']} s behind; cpu/order {kafka['cpu_ms_per_order']} ms "
+                      f"({kafka['bare_requests_per_order']} bare)", flush=True)
             if found and overload_factor:
                 rate = overload_factor * found
                 print(f"overload: offering {rate:.0f}/s ({overload_factor:g}× the capacity) for {overload_s:.0f} s",
@@ -303,7 +409,8 @@ async def main(rates: list[float], seconds: float, settle_s: float, overload_fac
     result = {"when": stamp, "seconds_per_step": seconds, "target_p99_s": TARGET_P99_S, "ceiling": ceiling,
               "idle_pct_of_a_core": idle, "capacity_per_s": found,
               "capacity_to_ceiling": round(found / ceiling["bare_requests_per_s"], 4) if found else None,
-              "at_80_pct_of_capacity": near_80_pct(steps, found), "steps": steps, "overload": overload}
+              "at_80_pct_of_capacity": near_80_pct(steps, found), "steps": steps, "kafka": kafka,
+              "overload": overload}
     out = RESULTS / f"capacity-{stamp}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     png = chart(steps, overload, out.with_suffix(".png"), result)
@@ -334,6 +441,9 @@ if __name__ == "__main__":
     parser.add_argument("--overload", type=float, default=3.0,
                         help="then offer this many times the capacity (0: no overload run)")
     parser.add_argument("--overload-seconds", type=float, default=40, help="for this long")
+    parser.add_argument("--kafka-burst", type=float, default=KAFKA_BURST_S,
+                        help="produce this many seconds' worth of the REST capacity as requests over Kafka at once "
+                             "(0: no Kafka step)")
     args = parser.parse_args()
     asyncio.run(main([float(r) for r in args.rates.split(",")], args.seconds, args.settle, args.overload,
-                     args.overload_seconds))
+                     args.overload_seconds, args.kafka_burst))

@@ -71,6 +71,14 @@ def is_placed(placed: Mapping[str, Any] | None) -> bool:
     return placed is not None and placed["status"] != OrderStatus.ORDERED.value
 
 
+def requests_at_once(most: int, pay_calls: int) -> int:
+    """How many orders requested over Kafka the order worker places at once: no more than `most`, nor than twice
+    the calls its bulkhead in front of pay lets through now — a placement spends about half its time on its
+    events, and one more would only wait at the bulkhead, its turn's deadline running, while on the log it waits
+    for nothing."""
+    return max(1, min(most, 2 * pay_calls))
+
+
 # The reservation at offset k of the one-partition sequence topic owns the numbers k×100+1 … (k+1)×100. Never
 # change it on a running system: two sizes would hand out the same numbers (1 when topics.yaml was written).
 NUMBERS_PER_RESERVATION = 100

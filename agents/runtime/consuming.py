@@ -96,9 +96,30 @@ async def _handled(context: str, received: Received, handling: Callable[[], Awai
     try:
         EVENTS_CONSUMED.labels(context, received.topic, await handling()).inc()
     except Exception as exc:  # noqa: BLE001 - a poison message must not stop the consumer
-        POISON_EVENTS.labels(context, received.topic).inc()
-        log.error("dead-lettered message %s[%s]@%s: %s", received.topic, received.partition, received.offset, exc,
-                  exc_info=not isinstance(exc, InvalidEvent))
-        await send(dead_letter(context, received.topic, received.partition, received.offset, received.key,
-                               received.value, exc))
+        await send(poisoned(context, received, exc))
     progress.handled(received.topic, received.partition, received.offset, received.sent_at)
+
+
+def poisoned(context: str, received: Received, exc: Exception) -> Event:
+    """Count a message `context` could not handle, log why, and return its dead letter."""
+    POISON_EVENTS.labels(context, received.topic).inc()
+    log.error("dead-lettered message %s[%s]@%s: %s", received.topic, received.partition, received.offset, exc,
+              exc_info=not isinstance(exc, ValueError))  # the message is to blame, not the code
+    return dead_letter(context, received.topic, received.partition, received.offset, received.key, received.value,
+                       exc)
+
+
+Check = Callable[[Event], object]  # raises (a ValueError) when an event may not be handled at all
+
+
+def invalid(context: str, received: Received, checks: Mapping[str, Check]) -> Event | None:
+    """The dead letter of a message that could not be handled in any case — not a declared event, or one its
+    check refuses — or None when it may be handled."""
+    try:
+        event = decode(received.value, received.topic)
+        check = checks.get(event["type"])
+        if check is not None:
+            check(event)
+    except ValueError as exc:
+        return poisoned(context, received, exc)
+    return None

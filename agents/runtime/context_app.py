@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Awaitable, Callable, Mapping
+import time
+from typing import Any, Awaitable, Callable, Mapping, NamedTuple
 
 import faust
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
+from faust.types import TP
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -24,11 +27,13 @@ from agents.correlation import event_type_of
 from agents.catalog import EXTERNAL, catalog
 from agents.events import Event, encode, key_of
 from agents.runtime import faust_patches
-from agents.runtime.consuming import ChangeHandler, Handler, Received, handle, handle_change
+from agents.runtime.check_ahead import CheckAhead
+from agents.runtime.consuming import ChangeHandler, Check, Handler, Received, handle, handle_change, invalid
 from agents.runtime.feed import ChangelogFeed
-from agents.runtime.metrics import EVENTS_EMITTED, Progress
+from agents.runtime.metrics import EVENTS_EMITTED, REQUESTS_BEHIND, REQUESTS_UNDER_WAY, REQUESTS_WAITING, Progress
 from agents.runtime.publisher import topic_for
 from agents.runtime.rows import Rows
+from agents.runtime.side_by_side import SideBySide
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +57,12 @@ class Undecoded(faust.Schema):
 
     def loads_value(self, app: faust.App, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
         return message.value
+
+
+class InHand(NamedTuple):
+    """A message an agent handles side by side: as bread reads it, and as Faust acknowledges it."""
+    received: Received
+    event: faust.EventT
 
 
 class ContextApp:
@@ -99,15 +110,18 @@ class ContextApp:
             *(t.changelog for t in catalog().tables_followed_by(self.context))})
         faust_patches.drain_without_tasks(self.app.consumer)
         self._rows: list[Rows] = []
+        self._side_by_side: list[SideBySide[InHand]] = []
         self._routing_known = False
         self._sources: set[str] = set()  # the topics this context's agents read
-        self.progress = Progress(context)
+        self.progress = Progress(context, outside={t.name for t in catalog().topics_consumed_by(context)
+                                                   if EXTERNAL in t.producers})
         self._may_handle = asyncio.Event()
         self._may_handle.set()
         self.app.on_partitions_revoked.connect(self._forget_recent_rows)
         self.app.timer(interval=settings.consumer_lag_sample_s)(self._sample_lag)
         self._install_health()
         self._install_pipeline()
+        self._install_backlog_metrics()
         self.app.task(self._learn_routing)
 
     def _partitions(self) -> int:
@@ -175,11 +189,6 @@ class ContextApp:
         self._expect_acknowledgement(sent)
         return None
 
-    async def flush(self) -> None:
-        """Wait until every event sent and every table change made so far is acknowledged by the broker;
-        raise if one of them failed."""
-        await self.app.producer.flush()
-
     def _expect_acknowledgement(self, future: asyncio.Future) -> None:
         self._unacknowledged.add(future)
         future.add_done_callback(self._unacknowledged.discard)
@@ -187,6 +196,59 @@ class ContextApp:
     def consume(self, handlers: Mapping[str, Handler]) -> None:
         """One agent running `handlers` (by event type) over the topics that carry those events, each of
         which topics.yaml must say this context consumes."""
+        self._agent(*self._handling(handlers))
+
+    def consume_side_by_side(self, handlers: Mapping[str, Handler], bound: Callable[[], int],
+                             checks: Mapping[str, Check]) -> None:
+        """As `consume`, for the one topic of requests from outside bread that carries the events of `handlers`,
+        but the messages of different keys are handled at once, at most `bound()` of them, those of one key one
+        after another (agents/runtime/side_by_side.py); and the topic is read ahead of its handling, so a request
+        that `checks` (or its declaration) refuses is dead-lettered at once (agents/runtime/check_ahead.py)."""
+        topics, name, handling = self._handling(handlers)
+        if len(topics) != 1 or topics[0] not in self.progress.outside:
+            raise SystemExit(f"{self.context} handles side by side only one topic of requests from outside bread")
+        topic, context = topics[0], self.context
+        side_by_side: SideBySide[InHand]
+
+        async def reading_from(partition: int) -> int | None:
+            if partition in side_by_side.taken_up_to:
+                return side_by_side.taken_up_to[partition]
+            try:
+                return await asyncio.wait_for(self.app.consumer.position(TP(topic, partition)), 1.0)
+            except (asyncio.TimeoutError, KafkaError, AssertionError):  # not placed yet: next time round
+                return None
+        settings = self.settings
+        ahead = CheckAhead(
+            topic, lambda: AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                            enable_auto_commit=False, fetch_max_wait_ms=settings.kafka_fetch_poll_ms),
+            held=lambda: {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic},
+            taken=lambda partition: side_by_side.taken_up_to.get(partition), reading_from=reading_from,
+            invalid=lambda received: invalid(context, received, checks),
+            send=lambda letter: self.emit(letter, wait=True))
+        self.app.task(ahead.run)
+
+        async def handling_unless_sent_ahead(in_hand: InHand) -> None:
+            received = in_hand.received
+            letter = ahead.sent_ahead(received.partition, received.offset)
+            if letter is not None:
+                try:
+                    await letter
+                except KafkaError as exc:
+                    log.warning("the dead letter for %s[%s]@%s sent ahead failed (%s): handled in turn", topic,
+                                received.partition, received.offset, exc)
+                else:
+                    self.progress.handled(received.topic, received.partition, received.offset, received.sent_at)
+                    return
+            await handling(received)
+
+        async def acknowledge(in_hand: InHand) -> None:
+            in_hand.event.ack()
+        side_by_side = SideBySide(handling_unless_sent_ahead, acknowledge, bound, stop_at_once)
+        self._agent(topics, name, handling, side_by_side)
+        self._side_by_side.append(side_by_side)
+
+    def _handling(self, handlers: Mapping[str, Handler]) -> tuple[list[str], str, Callable[[Received],
+                                                                                         Awaitable[None]]]:
         consumed = catalog().topics_consumed_by(self.context)
         stray = set(handlers) - {e for t in consumed for e in t.events}
         if stray:
@@ -196,7 +258,7 @@ class ContextApp:
 
         async def handling(received: Received) -> None:
             await handle(context, received, handlers, self.emit, self.progress)
-        self._agent([t.name for t in topics], f"{context}-{'-'.join(t.alias for t in topics)}", handling)
+        return [t.name for t in topics], f"{context}-{'-'.join(t.alias for t in topics)}", handling
 
     def follow(self, table: str, on_change: ChangeHandler) -> None:
         """One agent handing `on_change` every change of another context's table, from its changelog, which
@@ -210,18 +272,26 @@ class ContextApp:
             await handle_change(context, received, on_change, self.emit, self.progress)
         self._agent([spec.changelog], f"{context}-follows-{table}", handling)
 
-    def _agent(self, topics: list[str], name: str, handling: Callable[[Received], Awaitable[None]]) -> None:
+    def _agent(self, topics: list[str], name: str, handling: Callable[[Received], Awaitable[None]],
+               side_by_side: SideBySide[InHand] | None = None) -> None:
         self._sources.update(topics)
         source = self.app.topic(*topics, schema=Undecoded(), internal=False)
 
         @self.app.agent(source, name=name)
         async def on_message(stream: faust.StreamT) -> None:
-            async for message in stream.events():
+            # Side by side, each message is acknowledged once it and those before it are handled; else as it goes.
+            events = stream.events() if side_by_side is None else stream.noack().events()
+            async for message in events:
                 if not self._may_handle.is_set():  # only a debug switch clears it
                     await self._may_handle.wait()
                 raw = message.message
-                await handling(Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.timestamp,
-                                        event_type_of(raw.headers)))
+                received = Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.timestamp,
+                                    event_type_of(raw.headers))
+                if side_by_side is None:
+                    await handling(received)
+                else:
+                    await side_by_side.take(raw.partition, raw.offset, raw.key, InHand(received, message),
+                                            raw.timestamp)
                 if stream.channel.queue.empty():  # nothing more in hand: what the agent changed goes out together
                     await self._send_held_rows()
 
@@ -243,7 +313,27 @@ class ContextApp:
         gateway (internal: the gateway routes no such path)."""
         @self.app.page("/pipeline")
         async def pipeline(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
-            return view.json({"context": self.context, "delayS": round(self.progress.delay(), 3)})
+            body: dict[str, Any] = {"context": self.context, "delayS": round(self.progress.delay(), 3)}
+            if self.progress.outside:
+                body["requests"] = self.requests_backlog()
+            return view.json(body)
+
+    def requests_backlog(self) -> dict[str, Any]:
+        """How far behind the log of requests from outside bread runs (for their senders to see): requests waiting
+        on it (at the last lag sample), those under way now, and how long the one waiting longest has waited."""
+        under_way = sum(side.in_order.under_way for side in self._side_by_side)
+        oldest = min((sent for side in self._side_by_side if (sent := side.in_order.oldest_sent_at()) is not None),
+                     default=None)
+        behind = max(self.progress.delay(outside=True), 0.0 if oldest is None else time.time() - oldest)
+        return {"waiting": self.progress.waiting(outside=True), "underWay": under_way, "behindS": round(behind, 3)}
+
+    def _install_backlog_metrics(self) -> None:
+        if not self.progress.outside:
+            return
+        REQUESTS_WAITING.labels(self.context).set_function(lambda: self.progress.waiting(outside=True))
+        REQUESTS_UNDER_WAY.labels(self.context).set_function(
+            lambda: sum(side.in_order.under_way for side in self._side_by_side))
+        REQUESTS_BEHIND.labels(self.context).set_function(lambda: self.requests_backlog()["behindS"])
 
     def _install_health(self) -> None:
         app = self.app

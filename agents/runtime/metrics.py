@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Collection, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -35,6 +35,12 @@ ADMISSION_WAIT = Histogram("bread_admission_wait_seconds", "How long new orders 
                            buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5))
 STREAM_WATCHERS = Gauge("bread_stream_watchers", "Clients following the live stream of a table's changes (the web "
                         "page's Mypage and tickets)", ["changelog"])
+REQUESTS_WAITING = Gauge("bread_requests_waiting", "Requests from outside bread (orders other systems ask for over "
+                         "Kafka) on the log and not yet handled, at the last lag sample", ["context"])
+REQUESTS_UNDER_WAY = Gauge("bread_requests_under_way", "Requests from outside bread being handled now (side by side)",
+                           ["context"])
+REQUESTS_BEHIND = Gauge("bread_requests_behind_seconds", "How far behind the log of requests from outside bread runs: "
+                        "how long the request waiting longest (or the last ones handled) waited", ["context"])
 CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
                      ["context", "topic", "partition"])
 SAGA_SECONDS = Histogram(
@@ -53,15 +59,20 @@ class Progress:
     the events it handles waited for it (their delay: handled at, less sent at)."""
 
     def __init__(self, context: str, clock: Callable[[], float] = time.monotonic,
-                 wall_clock: Callable[[], float] = time.time) -> None:
+                 wall_clock: Callable[[], float] = time.time, outside: Collection[str] = ()) -> None:
+        """`outside`: topics of requests from outside bread (orders other systems ask for); how far behind their log
+        runs is the senders' to see, and told apart from how far behind the context runs on bread's own events."""
         self.context = context
+        self.outside = frozenset(outside)
         self._clock = clock
         self._wall_clock = wall_clock  # Kafka stamps a message with the sender's wall-clock time
         self._next: dict[tuple[str, int], int] = {}
         self._moved_at: dict[tuple[str, int], float] = {}
         self._lag: dict[tuple[str, int], int] = {}
         self._sampled_at: dict[tuple[str, int], float] = {}
-        self._window = (0, 0.0, 0.0)  # (window number, longest delay in it, longest in the one before)
+        # Of bread's own events and of the requests from outside: (window number, longest delay in it, longest in
+        # the one before).
+        self._windows = {False: (0, 0.0, 0.0), True: (0, 0.0, 0.0)}
 
     def handled(self, topic: str, partition: int, offset: int, sent_at: float | None = None) -> None:
         """An event was handled; `sent_at` is its Kafka timestamp, in seconds since the epoch."""
@@ -70,28 +81,35 @@ class Progress:
             self._next[key] = offset + 1
             self._moved_at[key] = self._clock()
         if sent_at is not None:
-            now = self._wall_clock()
-            window, longest, before = self._current_window(now)
-            self._window = (window, max(longest, now - sent_at), before)
+            now, outside = self._wall_clock(), topic in self.outside
+            window, longest, before = self._current_window(now, outside)
+            self._windows[outside] = (window, max(longest, now - sent_at), before)
 
-    def _current_window(self, now: float) -> tuple[int, float, float]:
-        window, longest, before = self._window
+    def _current_window(self, now: float, outside: bool) -> tuple[int, float, float]:
+        window, longest, before = self._windows[outside]
         number = int(now // DELAY_WINDOW_S)
         if number == window:
-            return self._window
+            return self._windows[outside]
         return (number, 0.0, longest if number == window + 1 else 0.0)
 
-    def delay(self) -> float:
-        """How far behind this context runs, in seconds: the longest delay of the events it handled in this
-        window and the one before (0 when it handled none and none waits), or — when a partition had messages
-        waiting at the last sample and has not moved since — how long ago that sample was."""
-        _, longest, before = self._window = self._current_window(self._wall_clock())
+    def delay(self, outside: bool = False) -> float:
+        """How far behind this context runs on bread's own events (or, `outside`, on the requests from outside
+        bread), in seconds: the longest delay of those it handled in this window and the one before (0 when it
+        handled none and none waits), or — when a partition had messages waiting at the last sample and has not
+        moved since — how long ago that sample was."""
+        _, longest, before = self._windows[outside] = self._current_window(self._wall_clock(), outside)
         now = self._clock()
         standing = [now - self._sampled_at[key] for key, lag in self._lag.items()
-                    if lag > 0 and self._moved_at[key] < self._sampled_at[key]]
+                    if lag > 0 and self._moved_at[key] < self._sampled_at[key] and (key[0] in self.outside) == outside]
         delay = max(0.0, longest, before, *standing)
-        EVENT_DELAY.labels(self.context).set(delay)
+        if not outside:
+            EVENT_DELAY.labels(self.context).set(delay)
         return delay
+
+    def waiting(self, outside: bool = False) -> int:
+        """Messages on the partitions of bread's own topics (or, `outside`, of the requests from outside) that
+        were not handled yet at the last sample."""
+        return sum(lag for (topic, _), lag in self._lag.items() if (topic in self.outside) == outside)
 
     def next_offset(self, topic: str, partition: int) -> int | None:
         return self._next.get((topic, partition))

@@ -10,6 +10,9 @@ the timer announces it, and pay and the bakery announce their decisions again (a
 
 A request over Kafka is placed once: its order number is on record (and acknowledged) before the order is
 announced, so a request seen again after a crash continues or repeats that placement, never makes another.
+Requests with different ids are placed side by side (agents/runtime/side_by_side.py), as many at once as pay's
+bulkhead lets through (twice that: a placement spends half its time on its events); those with one id one after
+the other; and a request's offset is committed only once it and every one before it on its partition is placed.
 """
 from __future__ import annotations
 
@@ -60,7 +63,9 @@ class OrderAgents:
         self.numbers = intake.OrderNumbers(self.emit_acknowledged, self.name)
         self.context_app.consume({event: self.on_event for topic in catalog().topics_consumed_by("order")
                              if topic.key == "orderId" for event in topic.events})
-        self.context_app.consume({"RequestOrder": self.on_request_order})
+        self.context_app.consume_side_by_side(
+            {"RequestOrder": self.on_request_order}, self._requests_at_once,
+            checks={"RequestOrder": lambda command: parse_order(command, settings.menu)})
         self.context_app.app.timer(interval=settings.saga_sweep_s)(self.enforce_deadlines)
         self.context_app.app.on_before_shutdown.connect(self._close_pay)
 
@@ -88,6 +93,10 @@ class OrderAgents:
             self._pay = PayClient.from_settings(aiohttp.ClientSession(), self.settings, self._stalls)
         return self._pay
 
+    def _requests_at_once(self) -> int:
+        calls = self._pay.calls.limit.value if self._pay is not None else self.settings.pay_bulkhead_initial
+        return intake.requests_at_once(self.settings.order_requests_at_once, calls)
+
     async def _close_pay(self, *args: object, **kwargs: object) -> None:
         if self._pay is not None:
             await self._pay.http.close()
@@ -109,7 +118,8 @@ class OrderAgents:
             placed = {"orderId": order_id, "status": OrderStatus.ORDERED.value, "reason": None, "retryAfter": None,
                       "item": order.item, "qty": order.qty, "price": order.price, "customerId": customer}
             self.requests[request_id] = placed
-            await self.context_app.flush()  # on record before the order is announced: a crash from here places no other
+            # On record before the order is announced: a crash from here on places no other.
+            await self.requests.written(request_id)
         cause = f"request/{request_id}"
         if placed["status"] == OrderStatus.ORDERED.value:
             placement = await intake.place_reserved(self.emit_acknowledged, await self.pay(), order, placed["orderId"],

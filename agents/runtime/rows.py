@@ -105,6 +105,14 @@ class Rows:
     def values(self) -> Iterator[Row]:
         return (row for _, row in self.items())
 
+    async def written(self, key: str) -> None:
+        """Return once the row of `key`, as written so far, is on the changelog (acknowledged); raise if it failed
+        to get there. What else is held goes out with it."""
+        await self.send_held()
+        unstored = self._unstored.get(key)
+        if unstored is not None:
+            await asyncio.shield(unstored[1])
+
     def _hold(self, key: str, row: Row | None) -> None:
         """Keep the change for the changelog message sent once the agent is done with what it has in hand; a
         later change of the same key in the meantime replaces it."""

@@ -124,6 +124,9 @@ async def caught_up(system: System) -> bool:
         status, pipeline, _ = await system.request("GET", f"{system.url(worker)}/pipeline")
         if status != 200 or pipeline["delayS"] >= CAUGHT_UP_S:
             return False
+        requests = pipeline.get("requests")  # the order worker's log of orders requested over Kafka
+        if requests and (requests["waiting"] or requests["underWay"] or requests["behindS"] >= CAUGHT_UP_S):
+            return False
     return True
 
 

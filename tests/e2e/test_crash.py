@@ -2,7 +2,8 @@
 
 Customers place a few thousand orders through the gateway — one in ten over pay's limit (declined), some
 cancelled right after placing, some placed with an Idempotency-Key (through the order worker's request log),
-a baker confirming most and rejecting some — while every process is SIGKILLed at a random moment, one at a
+a baker confirming most and rejecting some — and a partner system produces requests for orders to that log
+itself, each sent twice and one in ten invalid — while every process is SIGKILLed at a random moment, one at a
 time, for several rounds. A supervisor starts each service again, as `bread up` and Kubernetes do; the test starts the broker
 again. Afterwards every order must have ended, and order by order the order table, Mypage, the bakery's
 tickets and pay's ledger must tell the same story: charged its price if Confirmed, nothing otherwise.
@@ -17,12 +18,17 @@ import sqlite3
 import time
 import uuid
 from collections import Counter, defaultdict
+from typing import Awaitable
 
 import aiohttp
 import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from agents.catalog import catalog
+from agents.deadletters import original
 from agents.events import now
+from agents.order import intake
 from agents.order.lifecycle import OrderStatus, is_terminal
 from ops.cli import SERVICES
 from ops.localkafka import wait_until_ready
@@ -32,6 +38,7 @@ ROUNDS = 3
 CLIENTS = 8
 BAKERS = 4
 ORDERS_PER_S = 30           # offered by all customers together, while the processes are killed
+PARTNER_REQUESTS_PER_S = 5  # requested over Kafka by a partner system, meanwhile
 PAUSE_S = (1.0, 4.0)        # between one process back and the next kill
 PRICE = 25000               # a cake
 TERMINAL = {s.value for s in OrderStatus if is_terminal(s)}
@@ -59,6 +66,37 @@ async def customer(system: System, rng: random.Random, answered: list[dict], tic
                 except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
                     pass  # a cancel that did not get through cancels nothing; the invariants hold either way
         await asyncio.sleep(CLIENTS / ORDERS_PER_S)  # ok-sleep: pacing the offered load, not waiting for a condition
+
+
+async def partner(system: System, rng: random.Random, sent: dict[str, bool], placing: asyncio.Event) -> None:
+    """Another system ordering over Kafka with a plain producer: each request sent twice (the second as a retry
+    would be, a moment later), one in ten invalid. `sent`: every request the broker acknowledged, and whether it
+    was valid."""
+    topic = catalog().topic_of_event("RequestOrder").name
+    producer = AIOKafkaProducer(bootstrap_servers=system.broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        while placing.is_set():
+            valid = rng.random() >= 0.1
+            request = {"type": "RequestOrder", "requestId": f"partner-{uuid.uuid4().hex}", "item": "cake",
+                       "qty": rng.randint(1, 3) if valid else 0}
+            for _ in range(2):
+                try:
+                    await producer.send_and_wait(topic, key=request["requestId"].encode(),
+                                                 value=json.dumps(request).encode())
+                    sent[request["requestId"]] = valid
+                except KafkaError:
+                    pass  # the broker was killed meanwhile: not acknowledged, so nothing is promised
+            await asyncio.sleep(1 / PARTNER_REQUESTS_PER_S)  # ok-sleep: pacing the offered load
+    finally:
+        await producer.stop()
+
+
+async def dead_lettered_requests(system: System) -> set[str]:
+    """The request ids of the requests from outside bread that were dead-lettered."""
+    topic = catalog().topic_of_event("RequestOrder").name
+    return {original(letter)[1].decode() for letter in await events_on(system.broker.bootstrap, "dead-letters")
+            if letter["failedTopic"] == topic and original(letter)[1]}
 
 
 async def baker(system: System, rng: random.Random, tickets: asyncio.Queue) -> None:
@@ -124,6 +162,11 @@ async def chaos(system: System, rng: random.Random) -> list[str]:
     return killed
 
 
+async def _all_in(wanted: set[str], found: Awaitable[set[str]]) -> set[str] | None:
+    seen = await found
+    return seen if wanted <= seen else None
+
+
 def latest(messages) -> dict[str, dict]:
     """A compacted changelog's table: the last value of every key still present."""
     table: dict[str, dict] = {}
@@ -172,12 +215,27 @@ async def test_every_order_ends_and_every_record_agrees_while_every_process_is_k
     try:
         tickets: asyncio.Queue = asyncio.Queue()
         customers = [asyncio.create_task(customer(system, rng, answered, tickets, placing)) for _ in range(CLIENTS)]
+        requested: dict[str, bool] = {}
+        customers.append(asyncio.create_task(partner(system, rng, requested, placing)))
         bakers.extend(asyncio.create_task(baker(system, rng, tickets)) for _ in range(BAKERS))
         killed = await chaos(system, rng)
         placing.clear()
         await asyncio.gather(*customers)
         # A request for an order that its customer gave up waiting for is still placed: count those too.
         await eventually(lambda: caught_up(system), timeout=120, what="the order worker placing every request")
+
+        async def every_request_placed() -> dict | None:
+            found = await tables(system)
+            return found if all(intake.is_placed(found["order-requests"].get(r)) for r, valid in requested.items()
+                                if valid) else None
+        found = await eventually(every_request_placed, timeout=60, what="every valid request placed")
+        # Each valid request placed once, each invalid one dead-lettered and never placed, however often sent.
+        assert sum(requested.values()) > 50, f"only {sum(requested.values())} requests were sent"
+        invalid = {r for r, valid in requested.items() if not valid}
+        assert not invalid & set(found["order-requests"])
+        letters = await eventually(lambda: _all_in(invalid, dead_lettered_requests(system)), timeout=30,
+                                   what="every invalid request dead-lettered")
+        assert invalid <= letters
 
         placed_events = [e for e in await events_on(system.broker.bootstrap, "orders")
                          if e["type"] == "OrderPlaced" and e["occurredAt"] >= began]

@@ -1,6 +1,7 @@
 """Other systems place orders by producing to Kafka: same checks, same saga, idempotent by request id."""
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -14,12 +15,12 @@ from tests.e2e.conftest import bread, confirm, confirmed_row, events_of, eventua
 
 async def send_plain(kafka: str, requests: list[dict]) -> None:
     """As any other system would: a plain producer, JSON values, the request id as key. No bread code."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-        for request in requests:
-            await producer.send_and_wait("bread.order-requests", key=request["requestId"].encode(),
-                                         value=json.dumps(request).encode())
+        sent = [await producer.send("bread.order-requests", key=request["requestId"].encode(),
+                                    value=json.dumps(request).encode()) for request in requests]
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
@@ -102,3 +103,35 @@ async def test_an_idempotency_key_places_one_order_however_often_it_is_posted(sy
                                  headers={"Idempotency-Key": f"pay-{key}"})
     assert first[0] == 200 and first[1]["action"] == "apply"  # the charge made when the order was placed
     assert other[0] == 422
+
+
+async def test_a_burst_of_requests_is_placed_side_by_side_each_once_and_the_invalid_ones_behind_it_dead_lettered(
+        system, kafka):
+    burst = [{"type": "RequestOrder", "requestId": f"burst-{uuid.uuid4().hex}", "item": "bread", "qty": 1 + i % 3}
+             for i in range(300)]
+    invalid = [{"type": "RequestOrder", "requestId": f"burst-bad-{uuid.uuid4().hex}", "item": "stone", "qty": 1}
+               for _ in range(3)]
+    await send_plain(kafka, burst + burst + invalid)  # every request sent twice, the invalid ones behind them all
+
+    async def backlog() -> dict:
+        _, pipeline, _ = await system.request("GET", f"{system.url('order-worker')}/pipeline")
+        return pipeline["requests"]
+    assert set(await backlog()) == {"waiting", "underWay", "behindS"}
+
+    async def all_placed() -> list[dict] | None:
+        rows = [await placed_order(system, r["requestId"]) for r in burst]
+        return rows if all(is_placed(row) for row in rows) else None
+    rows = await eventually(all_placed, timeout=60, what="every request of the burst placed")
+    assert {row["status"] for row in rows} == {"Paid"}
+    assert [(row["item"], row["qty"]) for row in rows] == [(r["item"], r["qty"]) for r in burst]
+    assert len({row["orderId"] for row in rows}) == len(burst)  # one order each, sent twice or not
+    for request in invalid:
+        listing = await eventually(lambda: _letter_for(system, request["requestId"]), what="an invalid request "
+                                   "dead-lettered")
+        assert "'stone' is not on the menu" in listing
+    await eventually(lambda: _idle(backlog), what="the request log caught up")
+
+
+async def _idle(backlog) -> bool:
+    requests = await backlog()
+    return requests["underWay"] == 0 and requests["waiting"] == 0

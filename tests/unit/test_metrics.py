@@ -131,3 +131,14 @@ def test_a_partition_that_moved_since_its_sample_is_not_standing_still():
     progress.handled("bread.orders", 0, 10, sent_at=clocks.now - 0.02)
     clocks.now += 30.0                                                 # idle since: nothing waits
     assert progress.delay() == 0.0
+
+
+def test_requests_from_outside_are_behind_apart_from_the_context_s_own_events():
+    clocks = Clocks()
+    progress = Progress("order", clock=lambda: clocks.now, wall_clock=clocks.wall, outside={"bread.order-requests"})
+    progress.handled("bread.orders", 0, 1, sent_at=clocks.now - 0.1)
+    progress.handled("bread.order-requests", 2, 40, sent_at=clocks.now - 6.0)  # a partner's burst, queued
+    progress.observe("bread.order-requests", 2, highwater=500, position=41)
+    assert progress.delay() == pytest.approx(0.1)  # the saga's own events are not held up by the burst
+    assert progress.delay(outside=True) == pytest.approx(6.0)
+    assert (progress.waiting(), progress.waiting(outside=True)) == (0, 459)

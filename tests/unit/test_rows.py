@@ -222,3 +222,22 @@ async def test_rows_acknowledged_but_not_yet_stored_are_stored_before_the_recent
     rows.forget_recent()
     assert rows.get("7")["status"] == "Paid"
     del event
+
+
+async def test_a_row_waited_for_is_on_the_changelog_when_the_wait_ends_and_a_failure_raises(rows):
+    rows, changelog = rows
+    event = handling(1)
+    rows["9"] = {"orderId": 9, "status": "Ordered"}
+    waiting = asyncio.create_task(rows.written("9"))
+    await turns()
+    assert len(changelog.sent) == 1 and not waiting.done()  # sent at once, not held: someone waits for it
+    changelog.acknowledge()
+    await waiting
+    await rows.written("9")  # on the changelog already: no wait
+    rows["10"] = {"orderId": 10, "status": "Ordered"}
+    failing = asyncio.create_task(rows.written("10"))
+    await turns()
+    changelog.acknowledge(failed=RuntimeError("the broker refused it"))
+    with pytest.raises(RuntimeError, match="refused"):
+        await failing
+    del event
