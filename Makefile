@@ -5,14 +5,23 @@ BIN := $(VENV)/bin
 KAFKA_LIB := kafka/target/lib
 KUSTOMIZE_VERSION := v5.5.0
 
-.PHONY: run test setup bench screenshots clean
+.PHONY: run test test-fast lint setup bench screenshots clean
 
 run: setup
 	$(BIN)/bread up
 
-test: setup .tools/.kustomize
-	$(BIN)/lint-imports
+test: setup .tools/.kustomize lint
 	$(BIN)/pytest
+
+# The unit and in-process tests alone (no broker, no services): a minute, for while you work.
+test-fast: $(VENV)/.installed .tools/.kustomize lint
+	$(BIN)/pytest -m "not e2e"
+
+# The layers (lint-imports), lint (ruff) and the pure layer's types (mypy): pyproject.toml has their settings.
+lint: $(VENV)/.installed
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched
 

@@ -6,7 +6,7 @@ the calls then stretch past their timeouts together. Hystrix's thread pool bound
 bound follows what the dependency sustains, from how long its calls take as seen here, as Netflix's
 concurrency-limits does: while calls take about the usual time the limit grows by one per call (and only while it
 is in use, as its AIMD limit does), and as a window of calls takes longer than usual it shrinks in proportion (as
-its gradient limit does; one call alone varies too much, the seed's pay 400-620 ms). The time seen
+its gradient limit does; one call alone varies too much). The time seen
 here is what counts, not the dependency's own: a machine so busy that this process or the dependency wakes late is
 queueing too, and fewer calls in flight is the cure. A call that timed out counts as longer than the time it was
 given, so more timeouts than usual shrink the limit too. Waiting in the queue is not the

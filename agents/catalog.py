@@ -14,7 +14,6 @@ import yaml
 
 from agents.settings import current
 
-
 FIELD_TYPES: dict[str, type] = {"str": str, "int": int}
 OPTIONAL = "?"  # `str?`: the field may be absent (a field added later, or one only some senders know)
 CONTEXTS = ("order", "pay", "bakery", "mypage")

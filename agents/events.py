@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -18,7 +18,7 @@ Event = dict[str, Any]
 MAX_ORDER_ID = 2**53 - 1
 
 
-def is_order_id(value: Any) -> bool:
+def is_order_id(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ORDER_ID
 
 # Derived event ids are a pure function of their cause, so a redelivered cause yields the same event id and

@@ -2,7 +2,7 @@
 (which runs locally), what it means, and what Kubernetes sets instead — read and checked once at start.
 
 `Settings.from_env()` reads them all and refuses a bad value before anything serves, naming the variable and
-what it takes. The README's configuration table (`bread settings --markdown`) and the Kubernetes ConfigMap
+what it takes. The README's configuration table (`bread settings`) and the Kubernetes ConfigMap
 (`bread k8s-config`) are generated from the table below; tests keep both equal to it.
 """
 from __future__ import annotations
@@ -12,7 +12,6 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
-
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 Networks = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]

@@ -1,1 +1,2 @@
-"""bread's faces: the HTTP services (order edge, pay, gateway, Faust web views) and the `bread` command."""
+"""bread's faces: the HTTP services (order edge, pay, gateway) and the Faust web views (bakery, Mypage, order
+worker). The `bread` command that runs them is in `ops/`."""

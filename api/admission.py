@@ -3,7 +3,7 @@ and the gateway in front of it — which holds or refuses a new order itself, so
 on an order it cannot take yet.
 
 `watch_the_pipeline` opens what the door needs (a watch asking the contexts how far behind they run, telling the
-door each time) in an app's cleanup context; `async with admitted(app):` enters at the caller's turn and tells the
+door each time) in an app's cleanup context; `async with admitted(request):` enters at the caller's turn and tells the
 door how long the placement inside took, or refuses the new order with 503, Retry-After and the reason.
 """
 from __future__ import annotations

@@ -4,7 +4,6 @@ import asyncio
 import json
 
 import aiohttp
-
 from faust.web import Request, Response
 
 from agents.bakery.tickets import DecisionRefused, decide, first_waiting, parse_decision, waiting_tickets

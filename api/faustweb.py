@@ -11,9 +11,10 @@ from faust.exceptions import SameNode
 from faust.web import Request, Response, View
 from yarl import URL
 
-from agents.principals import HEADERS as PRINCIPAL_HEADERS, Principal, may_see
+from agents.principals import HEADERS as PRINCIPAL_HEADERS
+from agents.principals import Principal, may_see
+from agents.runtime.feed import BadPosition, Change, ChangelogFeed, Position, parse_position, position_text, stream
 from agents.runtime.rows import Rows
-from agents.runtime.feed import BadPosition, ChangelogFeed, Change, Position, parse_position, position_text, stream
 from api.http import JsonError
 from api.routes import PRINCIPAL, checked_caller, principal_of
 

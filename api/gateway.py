@@ -29,13 +29,13 @@ from typing import AsyncIterator, Awaitable, Callable
 import aiohttp
 import orjson
 import yaml
-from swagger_ui_bundle import swagger_ui_path
 from aiohttp import web
+from swagger_ui_bundle import swagger_ui_path
 
 from agents import principals
-from agents.settings import Networks, Settings
 from agents.correlation import HTTP_HEADER, current
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
+from agents.settings import Networks, Settings
 from api.admission import ADMITTED, ADMITTED_HEADER, admitted, watch_the_pipeline
 from api.http import SETTINGS, STOPPING, AnswerBroken, JsonError, Resources, service_app
 from api.routes import ROUTES, Route, check_access, route_of

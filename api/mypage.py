@@ -7,10 +7,10 @@ from faust.web import Request, Response
 
 from agents.events import MAX_ORDER_ID
 from agents.mypage.projection import Share, page_of, row_view, share_of
-from agents.runtime.mypage import MypageAgents
-from agents.runtime.context_app import ContextApp
-from agents.settings import Settings
 from agents.principals import may_see
+from agents.runtime.context_app import ContextApp
+from agents.runtime.mypage import MypageAgents
+from agents.settings import Settings
 from api.faustweb import GuardedView, base_url, error, gather, serve_changes, serve_rows
 from api.routes import principal_of
 

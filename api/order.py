@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import logging
+import math
 import os
 import socket
 from typing import AsyncIterator
@@ -31,12 +31,19 @@ from agents.order import intake
 from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
 from agents.order.menu import InvalidOrder, OrderRequest, parse_order
 from agents.runtime.pay_client import PayClient
-from agents.runtime.stalls import Stalls
 from agents.runtime.publisher import Publisher
+from agents.runtime.stalls import Stalls
 from agents.settings import Settings
 from api.admission import admitted, watch_the_pipeline
 from api.http import (
-    SETTINGS, JsonError, Resources, error_response, json_response, order_id_in_path, read_json, service_app,
+    SETTINGS,
+    JsonError,
+    Resources,
+    error_response,
+    json_response,
+    order_id_in_path,
+    read_json,
+    service_app,
 )
 from api.routes import authorized, principal_of
 

@@ -6,8 +6,8 @@ from faust.web import Request
 
 from agents.order.intake import is_placed
 from agents.order.lifecycle import public_view
-from agents.runtime.order import OrderAgents
 from agents.runtime.context_app import ContextApp
+from agents.runtime.order import OrderAgents
 from agents.settings import Settings
 from api.faustweb import serve_rows
 

@@ -6,9 +6,9 @@ driver). Every figure of bread is then also given against it: the capacity as a 
 of an order (every bread process, the broker and the load driver) in milliseconds and in bare requests.
 
 Then it starts its own bread (as bench/e2e.py does: a fresh broker and data folder, every service on a free port,
-BAKERY_AUTO_CONFIRM=true, the rate limit off), then for each offered rate sends POST /orders at that rate for a fixed time — each
-request at its own moment, whatever the answers before it (open loop: a slow bread does not slow the load
-down) — and reports per step: accepted/s, intake p50/p99, placement → Confirmed p50/p99 (read from the Mypage
+BAKERY_AUTO_CONFIRM=true, the rate limit off), then for each offered rate sends POST /orders at that rate for a
+fixed time — each request at its own moment, whatever the answers before it (open loop: a slow bread does not slow
+the load down) — and reports per step: accepted/s, intake p50/p99, placement → Confirmed p50/p99 (read from the Mypage
 table's changelog) and how many accepted orders never confirmed. The capacity is the highest step whose p99
 placement → Confirmed is under 2 s, every order taken and none lost.
 
@@ -57,7 +57,12 @@ sys.path.insert(0, str(ROOT))
 from agents.catalog import catalog  # noqa: E402
 from agents.deadletters import original  # noqa: E402
 from bench.e2e import (  # noqa: E402
-    CpuMeter, bare_ceiling, follow_confirmations, percentile, rss_mib_of_bread, running_bread,
+    CpuMeter,
+    bare_ceiling,
+    follow_confirmations,
+    percentile,
+    rss_mib_of_bread,
+    running_bread,
 )
 from ops.localsystem import LocalSystem  # noqa: E402
 
@@ -194,7 +199,8 @@ async def kafka_step(bread: LocalSystem, http: aiohttp.ClientSession, confirmed:
         cpu.restart()
         started = time.monotonic()
         sent = [await producer.send(topic, key=request_id.encode(),
-                                    value=json.dumps({"type": "RequestOrder", "requestId": request_id, **order}).encode())
+                                    value=json.dumps({"type": "RequestOrder", "requestId": request_id,
+                                                      **order}).encode())
                 for request_id, order in valid + invalid]
         await asyncio.gather(*sent)
         produced = time.monotonic()
@@ -320,7 +326,8 @@ def chart(steps: list[dict], overload: dict | None, path: Path, result: dict) ->
         over.legend(fontsize=8)
     ceiling = result["ceiling"]["bare_requests_per_s"]
     at_80 = result["at_80_pct_of_capacity"]
-    figure.suptitle(f"capacity {result['capacity_per_s'] or 0:.0f} orders/s = {result['capacity_to_ceiling'] or 0:.3f} × "
+    figure.suptitle(f"capacity {result['capacity_per_s'] or 0:.0f} orders/s = "
+                    f"{result['capacity_to_ceiling'] or 0:.3f} × "
                     f"this machine's ceiling that hour ({ceiling:,} bare aiohttp requests/s)"
                     + (f"; {at_80['bare_requests_per_order']} bare requests of CPU per order at "
                        f"{at_80['offered_per_s']:.0f}/s" if at_80 else ""), fontsize=10)
@@ -419,7 +426,8 @@ async def main(rates: list[float], seconds: float, settle_s: float, overload_fac
           f"{result['capacity_to_ceiling']} × the ceiling ({ceiling['bare_requests_per_s']} bare requests/s)"
           + (f"; at {at_80['offered_per_s']:.0f}/s an order cost {at_80['cpu_ms_per_order']} ms of CPU = "
              f"{at_80['bare_requests_per_order']} bare requests" if at_80 else "")
-          + f"; idle {idle_total} % of a core; {out}" + (f", {png}" if png else " (no chart: pip install -e '.[bench]')"))
+          + f"; idle {idle_total} % of a core; {out}"
+          + (f", {png}" if png else " (no chart: pip install -e '.[bench]')"))
 
 
 def near_80_pct(steps: list[dict], found: float | None) -> dict | None:

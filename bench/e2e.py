@@ -39,6 +39,7 @@ from agents.catalog import catalog  # noqa: E402
 from ops.localkafka import LocalKafka  # noqa: E402
 from ops.localsystem import LocalSystem, free_port, start_broker  # noqa: E402
 
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

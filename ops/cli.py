@@ -28,8 +28,8 @@ from importlib import import_module
 from pathlib import Path
 from typing import Callable
 
-from agents.settings import PROJECT_ROOT, Settings, use
 from agents.principals import CUSTOMER, ROLES
+from agents.settings import PROJECT_ROOT, Settings, use
 from api.http import STOP_GRACE_S
 from ops.supervisor import Supervisor, answers_live
 

@@ -12,9 +12,9 @@ from datetime import datetime, timezone
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.settings import Settings
 from agents.catalog import catalog
 from agents.deadletters import original, preview
+from agents.settings import Settings
 
 REPLAYER_GROUP = "bread-dlq-replayer"
 

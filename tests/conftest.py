@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import random
 
+import pytest
 
 ORDER_SEED_VARIABLE = "BREAD_E2E_ORDER_SEED"
 
@@ -34,6 +35,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     modules: dict[str, list] = {}
     for item in items:
         if "/e2e/" in str(item.path):
+            item.add_marker(pytest.mark.e2e)  # `pytest -m "not e2e"` (make test-fast) leaves them out
             modules.setdefault(str(item.path), []).append(item)
     if not modules:
         return

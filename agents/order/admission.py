@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-
 # Placing an order this many times less late than an event waits on a topic is as bad: a jammed edge holds its
 # callers long before the contexts fall behind, and once it holds them for a second it is far past its capacity.
 INTAKE_WEIGHT = 4.0

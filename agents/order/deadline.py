@@ -46,7 +46,7 @@ def deadline_after_event(current: Deadline | None, event: Mapping[str, Any], sta
 
 
 def has_ended(order: Mapping[str, Any] | None) -> bool:
-    return bool(order and order.get("status")) and is_terminal(OrderStatus(order["status"]))
+    return order is not None and bool(order.get("status")) and is_terminal(OrderStatus(order["status"]))
 
 
 def deadline_of(order: Mapping[str, Any] | None, deadline_s: float, repair_s: float) -> Deadline | None:

@@ -147,7 +147,8 @@ def placed_event(order_id: int, order: OrderRequest, correlation: str, customer:
                       qty=order.qty, price=order.price, **({"customerId": customer} if customer else {}))
 
 
-def outcome_event(placement: Placement, order: OrderRequest, correlation: str, cause: str | None = None) -> Event | None:
+def outcome_event(placement: Placement, order: OrderRequest, correlation: str,
+                  cause: str | None = None) -> Event | None:
     """What intake announces about the charge: pay announces a charge or a decline itself; intake announces
     a payment it deferred (PAY_FALLBACK=defer) or an order it rejected because pay could not be called."""
     if placement.status == OrderStatus.PAYMENT_PENDING:

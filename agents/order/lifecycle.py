@@ -197,7 +197,7 @@ def saga_seconds(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> 
     """How long the saga took, at the moment it becomes known (the order ended, and its start was seen —
     in whichever order those events arrived); None before and after that moment."""
     def known(order: Mapping[str, Any] | None) -> bool:
-        return bool(order) and "placedAt" in order and "endedAt" in order
+        return order is not None and "placedAt" in order and "endedAt" in order
     if known(before) or not known(after):
         return None
     ended, placed = (datetime.fromisoformat(after[k]) for k in ("endedAt", "placedAt"))

@@ -7,16 +7,25 @@ consumers drop. SQLite calls run on one dedicated thread so the event loop never
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, TypeVar, cast
 
 from agents.events import encode, key_of, make_event
 from agents.pay.payments import (
-    APPLY, CANCEL, DECLINE, EVENT_OF_ACTION, PaymentRefused, PaymentRequest, check_chargeable,
-    check_refundable, decline_reason, refund_for,
+    APPLY,
+    CANCEL,
+    DECLINE,
+    EVENT_OF_ACTION,
+    PaymentRefused,
+    PaymentRequest,
+    check_chargeable,
+    check_refundable,
+    decline_reason,
+    refund_for,
 )
 
 T = TypeVar("T")
@@ -103,7 +112,10 @@ class Ledger:
         self._committer: asyncio.Task | None = None
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, self._db)
+        db = self._db
+        if db is None:
+            raise RuntimeError("the ledger is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, db)
 
     async def open(self) -> None:
         def connect(_: Any) -> sqlite3.Connection:
@@ -147,7 +159,7 @@ class Ledger:
             batch, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
             changes = [change for change, _ in batch]
             try:
-                outcomes = await self._call(lambda db: self._commit_group(db, changes))
+                outcomes = await self._call(functools.partial(self._commit_group, changes=changes))
             except Exception as exc:  # noqa: BLE001 - the whole transaction failed: every waiter hears why
                 outcomes = [exc] * len(batch)
             for (_, future), outcome in zip(batch, outcomes):
@@ -201,13 +213,14 @@ class Ledger:
             amount = refund_for(self._charged(db, request.order_id), request.order_id)
             check_refundable(request, self._confirmed(db, request.order_id))
             return self._insert(db, request.order_id, CANCEL, amount, correlation_id, reason=request.reason,
-                                requested_by=request.requested_by and request.requested_by.name)
+                                requested_by=request.requested_by.name if request.requested_by else None)
         voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
         check_chargeable(request.order_id, voided[0] if voided else None)
-        reason = decline_reason(request.price, self._limit)
+        price = request.charged()
+        reason = decline_reason(price, self._limit)
         if reason:
-            return self._insert(db, request.order_id, DECLINE, request.price, correlation_id, reason=reason)
-        return self._insert(db, request.order_id, APPLY, request.price, correlation_id)
+            return self._insert(db, request.order_id, DECLINE, price, correlation_id, reason=reason)
+        return self._insert(db, request.order_id, APPLY, price, correlation_id)
 
     @staticmethod
     def _confirmed(db: sqlite3.Connection, order_id: int) -> bool:
@@ -222,11 +235,11 @@ class Ledger:
                 reason: str | None = None, requested_by: str | None = None) -> Payment:
         """A payment row and the event announcing it, inside the caller's transaction. A decline's reason is
         pay's own; a refund's, the person's who asked for it."""
-        payment_id = db.execute(
+        payment_id = cast(int, db.execute(  # an INSERT's row id, never None
             "INSERT INTO payments (order_id, action, amount, correlation_id, reason, requested_by) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (order_id, action, amount, correlation_id, reason if action == CANCEL else None, requested_by),
-        ).lastrowid
+        ).lastrowid)
         if action == DECLINE:
             event = make_event("PayRejected", correlation_id=correlation_id, orderId=order_id, price=amount,
                                reason=reason)

@@ -33,6 +33,12 @@ class PaymentRequest:
     reason: str | None = None              # why a refund is asked for
     requested_by: Principal | None = None  # None: from inside, or with authentication off
 
+    def charged(self) -> int:
+        """The price a charge asks for (parse_payment refuses a charge without one)."""
+        if self.price is None:
+            raise PaymentRefused("a charge needs a 'price'")
+        return self.price
+
 
 def _price(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_PRICE

@@ -23,8 +23,8 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from agents import correlation, debugging
-from agents.correlation import event_type_of
 from agents.catalog import EXTERNAL, catalog
+from agents.correlation import event_type_of
 from agents.events import Event, encode, key_of
 from agents.runtime import faust_patches
 from agents.runtime.check_ahead import CheckAhead
@@ -301,9 +301,9 @@ class ContextApp:
                                    consumer.highwater, consumer.position)
 
     def _install_metrics(self) -> None:
-        """bread's own metrics at /metrics. Faust's Prometheus sensors are left out on purpose: they cost a third
-        of a worker's capacity (they count every event, send and table change with labels) and told nothing
-        bread's own metrics (events, lag, delay, dead letters, the saga) do not (docs/performance.md)."""
+        """bread's own metrics at /metrics. Faust's Prometheus sensors are left out on purpose: they count every
+        event, send and table change with labels, at a cost docs/performance.md measures, and tell nothing bread's
+        own metrics (events, lag, delay, dead letters, the saga) do not."""
         @self.app.page("/metrics")
         async def metrics(view: faust.web.View, _request: faust.web.Request) -> web.Response:
             return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -11,7 +11,6 @@ from typing import Any, Awaitable, Callable, Collection, Iterable
 
 from prometheus_client import Counter, Gauge, Histogram
 
-
 log = logging.getLogger(__name__)
 
 EVENTS_CONSUMED = Counter("bread_events_consumed_total", "Events handled by a context", ["context", "topic", "type"])

@@ -32,10 +32,10 @@ from agents.events import Event
 from agents.order import deadline, intake
 from agents.order.lifecycle import OrderStatus, saga_seconds
 from agents.order.menu import OrderRequest, parse_order
+from agents.runtime.context_app import ContextApp
 from agents.runtime.metrics import SAGA_SECONDS
 from agents.runtime.pay_client import PayClient
 from agents.runtime.stalls import Stalls
-from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,6 @@ the order worker for orders requested over Kafka."""
 from __future__ import annotations
 
 import asyncio
-import time
-from typing import Callable
 
 import aiohttp
 import orjson

@@ -1,10 +1,10 @@
 """A Faust table's rows as its context reads and writes them, each write costing what it must.
 
 A write is held until the agent has handled what it has in hand (HOLD_AT_MOST_S at most), so one order's events
-handled together write its row once; then it is encoded once and sent to the table's changelog (acks=all, and no consumer offset is
-committed before the broker has it), and only once the broker has it is it written to the local store, the way
-Faust's recovery writes one: the store is never ahead of the changelog. An input handled again after a crash
-therefore finds the table as every other worker would recover it, and a row that did not change needs no
+handled together write its row once; then it is encoded once and sent to the table's changelog (acks=all, and no
+consumer offset is committed before the broker has it), and only once the broker has it is it written to the local
+store, the way Faust's recovery writes one: the store is never ahead of the changelog. An input handled again after a
+crash therefore finds the table as every other worker would recover it, and a row that did not change needs no
 writing. Until a write is stored, and for a while after, reads come from memory.
 """
 from __future__ import annotations

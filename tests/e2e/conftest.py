@@ -2,7 +2,8 @@
 
 The broker is the project's own local Kafka, started here (never one the tests did not start), with its data in
 a fresh temporary folder; it and the services listen on free ports the OS picks (`ops/localsystem.py`, which the
-benchmarks use too), so a `bread up` or another test run on the same machine is not disturbed. Tests wait on conditions with deadlines, never for a fixed time.
+benchmarks use too), so a `bread up` or another test run on the same machine is not disturbed. Tests wait on
+conditions with deadlines, never for a fixed time.
 """
 from __future__ import annotations
 

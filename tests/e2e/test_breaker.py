@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import breaker_state, CAKE, confirm, eventually, mypage_row, System, until_status
+from tests.e2e.conftest import CAKE, System, breaker_state, confirm, eventually, mypage_row, until_status
 
 # A breaker quick to open and to try again, so the test watches every state in seconds.
 BREAKER = {"PAY_TIMEOUT_S": "0.5", "PAY_BREAKER_WINDOW": "4", "PAY_BREAKER_MIN_CALLS": "2",

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from agents.catalog import catalog
 from agents.events import encode, key_of, make_event
-from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, confirm, eventually, mypage, place, System, until_status
+from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, System, confirm, eventually, mypage, place, until_status
 
 
 async def books(system: System, order_id: int) -> dict[str, int]:

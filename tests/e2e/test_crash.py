@@ -4,8 +4,8 @@ Customers place a few thousand orders through the gateway — one in ten over pa
 cancelled right after placing, some placed with an Idempotency-Key (through the order worker's request log),
 a baker confirming most and rejecting some — and a partner system produces requests for orders to that log
 itself, each sent twice and one in ten invalid — while every process is SIGKILLed at a random moment, one at a
-time, for several rounds. A supervisor starts each service again, as `bread up` and Kubernetes do; the test starts the broker
-again. Afterwards every order must have ended, and order by order the order table, Mypage, the bakery's
+time, for several rounds. A supervisor starts each service again, as `bread up` and Kubernetes do; the test starts
+the broker again. Afterwards every order must have ended, and order by order the order table, Mypage, the bakery's
 tickets and pay's ledger must tell the same story: charged its price if Confirmed, nothing otherwise.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from agents.order import intake
 from agents.order.lifecycle import OrderStatus, is_terminal
 from ops.cli import SERVICES
 from ops.localkafka import wait_until_ready
-from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, System, caught_up, eventually, events_on, read_all
+from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, System, caught_up, events_on, eventually, read_all
 
 ROUNDS = 3
 CLIENTS = 8

@@ -34,7 +34,8 @@ async def test_with_auth_on_customers_need_a_token_and_see_only_their_own_orders
     status, mine, _ = await system.request("POST", f"{gw}/orders", json=CAKE, **auth(alice))
     assert status == 201, mine
     # A customer id sent by the caller is dropped: only the token says who it is.
-    status, theirs, _ = await system.request("POST", f"{gw}/orders", json=CAKE, **auth(bob, **{"X-Customer-ID": "alice"}))
+    status, theirs, _ = await system.request("POST", f"{gw}/orders", json=CAKE,
+                                             **auth(bob, **{"X-Customer-ID": "alice"}))
     assert status == 201, theirs
 
     async def order_of(token, order_id):

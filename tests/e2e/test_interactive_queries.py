@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.e2e.conftest import confirm, eventually, place, System, until_status
+from tests.e2e.conftest import System, confirm, eventually, place, until_status
 
 SECOND = {"order-worker": "order-worker-2", "mypage": "mypage-2"}
 
@@ -43,9 +43,10 @@ async def test_every_order_is_answered_by_either_worker_of_its_context(system):
             return body_a if done else None
 
         for order in orders:
-            await eventually(lambda: answered_alike(order["id"], "/orders", ("order-worker", "order-worker-2")),
+            await eventually(lambda order=order: answered_alike(order["id"], "/orders",
+                                                               ("order-worker", "order-worker-2")),
                              what=f"order {order['id']} from both order workers")
-            await eventually(lambda: answered_alike(order["id"], "/mypages", ("mypage", "mypage-2")),
+            await eventually(lambda order=order: answered_alike(order["id"], "/mypages", ("mypage", "mypage-2")),
                              what=f"mypage {order['id']} from both mypage workers")
 
         wanted = {order["id"] for order in orders}
@@ -58,4 +59,4 @@ async def test_every_order_is_answered_by_either_worker_of_its_context(system):
             system.stop(second)
         # The first workers take every partition back once the group has rebalanced.
         for service in SECOND:
-            await eventually(lambda: alone(system, service), what=f"{service} alone again")
+            await eventually(lambda service=service: alone(system, service), what=f"{service} alone again")

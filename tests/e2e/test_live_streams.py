@@ -30,7 +30,8 @@ async def everything(stream: EventStream, wanted: dict[str, Callable[[ServerSent
     """Every event until each of `wanted` was streamed at least once (in any order)."""
     seen: list[ServerSent] = []
     while wanted:
-        seen += await stream.until(lambda e: any(match(e) for match in wanted.values()), what=", ".join(wanted))
+        seen += await stream.until(lambda e, wanted=wanted: any(match(e) for match in wanted.values()),
+                                   what=", ".join(wanted))
         wanted = {name: match for name, match in wanted.items() if not match(seen[-1])}
     return seen
 

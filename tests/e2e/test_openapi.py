@@ -31,7 +31,8 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_docu
         str(schemathesis), "run", f"{system.url('gateway')}/openapi.json", "--max-examples", "25", "--seed", "7",
         "--checks", ",".join(CHECKS), "--no-color",
         # The streams last as long as their caller: schemathesis would wait on each until its timeout.
-        "--exclude-operation-id", "streamMypages", "--exclude-operation-id", "streamTickets", "--generation-database", "none", "--request-timeout", "15",
+        "--exclude-operation-id", "streamMypages", "--exclude-operation-id", "streamTickets",
+        "--generation-database", "none", "--request-timeout", "15",
         cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await asyncio.wait_for(run.communicate(), timeout=300)

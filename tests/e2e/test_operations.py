@@ -8,7 +8,7 @@ import signal
 import aiohttp
 
 from agents.settings import Settings
-from tests.e2e.conftest import CAKE, eventually, place, System
+from tests.e2e.conftest import CAKE, System, eventually, place
 
 EDGES = ("order-a", "order-b")
 # The shared system's edges take every order whatever the delay (SYSTEM_SETTINGS); these run the door as shipped.
@@ -42,7 +42,7 @@ async def test_restarting_both_edges_one_after_the_other_under_load_fails_no_req
         for name in EDGES:
             assert system.stop(name, signal.SIGTERM) == 0  # a graceful stop exits cleanly
             seen = len(statuses)
-            await eventually(lambda: _more_than(statuses, seen + 10), what=f"orders while {name} is down")
+            await eventually(lambda seen=seen: _more_than(statuses, seen + 10), what=f"orders while {name} is down")
             system.start("order", name=name, **DOOR_AS_SHIPPED)  # on the port it had
             await system.wait_ready(name)
         seen = len(statuses)
@@ -82,7 +82,7 @@ async def test_liveness_fails_while_the_loop_is_stuck_or_the_consumer_stalls_and
 
     # Orders the worker handles first, so its partitions have a known place to be stuck at.
     for order_id in await place_orders(system, 8):
-        await eventually(lambda: _is(probe(f"{system.url(name)}/mypages/{order_id}", timeout=5), 200),
+        await eventually(lambda order_id=order_id: _is(probe(f"{system.url(name)}/mypages/{order_id}", timeout=5), 200),
                          what=f"order {order_id} handled")
     status, _, _ = await system.request("POST", f"{system.url(name)}/debug/stall-consumer?seconds=15")
     assert status == 200

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaProducer
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
 from agents.order.intake import is_placed
-from tests.e2e.conftest import bread, confirm, confirmed_row, events_of, eventually, read_all, System, until_status
+from tests.e2e.conftest import System, bread, confirm, confirmed_row, events_of, eventually, read_all, until_status
 
 
 async def send_plain(kafka: str, requests: list[dict]) -> None:
@@ -126,8 +126,8 @@ async def test_a_burst_of_requests_is_placed_side_by_side_each_once_and_the_inva
     assert [(row["item"], row["qty"]) for row in rows] == [(r["item"], r["qty"]) for r in burst]
     assert len({row["orderId"] for row in rows}) == len(burst)  # one order each, sent twice or not
     for request in invalid:
-        listing = await eventually(lambda: _letter_for(system, request["requestId"]), what="an invalid request "
-                                   "dead-lettered")
+        listing = await eventually(lambda request=request: _letter_for(system, request["requestId"]),
+                                   what="an invalid request dead-lettered")
         assert "'stone' is not on the menu" in listing
     await eventually(lambda: _idle(backlog), what="the request log caught up")
 

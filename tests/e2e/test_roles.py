@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from agents.principals import ROLES
-from tests.e2e.conftest import eventually, System
+from tests.e2e.conftest import System, eventually
 from tests.roles import EXPECTED
 
 UNKNOWN = 987654321  # an order no test places

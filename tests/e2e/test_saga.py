@@ -9,6 +9,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from agents.catalog import catalog
 from tests.e2e.conftest import CAKE, confirm, confirmed_row, eventually, mypage, mypage_row, place, until_status
 
+
 async def test_an_order_is_paid_confirmed_and_shown_on_mypage(system):
     order = await place(system)
     assert {k: order[k] for k in ("item", "qty", "status", "price")} == {

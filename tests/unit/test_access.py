@@ -2,7 +2,15 @@
 import pytest
 
 from agents.principals import (
-    ADMIN, BAKER, CUSTOMER, ROLES, SERVICE, BadPrincipal, Principal, may_see, principal_from,
+    ADMIN,
+    BAKER,
+    CUSTOMER,
+    ROLES,
+    SERVICE,
+    BadPrincipal,
+    Principal,
+    may_see,
+    principal_from,
 )
 from api.gateway import RateLimiter
 from api.http import JsonError

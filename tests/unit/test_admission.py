@@ -7,8 +7,6 @@ from agents.runtime.pipeline import PipelineWatch
 from tests.fake_clock import Clock
 
 
-
-
 def door(**settings) -> tuple[Door, Clock]:
     clock = Clock()
     return Door(DoorSettings(**{"shed_from_s": 1.0, "shed_all_s": 3.0, "wait_s": 1.0, "initial_per_s": 100.0,

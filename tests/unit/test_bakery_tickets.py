@@ -2,8 +2,21 @@
 import pytest
 
 from agents.bakery.tickets import (
-    CLOSED, CONFIRMED, CONFIRMING, REJECTED, DecisionRefused, announcements, bakery_id_for,
-    first_waiting, parse_decision, decide, on_cancel, on_refund, open_ticket, react, waiting_tickets,
+    CLOSED,
+    CONFIRMED,
+    CONFIRMING,
+    REJECTED,
+    DecisionRefused,
+    announcements,
+    bakery_id_for,
+    decide,
+    first_waiting,
+    on_cancel,
+    on_refund,
+    open_ticket,
+    parse_decision,
+    react,
+    waiting_tickets,
 )
 from agents.catalog import catalog
 from agents.events import make_event
@@ -123,7 +136,8 @@ def test_the_bakery_reads_none_of_its_own_events_back():
 def test_the_baker_s_decision_is_applied_in_line_with_the_ticket_s_other_events():
     decided, sent = react(open_ticket(7, "c"), DECIDED, auto_confirm=False)
     assert (decided["status"], decided["reason"]) == (REJECTED, "no flour")
-    assert [(e["type"], e.get("reason")) for e in sent] == [("BakeryTicketOpened", None), ("BakeryRejected", "no flour")]
+    assert [(e["type"], e.get("reason")) for e in sent] == [("BakeryTicketOpened", None),
+                                                             ("BakeryRejected", "no flour")]
     # A cancel that came first wins: the decision changes nothing, and the bakery says the ticket is closed.
     closed, _ = react(open_ticket(7, "c"), CANCELLED, auto_confirm=False)
     unchanged, said = react(closed, DECIDED, auto_confirm=False)

@@ -282,9 +282,9 @@ async def test_with_the_breaker_open_intake_falls_back_without_calling_pay(fallb
     async def emit(event):
         sent.append(event)
         return len(sent) - 1
+    from agents.bulkhead import AdaptiveLimit, Bulkhead, LimitSettings
     from agents.runtime.pay_client import PayClient
     from agents.runtime.stalls import Stalls
-    from agents.bulkhead import AdaptiveLimit, Bulkhead, LimitSettings
     pay = PayClient(None, "http://nowhere", 1.0, breaker, intake.Fallback(fallback),  # never reached: no client
                     Bulkhead("pay", AdaptiveLimit(LimitSettings()), 10), 1.0, Stalls("test"))
     placed = await intake.place(emit, intake.OrderNumbers(emit, "test"), pay, OrderRequest("cake", 1, 25000), "c1")

@@ -110,6 +110,7 @@ def test_a_table_followed_by_a_context_names_known_contexts_and_shares_its_parti
              "events": {"E": {"orderId": "int"}}}
     followed = parse({"topics": {"t": topic}, "tables": {"rows": {"context": "order", "consumers": ["mypage"]},
                                                          "view": {"context": "mypage"}}})
-    assert followed.tables["view"].partitions == 3 and followed.tables_followed_by("mypage") == [followed.tables["rows"]]
+    assert followed.tables["view"].partitions == 3
+    assert followed.tables_followed_by("mypage") == [followed.tables["rows"]]
     with pytest.raises(CatalogError, match="unknown contexts"):
         parse({"topics": {"t": topic}, "tables": {"rows": {"context": "order", "consumers": ["kitchen"]}}})

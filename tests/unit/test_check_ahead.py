@@ -11,6 +11,7 @@ from agents.runtime.consuming import Received, invalid
 
 TOPIC = "bread.order-requests"
 MENU = {"cake": 25000}
+CHECKS = {"RequestOrder": lambda command: parse_order(command, MENU)}
 
 
 def request(offset: int, qty: int, partition: int = 0) -> Received:
@@ -27,7 +28,7 @@ def reader(taken: dict[int, int], sent: list[dict], refuse: bool = False) -> Che
     async def reading_from(partition: int) -> int | None:
         return taken.get(partition)
     return CheckAhead(TOPIC, consumer=lambda: None, held=lambda: {0}, taken=taken.get, reading_from=reading_from,
-                      invalid=lambda received: invalid("order", received, {"RequestOrder": lambda c: parse_order(c, MENU)}),
+                      invalid=lambda received: invalid("order", received, CHECKS),
                       send=send)
 
 

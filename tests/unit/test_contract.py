@@ -4,10 +4,10 @@ topics with handlers for events those topics carry."""
 import ast
 from pathlib import Path
 
-from agents.settings import PROJECT_ROOT
-from agents.catalog import CONTEXTS, EXTERNAL, catalog
 from agents.bakery.tickets import ANNOUNCED_BY_STATUS
+from agents.catalog import CONTEXTS, EXTERNAL, catalog
 from agents.pay.payments import EVENT_OF_ACTION
+from agents.settings import PROJECT_ROOT
 
 SOURCES = [p for d in ("agents", "api") for p in (PROJECT_ROOT / d).rglob("*.py")]
 # Where each file's code belongs: agents/<context>/..., agents/runtime/<context>.py, api/<context>.py; the

@@ -3,7 +3,14 @@ import pytest
 
 from agents.events import make_event
 from agents.order.deadline import (
-    CANCEL, REPAIR, deadline_after, deadline_after_event, deadline_of, fold, overdue, reminder,
+    CANCEL,
+    REPAIR,
+    deadline_after,
+    deadline_after_event,
+    deadline_of,
+    fold,
+    overdue,
+    reminder,
 )
 
 T0 = "2026-01-01T00:00:00.000+00:00"

@@ -6,8 +6,16 @@ from types import SimpleNamespace
 import pytest
 from aiokafka import TopicPartition
 
-from agents.runtime.feed import (BadPosition, Change, ChangelogFeed, RecentChanges, TooOld, parse_position,
-                                 position_text, stream)
+from agents.runtime.feed import (
+    BadPosition,
+    Change,
+    ChangelogFeed,
+    RecentChanges,
+    TooOld,
+    parse_position,
+    position_text,
+    stream,
+)
 from api.faustweb import server_sent
 
 

@@ -4,13 +4,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from agents.settings import Settings, url_variable
-from ops.cli import SERVICES
 from agents.principals import ROLES
+from agents.settings import Settings, url_variable
 from api.gateway import init_app
 from api.http import json_response, service_app
 from api.routes import authorized, principal_of
 from api.tokens import token_line
+from ops.cli import SERVICES
 from tests.roles import EXPECTED
 
 TOKENS = {role: f"{role}-token-{'x' * 20}" for role in ROLES}

@@ -15,10 +15,10 @@ import pytest
 import yaml
 
 from agents.settings import PROJECT_ROOT, Settings, described
-from api.http import STOP_GRACE_S
-from ops.k8s import DRAIN_S, config_manifest, workloads_manifest
 from api.admission import DOWNSTREAM
+from api.http import STOP_GRACE_S
 from api.routes import ROUTES
+from ops.k8s import DRAIN_S, config_manifest, workloads_manifest
 from ops.strimzi import topics_manifest
 
 K8S = PROJECT_ROOT / "k8s"
@@ -106,7 +106,8 @@ def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
     workloads = of_kind(overlay, "Deployment", "StatefulSet")
     assert {w["metadata"]["name"] for w in workloads} == {"gateway", "order", "bakery", "order-worker", "mypage", "pay",
                                                          "pay-ledger"}
-    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] for b in of_kind(overlay, "PodDisruptionBudget")}
+    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+               for b in of_kind(overlay, "PodDisruptionBudget")}
     for w in workloads:
         name, pod = w["metadata"]["name"], w["spec"]["template"]["spec"]
         (container,) = pod["containers"]

@@ -3,11 +3,20 @@ import itertools
 
 import pytest
 
-from agents.order.lifecycle import (
-    OUTCOME_RULES, STATUS_AFTER, TRANSITIONS, CancelRefused, OrderStatus, apply_event, check_cancellable, is_terminal,
-    public_view, reachable, status_of,
-)
 from agents.events import make_event
+from agents.order.lifecycle import (
+    OUTCOME_RULES,
+    STATUS_AFTER,
+    TRANSITIONS,
+    CancelRefused,
+    OrderStatus,
+    apply_event,
+    check_cancellable,
+    is_terminal,
+    public_view,
+    reachable,
+    status_of,
+)
 
 S = OrderStatus
 HAPPY = [S.ORDERED, S.PAID, S.CONFIRMING, S.CONFIRMED]

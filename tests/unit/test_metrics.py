@@ -3,8 +3,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from agents.events import make_event
-from agents.runtime.metrics import DELAY_WINDOW_S, Progress
 from agents.order.lifecycle import apply_event, saga_seconds
+from agents.runtime.metrics import DELAY_WINDOW_S, Progress
 
 
 class Clock:

@@ -48,7 +48,8 @@ async def test_the_front_passes_a_sound_payment_on_with_its_key_and_who_asked(fr
     assert answer.status == 201 and answer.headers["Location"] == "/payments/7"
     (method, path, headers, body), = reached
     assert (method, path, body) == ("POST", "/payments", {"orderId": 7, "price": 5, "action": "apply"})
-    assert (headers["Idempotency-Key"], headers["X-Principal"], headers["X-Principal-Role"]) == ("k-1", "ops", "service")
+    assert (headers["Idempotency-Key"], headers["X-Principal"], headers["X-Principal-Role"]) == \
+        ("k-1", "ops", "service")
     lookup = await front.get("/payments/7")
     assert lookup.status == 200 and reached[-1][:2] == ("GET", "/payments/7")
 

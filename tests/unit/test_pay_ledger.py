@@ -97,7 +97,8 @@ async def test_the_ledger_survives_a_reopen(tmp_path):
 
 @pytest.mark.parametrize(
     "body, problem",
-    [({"orderId": 1, "price": 0, "action": "apply"}, "price"), ({"orderId": 1, "price": 5, "action": "steal"}, "action"),
+    [({"orderId": 1, "price": 0, "action": "apply"}, "price"),
+     ({"orderId": 1, "price": 5, "action": "steal"}, "action"),
      ({"price": 5}, "orderId"), ("x", "JSON object"),
      # A refund's reason is short text; a charge takes none.
      ({"orderId": 1, "action": "apply", "price": 5, "reason": "x"}, "reason"),

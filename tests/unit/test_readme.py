@@ -1,10 +1,10 @@
 """The README's topic table is the one topics.yaml generates, its roles table the gateway's access table."""
 import re
 
-from agents.settings import PROJECT_ROOT
 from agents.catalog import catalog, markdown_table
-from ops.k8s import settings_table
+from agents.settings import PROJECT_ROOT
 from api.routes import roles_table
+from ops.k8s import settings_table
 
 
 def test_the_readme_lists_the_topics_of_topics_yaml():

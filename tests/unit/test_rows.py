@@ -83,7 +83,8 @@ async def test_a_row_is_read_at_once_and_stored_only_once_the_broker_has_it(rows
     rows["7"] = {"orderId": 7, "status": "Ordered"}
     assert rows.get("7")["status"] == "Ordered" and stored(rows) == {}
     await rows.send_held()
-    assert changelog.sent == [(rows.table.changelog_topic.get_topic_name(), b"7", b'{"orderId":7,"status":"Ordered"}', 2)]
+    changelog_topic = rows.table.changelog_topic.get_topic_name()
+    assert changelog.sent == [(changelog_topic, b"7", b'{"orderId":7,"status":"Ordered"}', 2)]
     assert rows.get("7")["status"] == "Ordered" and stored(rows) == {}
     changelog.acknowledge()
     await turns()

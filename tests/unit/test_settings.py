@@ -42,7 +42,8 @@ def test_every_bad_value_is_named_at_once_with_what_it_takes():
                            "PAY_BREAKER_FAILURE_RATE": "2", "MENU": "cake", "PAY_DELAY_MS": "slow",
                            "GATEWAY_TRUSTED_PROXIES": "the-ingress", "PAY_URL": "pay:8083", "SAGA_DEADLINE_S": "-1"})
     problems = "\n".join(refused.value.problems)
-    for expected in ("ORDER_PORT='eighty': must be a whole number from 1", "PAY_FALLBACK='retry': must be one of reject, defer",
+    for expected in ("ORDER_PORT='eighty': must be a whole number from 1",
+                     "PAY_FALLBACK='retry': must be one of reject, defer",
                      "GATEWAY_AUTH='maybe': must be on or off", "PAY_BREAKER_FAILURE_RATE='2': must be a share",
                      "MENU='cake'", "PAY_DELAY_MS='slow': must be milliseconds",
                      "GATEWAY_TRUSTED_PROXIES='the-ingress'", "PAY_URL='pay:8083': must be an http",

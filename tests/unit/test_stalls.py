@@ -7,8 +7,6 @@ from agents.runtime.stalls import Stalls
 from tests.fake_clock import Clock
 
 
-
-
 def test_the_worst_lateness_since_a_moment_counts_only_wake_ups_noted_from_then_on():
     clock = Clock()
     stalls = Stalls("test", clock=clock)
