@@ -16,6 +16,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from agents.events import Event
 from agents.runtime.consuming import Received
@@ -28,14 +29,15 @@ Place = tuple[int, int]  # (partition, offset)
 class CheckAhead:
     def __init__(self, topic: str, consumer: Callable[[], AIOKafkaConsumer], held: Callable[[], set[int]],
                  taken: Callable[[int], int | None], reading_from: Callable[[int], Awaitable[int | None]],
-                 invalid: Callable[[Received], Event | None], send: Callable[[Event], Awaitable[Any]]) -> None:
+                 invalid: Callable[[Received], Event | None], send: Callable[[Event], Awaitable[Any]],
+                 retry_s: float = 1.0) -> None:
         """`held()`: the partitions of `topic` the worker holds now; `taken(partition)`: the offset its handling
         has taken requests in up to (None when it took none yet); `reading_from(partition)`: where the worker reads
         a partition from (None when not known yet); `invalid(received)`: the dead letter of a request that can
         never be handled, or None."""
         self.topic = topic
         self._new_consumer, self._held, self._taken, self._reading_from = consumer, held, taken, reading_from
-        self._invalid, self._send = invalid, send
+        self._invalid, self._send, self._retry_s = invalid, send, retry_s
         self.letters: dict[Place, asyncio.Task] = {}  # dead letters sent ahead, until the handling reaches them
         self._next: dict[int, int] = {}  # partition -> the next offset to read ahead
 
@@ -53,7 +55,17 @@ class CheckAhead:
             self.letters[(received.partition, received.offset)] = asyncio.create_task(self._send(letter))
 
     async def run(self) -> None:
-        """Read ahead until cancelled, following the partitions the worker holds."""
+        """Read ahead until cancelled, following the partitions the worker holds. A consumer that fails (the
+        broker away) is made again after `retry_s`; meanwhile the placing dead-letters in its turn."""
+        while True:
+            try:
+                await self._read_ahead()
+            except KafkaError as exc:
+                log.warning("reading %s ahead stopped (%s); again in %.1f s", self.topic, exc, self._retry_s)
+                self._next = {}
+                await asyncio.sleep(self._retry_s)  # a back-off before the next consumer
+
+    async def _read_ahead(self) -> None:
         consumer = self._new_consumer()
         await consumer.start()
         try:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import orjson
+from aiokafka.errors import KafkaConnectionError
 
 from agents.order.menu import parse_order
 from agents.runtime.check_ahead import CheckAhead
@@ -61,3 +63,59 @@ async def test_a_letter_that_could_not_be_sent_ahead_is_left_for_the_handling_to
     except ConnectionError:
         pass
     assert letter.done() and isinstance(letter.exception(), ConnectionError)
+
+
+class Consumer:
+    """aiokafka's consumer as the reader ahead uses it, over a list of messages; the first one made fails."""
+
+    made = 0
+
+    def __init__(self, messages: list[Received]) -> None:
+        Consumer.made += 1
+        self.failing = Consumer.made == 1
+        self.messages = messages
+        self.assigned: list = []
+        self.sought: dict[int, int] = {}
+
+    async def start(self) -> None:
+        if self.failing:
+            raise KafkaConnectionError("the broker is away")
+
+    async def stop(self) -> None:
+        pass
+
+    def assign(self, partitions: list) -> None:
+        self.assigned = partitions
+
+    def seek(self, tp, offset: int) -> None:
+        self.sought[tp.partition] = offset
+
+    async def getmany(self, timeout_ms: int) -> dict:
+        batch = [SimpleNamespace(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key, value=r.value,
+                                 timestamp=0) for r in self.messages if r.offset >= self.sought[r.partition]]
+        self.messages = []
+        if not batch:
+            await asyncio.Event().wait()  # nothing more: a long poll that never returns, until cancelled
+        return {0: batch}
+
+
+async def test_a_reader_ahead_whose_consumer_failed_makes_another_and_reads_from_where_the_handling_is():
+    sent: list[dict] = []
+
+    async def send(letter: dict) -> None:
+        sent.append(letter)
+
+    async def reading_from(partition: int) -> int:
+        return 5
+    Consumer.made = 0
+    messages = [request(4, qty=0), request(5, qty=0), request(6, qty=1)]
+    ahead = CheckAhead(TOPIC, consumer=lambda: Consumer(messages), held=lambda: {0}, taken=lambda p: None,
+                       reading_from=reading_from, invalid=lambda received: invalid("order", received, CHECKS),
+                       send=send, retry_s=0)
+    reading = asyncio.create_task(ahead.run())
+    for _ in range(20):
+        await asyncio.sleep(0)
+    reading.cancel()
+    await asyncio.gather(reading, return_exceptions=True)
+    await ahead.sent_ahead(0, 5)
+    assert Consumer.made == 2 and [letter["failedOffset"] for letter in sent] == [5]  # 4: before the handling's place
