@@ -6,13 +6,14 @@ import json
 import aiohttp
 from faust.web import Request, Response
 
-from agents.bakery.tickets import DecisionRefused, decide, first_waiting, parse_decision, waiting_tickets
+from agents.bakery.tickets import decide, first_waiting, parse_decision, waiting_tickets
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import new_correlation_id
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
-from api.faustweb import GuardedView, error, forward_to_owner, gather, serve_changes, serve_rows
+from api.faustweb import GuardedView, forward_to_owner, gather, serve_changes, serve_rows
+from api.http import JsonError
 
 DECISION_WAIT_S = 5.0
 MAX_WAITING_SHOWN = 1000
@@ -40,7 +41,7 @@ def build(settings: Settings) -> ContextApp:
             try:
                 size = _size(request)
             except ValueError as exc:
-                return error(self, 400, str(exc))
+                raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another bakery worker gathering the list
                 rows, total = waiting_tickets(tickets.values(), size)
                 return self.json({"rows": rows, "total": total})
@@ -48,7 +49,7 @@ def build(settings: Settings) -> ContextApp:
                 gathered = await gather(app, tickets, request, {"size": str(size)},
                                         lambda: waiting_tickets(tickets.values(), size))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                return error(self, 503, f"a bakery worker is unavailable: {exc or 'timeout'}")
+                raise JsonError(503, f"a bakery worker is unavailable: {exc or 'timeout'}") from None
             return self.json(first_waiting(gathered, size))
 
         async def post(self, request: Request) -> Response:
@@ -56,20 +57,13 @@ def build(settings: Settings) -> ContextApp:
             try:
                 decision = json.loads(body)
             except ValueError as exc:
-                return error(self, 400, f"the body is not valid JSON: {exc}")
-            try:
-                order_id, status, reason = parse_decision(decision)
-            except DecisionRefused as exc:
-                return error(self, exc.status, str(exc))
+                raise JsonError(400, f"the body is not valid JSON: {exc}") from None
+            order_id, status, reason = parse_decision(decision)  # a refusal is answered as every face answers it
             forwarded = await forward_to_owner(app, tickets, str(order_id), request, body)
             if forwarded is not None:
                 return forwarded
             ticket = tickets.get(str(order_id))
-            try:
-                announce = decide(ticket, order_id, status)
-            except DecisionRefused as exc:
-                return error(self, exc.status, str(exc))
-            if not announce:  # the ticket has this decision already
+            if not decide(ticket, order_id, status):  # the ticket has this decision already
                 return self.json(ticket)
             # The decision belongs to the order's saga, not to the baker's request.
             correlation = ticket.get("correlationId") or carried(request.headers.get(HTTP_HEADER)) \
@@ -77,10 +71,10 @@ def build(settings: Settings) -> ContextApp:
             try:
                 after = await bakery.decide(order_id, status, reason, correlation, DECISION_WAIT_S)
             except DecisionNotApplied:
-                return error(self, 503, f"the decision on order {order_id} was sent but not applied within "
-                                        f"{DECISION_WAIT_S:.0f}s; GET /bakeries/{order_id} shows when it is")
+                raise JsonError(503, f"the decision on order {order_id} was sent but not applied within "
+                                f"{DECISION_WAIT_S:.0f}s; GET /bakeries/{order_id} shows when it is") from None
             if after is None or after["status"] != status:  # a cancel came first
-                return error(self, 409, f"order {order_id}'s ticket is already {after and after['status']}")
+                raise JsonError(409, f"order {order_id}'s ticket is already {after and after['status']}")
             return self.json(after)
 
     # Tickets are the bakers' business: whoever may reach the route sees them all.

@@ -15,7 +15,7 @@ from agents.principals import HEADERS as PRINCIPAL_HEADERS
 from agents.principals import Principal, may_see
 from agents.runtime.feed import BadPosition, Change, ChangelogFeed, Position, parse_position, position_text, stream
 from agents.runtime.rows import Rows
-from api.http import JsonError
+from api.http import REFUSED, JsonError, refusal
 from api.routes import PRINCIPAL, checked_caller, principal_of
 
 
@@ -26,19 +26,20 @@ def base_url(request: Request) -> str:
     return f"{proto}://{host}"
 
 
-def error(view: View, status: int, message: str, **extra: Any) -> Response:
-    return view.json({"error": message, **extra}, status=status)
-
-
 class GuardedView(View):
-    """A view that checks the principal the gateway named against the access table before anything else."""
+    """A view that checks the principal the gateway named against the access table before anything else, and
+    answers what its handler raised — a JsonError, or a refusal by a context's rules — as the aiohttp services
+    do (api/http.py)."""
 
     async def dispatch(self, request: Any) -> Any:
         try:
             request[PRINCIPAL] = checked_caller(request.method, request.path, request.headers)
+            return await super().dispatch(request)
         except JsonError as exc:
-            return self.json(exc.body, status=exc.http_status)
-        return await super().dispatch(request)
+            return self.json(exc.body, status=exc.http_status, headers=exc.headers)
+        except REFUSED as refused:
+            answer = refusal(refused)
+            return self.json(answer.body, status=answer.http_status)
 
 
 MAX_WAIT_S = 30.0
@@ -62,20 +63,20 @@ def serve_rows(app: faust.App, rows: Rows, path: str, not_found: str,
             except SameNode:
                 pass
             except Exception as exc:  # noqa: BLE001 - starting, rebalancing, or the owner is gone: all transient
-                return error(self, 503, f"the worker holding {key} {match[key]} is unavailable "
-                                        f"({type(exc).__name__}: {exc}); try again")
+                raise JsonError(503, f"the worker holding {key} {match[key]} is unavailable "
+                                f"({type(exc).__name__}: {exc}); try again") from None
             if wait_for is not None and "wait" in request.query:
                 try:
                     seconds = float(request.query["wait"])
                 except ValueError:
                     seconds = -1.0
                 if not 0 <= seconds <= MAX_WAIT_S:
-                    return error(self, 400, f"'wait' must be seconds from 0 to {MAX_WAIT_S:.0f}")
+                    raise JsonError(400, f"'wait' must be seconds from 0 to {MAX_WAIT_S:.0f}")
                 if waited is None or not waited(rows.get(match[key])):
                     await wait_for(match[key], seconds)
             row = rows.get(match[key])
             if row is None or (customers_own_rows and not may_see(row, principal_of(request))):
-                return error(self, 404, not_found.format(**match))
+                raise JsonError(404, not_found.format(**match))
             return self.json(render(row, request))
 
     app.page(path, name=f"{path.strip('/').split('/')[0]}-row")(RowView)
@@ -130,14 +131,14 @@ def serve_changes(app: faust.App, feed: ChangelogFeed, path: str, heartbeat_s: f
             try:
                 position = parse_position(since) if since else None
             except BadPosition as exc:
-                return error(self, 400, str(exc))
+                raise JsonError(400, str(exc)) from None
             principal = principal_of(request)
             changes = stream(feed, position, heartbeat_s)
             try:
                 first = await anext(changes)
             except Exception as exc:  # noqa: BLE001 - the feed could not read its topic: a transient state
-                return error(self, 503, f"the feed of changes is unavailable ({type(exc).__name__}: {exc}); "
-                                        "try again")
+                raise JsonError(503, f"the feed of changes is unavailable ({type(exc).__name__}: {exc}); "
+                                "try again") from None
             response = web.StreamResponse(headers=STREAM_HEADERS)
             await response.prepare(request)
             await response.write(f"retry: {RECONNECT_AFTER_MS}\n\n".encode())

@@ -21,8 +21,10 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from agents import debugging
+from agents.bakery.tickets import DecisionRefused, NoTicket, TicketDecided
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
+from agents.pay.payments import KeyUsedBefore, NotAsThePaymentsStand, PaymentRefused, RefundNotYours
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -51,6 +53,20 @@ class JsonError(Exception):
         self.http_status = http_status
         self.headers = headers
         self.body = {"error": message, **extra}
+
+
+# The one place where a refusal by a context's rules becomes an HTTP answer, for every face (the aiohttp services'
+# middleware and the Faust views): the most particular kind first.
+REFUSALS: tuple[tuple[type[Exception], int], ...] = (
+    (NoTicket, 404), (TicketDecided, 409), (DecisionRefused, 400),
+    (RefundNotYours, 403), (NotAsThePaymentsStand, 409), (KeyUsedBefore, 422), (PaymentRefused, 400),
+)
+REFUSED = tuple(kind for kind, _ in REFUSALS)
+
+
+def refusal(refused: Exception) -> JsonError:
+    """The HTTP answer to a refusal by a context's rules: its status, and its message as the reason."""
+    return JsonError(next(status for kind, status in REFUSALS if isinstance(refused, kind)), str(refused))
 
 
 class AnswerBroken(Exception):
@@ -96,6 +112,9 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
         response = await handler(request)
     except JsonError as exc:
         response = json_response(exc.body, exc.http_status, exc.headers)
+    except REFUSED as refused:
+        answer = refusal(refused)
+        response = json_response(answer.body, answer.http_status)
     except AnswerBroken:
         HTTP_REQUESTS.labels(request.app[SERVICE], route, "broken").inc()
         raise

@@ -11,7 +11,8 @@ from agents.principals import may_see
 from agents.runtime.context_app import ContextApp
 from agents.runtime.mypage import MypageAgents
 from agents.settings import Settings
-from api.faustweb import GuardedView, base_url, error, gather, serve_changes, serve_rows
+from api.faustweb import GuardedView, base_url, gather, serve_changes, serve_rows
+from api.http import JsonError
 from api.routes import principal_of
 
 MAX_PAGE_SIZE = 1000
@@ -43,7 +44,7 @@ def build(settings: Settings) -> ContextApp:
             try:
                 page, size = _page_params(request)
             except ValueError as exc:
-                return error(self, 400, str(exc))
+                raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another mypage worker gathering a page
                 rows, total = local_share(request, (page + 1) * size)
                 return self.json({"rows": rows, "total": total})
@@ -51,7 +52,7 @@ def build(settings: Settings) -> ContextApp:
                 gathered = await gather(app, mypages, request, {"page": str(page), "size": str(size)},
                                         lambda: local_share(request, (page + 1) * size))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                return error(self, 503, f"a mypage worker is unavailable: {exc or 'timeout'}")
+                raise JsonError(503, f"a mypage worker is unavailable: {exc or 'timeout'}") from None
             return self.json(page_of(gathered, page, size, base_url(request)))
 
     serve_changes(app, mypage.context_app.feed(mypages), "/mypages/stream", settings.stream_heartbeat_s,

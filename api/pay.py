@@ -24,7 +24,7 @@ from agents.catalog import catalog
 from agents.correlation import HTTP_HEADER, current
 from agents.events import new_correlation_id
 from agents.pay.ledger import Ledger
-from agents.pay.payments import DECLINE, PaymentRefused, parse_payment
+from agents.pay.payments import DECLINE, parse_payment
 from agents.runtime import faust_patches
 from agents.runtime.metrics import Progress
 from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox, saga_handlers, take_time
@@ -103,13 +103,10 @@ async def ledger_ready(app: web.Application) -> list[str]:
 
 async def record_payment(request: web.Request) -> web.Response:
     app = request.app
-    try:
-        payment_request = parse_payment(await read_json(request), request.headers.get(idempotency.HEADER),
-                                        principal_of(request))
-        await take_time(app[SETTINGS].pay_delay_ms)
-        payment = await app[LEDGER].record(payment_request, current.get() or new_correlation_id())
-    except PaymentRefused as exc:
-        raise JsonError(exc.status, str(exc)) from None
+    payment_request = parse_payment(await read_json(request), request.headers.get(idempotency.HEADER),
+                                    principal_of(request))
+    await take_time(app[SETTINGS].pay_delay_ms)
+    payment = await app[LEDGER].record(payment_request, current.get() or new_correlation_id())
     if payment.created:
         app[OUTBOX_WRITTEN].set()
     if payment.action == DECLINE:
@@ -150,10 +147,7 @@ async def front_ready(app: web.Application) -> list[str]:
 async def pass_payment_on(request: web.Request) -> web.Response:
     """Check the request here, take the provider's time here, and have the ledger record it."""
     body = await read_json(request)
-    try:
-        parse_payment(body, request.headers.get(idempotency.HEADER), principal_of(request))
-    except PaymentRefused as exc:
-        raise JsonError(exc.status, str(exc)) from None
+    parse_payment(body, request.headers.get(idempotency.HEADER), principal_of(request))  # refused here already
     await take_time(request.app[SETTINGS].pay_delay_ms)
     return await at_the_ledger(request, "POST", "/payments", body)
 

@@ -19,11 +19,15 @@ _TICKETS = uuid.UUID("0d1f6a52-3c64-4f0e-9a0b-7a7f61f3b0c4")
 
 
 class DecisionRefused(ValueError):
-    """The baker asked for something the ticket does not allow; `status` is the HTTP status to answer."""
+    """A decision the bakery does not take: not one it takes at all (the message says what is wrong)."""
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+
+class NoTicket(DecisionRefused):
+    """No ticket to decide on: the order is not paid yet, or unknown."""
+
+
+class TicketDecided(DecisionRefused):
+    """The ticket was decided otherwise already (or closed by a cancel)."""
 
 
 def bakery_id_for(order_id: int) -> str:
@@ -83,14 +87,14 @@ def first_waiting(shares: Iterable[tuple[list[dict[str, Any]], int]], wanted: in
 def parse_decision(body: Any) -> tuple[int, str, str | None]:
     """Parse the baker's request {"orderId", "status", "reason"?} into (orderId, status, reason)."""
     if not isinstance(body, Mapping):
-        raise DecisionRefused('the body must be a JSON object like {"orderId": 1, "status": "Confirmed"}', 400)
+        raise DecisionRefused('the body must be a JSON object like {"orderId": 1, "status": "Confirmed"}')
     order_id, status, reason = body.get("orderId"), body.get("status"), body.get("reason")
     if not is_order_id(order_id):
-        raise DecisionRefused(f"'orderId' must be a whole number from 1 to {MAX_ORDER_ID}", 400)
+        raise DecisionRefused(f"'orderId' must be a whole number from 1 to {MAX_ORDER_ID}")
     if status not in DECISIONS:
-        raise DecisionRefused(f"'status' must be one of {', '.join(DECISIONS)}", 400)
+        raise DecisionRefused(f"'status' must be one of {', '.join(DECISIONS)}")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
-        raise DecisionRefused("'reason', when given, must be text of at most 500 characters", 400)
+        raise DecisionRefused("'reason', when given, must be text of at most 500 characters")
     if status == REJECTED:
         reason = f"{DEFAULT_REJECT_REASON}: {reason}" if reason else DEFAULT_REJECT_REASON
     return order_id, status, reason
@@ -99,11 +103,11 @@ def parse_decision(body: Any) -> tuple[int, str, str | None]:
 def decide(ticket: Mapping[str, Any] | None, order_id: int, status: str) -> bool:
     """Whether the decision must be announced: False when the ticket already has it (a repeated request)."""
     if ticket is None:
-        raise DecisionRefused(f"no bakery ticket for order {order_id}: it is not paid yet, or unknown", 404)
+        raise NoTicket(f"no bakery ticket for order {order_id}: it is not paid yet, or unknown")
     if ticket["status"] == status:
         return False
     if ticket["status"] != CONFIRMING:
-        raise DecisionRefused(f"order {order_id}'s ticket is already {ticket['status']}", 409)
+        raise TicketDecided(f"order {order_id}'s ticket is already {ticket['status']}")
     return True
 
 

@@ -20,6 +20,7 @@ from agents.pay.payments import (
     CANCEL,
     DECLINE,
     EVENT_OF_ACTION,
+    KeyUsedBefore,
     PaymentRefused,
     PaymentRequest,
     check_chargeable,
@@ -191,7 +192,7 @@ class Ledger:
         if key:
             bound = db.execute("SELECT order_id, action FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
             if bound and tuple(bound) != (request.order_id, request.action):
-                raise PaymentRefused(f"the Idempotency-Key {key!r} was used for another payment request", 422)
+                raise KeyUsedBefore(f"the Idempotency-Key {key!r} was used for another payment request")
             if not bound:
                 db.execute("INSERT INTO idempotency_keys (key, order_id, action) VALUES (?, ?, ?)",
                            (key, request.order_id, request.action))

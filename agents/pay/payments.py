@@ -17,11 +17,20 @@ MAX_REASON = 500
 
 
 class PaymentRefused(ValueError):
-    """A payment request pay will not carry out; `status` is the HTTP status to answer."""
+    """A payment request pay will not carry out: not one it takes at all (the message says what is wrong)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+
+class NotAsThePaymentsStand(PaymentRefused):
+    """A request pay takes, but not for this order as its payments stand: rejected already, nothing to refund,
+    a refund of a baked order without its reason."""
+
+
+class RefundNotYours(PaymentRefused):
+    """A refund only an admin may ask for (the bakery confirmed the order: the bread is made)."""
+
+
+class KeyUsedBefore(PaymentRefused):
+    """An Idempotency-Key that named another payment request."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ def parse_payment(body: Any, idempotency_key: str | None = None,
 def check_chargeable(order_id: int, voided_reason: str | None) -> None:
     """An order rejected before its charge arrived (pay was slow or down) must not be charged any more."""
     if voided_reason is not None:
-        raise PaymentRefused(f"order {order_id} was rejected ({voided_reason}); it is not charged", status=409)
+        raise NotAsThePaymentsStand(f"order {order_id} was rejected ({voided_reason}); it is not charged")
 
 
 def check_refundable(request: PaymentRequest, bakery_confirmed: bool) -> None:
@@ -82,11 +91,10 @@ def check_refundable(request: PaymentRequest, bakery_confirmed: bool) -> None:
         return
     who = request.requested_by
     if who is not None and who.role != ADMIN:
-        raise PaymentRefused(f"order {request.order_id} was confirmed by the bakery: only an admin may refund it",
-                             status=403)
+        raise RefundNotYours(f"order {request.order_id} was confirmed by the bakery: only an admin may refund it")
     if not request.reason:
-        raise PaymentRefused(f"order {request.order_id} was confirmed by the bakery: a refund of it needs a "
-                             f"'reason', recorded in the ledger and shown on Mypage", status=409)
+        raise NotAsThePaymentsStand(f"order {request.order_id} was confirmed by the bakery: a refund of it needs a "
+                                    f"'reason', recorded in the ledger and shown on Mypage")
 
 
 def decline_reason(price: int, limit: int) -> str | None:
@@ -99,5 +107,5 @@ def decline_reason(price: int, limit: int) -> str | None:
 def refund_for(charged: int | None, order_id: int) -> int:
     """A refund gives back exactly what was charged; with no charge there is nothing to refund."""
     if charged is None:
-        raise PaymentRefused(f"order {order_id} has no payment to refund", status=409)
+        raise NotAsThePaymentsStand(f"order {order_id} has no payment to refund")
     return charged

@@ -6,7 +6,14 @@ import pytest
 
 from agents.catalog import catalog
 from agents.pay.ledger import Ledger
-from agents.pay.payments import PaymentRefused, PaymentRequest, parse_payment
+from agents.pay.payments import (
+    KeyUsedBefore,
+    NotAsThePaymentsStand,
+    PaymentRefused,
+    PaymentRequest,
+    RefundNotYours,
+    parse_payment,
+)
 from agents.principals import ADMIN, BAKER, CUSTOMER, SERVICE, Principal
 
 LIMIT = 1_000_000
@@ -43,9 +50,8 @@ async def test_a_refund_gives_back_what_was_charged(ledger):
 
 
 async def test_nothing_to_refund_is_a_conflict(ledger):
-    with pytest.raises(PaymentRefused) as refused:
+    with pytest.raises(NotAsThePaymentsStand):
         await ledger.record(PaymentRequest(order_id=2, price=None, action="cancel"), "c")
-    assert refused.value.status == 409
     assert await outbox_types(ledger) == []
 
 
@@ -128,9 +134,8 @@ async def test_an_idempotency_key_returns_the_first_payment_and_refuses_another_
     first = await ledger.record(keyed, "c")
     again = await ledger.record(keyed, "c")
     assert first.created and not again.created and again.id == first.id
-    with pytest.raises(PaymentRefused) as reused:
+    with pytest.raises(KeyUsedBefore):
         await ledger.record(PaymentRequest(order_id=31, price=25000, action="apply", idempotency_key="k-30"), "c")
-    assert reused.value.status == 422
     assert await outbox_types(ledger) == ["PayApproved"]
 
 
@@ -152,20 +157,19 @@ async def test_before_the_bakery_confirms_a_refund_is_the_sagas_or_an_operators(
     assert refunded.created and refunded.amount == 25000
 
 
-@pytest.mark.parametrize("by, reason, status", [
-    (Principal("ops", SERVICE), "stale", 403),    # a service is the saga's: it never refunds baked bread
-    (Principal("bea", BAKER), "stale", 403),
-    (Principal("alice", CUSTOMER), "stale", 403),
-    (Principal("root", ADMIN), None, 409),         # an admin must say why
-    (None, None, 409),                             # so must anyone with authentication off
+@pytest.mark.parametrize("by, reason, refused_as", [
+    (Principal("ops", SERVICE), "stale", RefundNotYours),  # a service is the saga's: it never refunds baked bread
+    (Principal("bea", BAKER), "stale", RefundNotYours),
+    (Principal("alice", CUSTOMER), "stale", RefundNotYours),
+    (Principal("root", ADMIN), None, NotAsThePaymentsStand),  # an admin must say why
+    (None, None, NotAsThePaymentsStand),                      # so must anyone with authentication off
 ])
-async def test_once_the_bakery_confirmed_only_an_admin_refunds_and_says_why(ledger, by, reason, status):
+async def test_once_the_bakery_confirmed_only_an_admin_refunds_and_says_why(ledger, by, reason, refused_as):
     await ledger.record(apply(1), "c")
     await ledger.bakery_confirmed(1)
     await ledger.bakery_confirmed(1)  # seen again: the same
-    with pytest.raises(PaymentRefused) as refused:
+    with pytest.raises(refused_as, match="confirmed by the bakery"):
         await ledger.record(refund(1, reason, by), "c")
-    assert refused.value.status == status and "confirmed by the bakery" in str(refused.value)
     assert await outbox_types(ledger) == ["PayApproved"]
     assert [p.action for p in await ledger.find(1)] == ["apply"]
 
