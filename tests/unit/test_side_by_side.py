@@ -2,39 +2,52 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Callable
 
 from agents.runtime.side_by_side import InOrder, SideBySide
 
 
 class Handlings:
-    """Handlings that end when the test says so, recording what started, and what was acknowledged."""
+    """Handlings that end when the test says so, recording what started, ended and was acknowledged."""
 
     def __init__(self, fail: set[str] = frozenset()) -> None:
         self.started: list[str] = []
+        self.ended: list[str] = []
         self.acknowledged: list[str] = []
         self.failures: list[BaseException] = []
         self._may_end: dict[str, asyncio.Event] = {}
         self._fail = fail
+        self._changed = asyncio.Event()
 
     def gate(self, item: str) -> asyncio.Event:
         return self._may_end.setdefault(item, asyncio.Event())
 
     async def handle(self, item: str) -> None:
         self.started.append(item)
+        self._changed.set()
         await self.gate(item).wait()
+        self.ended.append(item)  # the task goes on to its acknowledgements before anyone woken here looks
+        self._changed.set()
         if item in self._fail:
             raise RuntimeError(f"{item} could not be handled")
 
     async def acknowledge(self, item: str) -> None:
         self.acknowledged.append(item)
 
+    def failed(self, exc: BaseException) -> None:
+        self.failures.append(exc)
+        self._changed.set()
+
+    async def until(self, condition: Callable[[], bool], within_s: float = 2.0) -> None:
+        """Return once `condition()` holds, checked whenever a handling started or ended; fail after `within_s`."""
+        async def waiting() -> None:
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(waiting(), within_s)
+
     def side_by_side(self, bound: int) -> SideBySide[str]:
-        return SideBySide(self.handle, self.acknowledge, lambda: bound, self.failures.append)
-
-
-async def settle() -> None:
-    for _ in range(5):  # a few turns of the loop: every task that can go on has
-        await asyncio.sleep(0)
+        return SideBySide(self.handle, self.acknowledge, lambda: bound, self.failed)
 
 
 async def test_messages_of_different_keys_are_handled_at_once_and_acknowledged_in_their_order():
@@ -42,15 +55,14 @@ async def test_messages_of_different_keys_are_handled_at_once_and_acknowledged_i
     side = handlings.side_by_side(bound=10)
     for offset, key in enumerate(["a", "b", "c"]):
         await side.take(0, offset, key.encode(), f"{key}@{offset}")
-    await settle()
-    assert handlings.started == ["a@0", "b@1", "c@2"]
+    await handlings.until(lambda: handlings.started == ["a@0", "b@1", "c@2"])
     handlings.gate("c@2").set()
     handlings.gate("b@1").set()
-    await settle()
+    await handlings.until(lambda: {"b@1", "c@2"} <= set(handlings.ended))
     assert handlings.acknowledged == []  # the first is still under way: nothing after it may be committed
     assert side.in_order.under_way == 1
     handlings.gate("a@0").set()
-    await settle()
+    await handlings.until(lambda: "a@0" in handlings.ended)
     assert handlings.acknowledged == ["a@0", "b@1", "c@2"]
     assert side.in_order.under_way == 0
 
@@ -61,7 +73,7 @@ async def test_partitions_are_acknowledged_apart():
     await side.take(0, 7, b"a", "a@0:7")
     await side.take(1, 3, b"b", "b@1:3")
     handlings.gate("b@1:3").set()
-    await settle()
+    await handlings.until(lambda: "b@1:3" in handlings.ended)
     assert handlings.acknowledged == ["b@1:3"]
 
 
@@ -71,11 +83,10 @@ async def test_messages_of_one_key_are_handled_one_after_the_other():
     await side.take(0, 0, b"a", "first")
     await side.take(0, 1, b"b", "other")
     await side.take(0, 2, b"a", "second")
-    await settle()
-    assert handlings.started == ["first", "other"]
+    await handlings.until(lambda: handlings.started == ["first", "other"])
+    assert "second" not in handlings.started  # it waits for the first of its key, however long that takes
     handlings.gate("first").set()
-    await settle()
-    assert handlings.started == ["first", "other", "second"]
+    await handlings.until(lambda: handlings.started == ["first", "other", "second"])
 
 
 async def test_the_intake_waits_while_the_bound_is_reached():
@@ -83,17 +94,17 @@ async def test_the_intake_waits_while_the_bound_is_reached():
     side = handlings.side_by_side(bound=2)
     await side.take(0, 0, b"a", "a")
     taking_b = asyncio.create_task(side.take(0, 1, b"b", "b"))
-    await settle()
-    assert handlings.started == ["a", "b"] and not taking_b.done()  # two under way: the intake waits
+    await handlings.until(lambda: "b" in handlings.started)
+    assert not taking_b.done()  # two under way: the intake waits
     handlings.gate("b").set()  # b ends, and a is still under way before it: room all the same
-    await settle()
-    assert taking_b.done() and handlings.acknowledged == []
+    await asyncio.wait_for(taking_b, 2)
+    assert handlings.acknowledged == []
     taking_c = asyncio.create_task(side.take(0, 2, b"c", "c"))
-    await settle()
-    assert handlings.started == ["a", "b", "c"] and not taking_c.done()
+    await handlings.until(lambda: "c" in handlings.started)
+    assert not taking_c.done()
     handlings.gate("a").set()
-    await settle()
-    assert taking_c.done() and handlings.acknowledged == ["a", "b"]
+    await asyncio.wait_for(taking_c, 2)
+    assert handlings.acknowledged == ["a", "b"]
 
 
 async def test_a_handling_that_fails_is_the_worker_s_failure_and_nothing_after_it_is_acknowledged():
@@ -103,7 +114,7 @@ async def test_a_handling_that_fails_is_the_worker_s_failure_and_nothing_after_i
     await side.take(0, 1, b"b", "b")
     handlings.gate("b").set()
     handlings.gate("a").set()
-    await settle()
+    await handlings.until(lambda: bool(handlings.failures) and "b" in handlings.ended)
     assert [str(f) for f in handlings.failures] == ["a could not be handled"]
     assert handlings.acknowledged == []
     assert side.failed is handlings.failures[0]
