@@ -41,9 +41,19 @@ class CheckAhead:
         self.letters: dict[Place, asyncio.Task] = {}  # dead letters sent ahead, until the handling reaches them
         self._next: dict[int, int] = {}  # partition -> the next offset to read ahead
 
-    def sent_ahead(self, partition: int, offset: int) -> asyncio.Task | None:
-        """The dead letter sent ahead for the request at this place, if one was: the handling takes it over."""
-        return self.letters.pop((partition, offset), None)
+    async def dealt_with(self, received: Received) -> bool:
+        """Whether this request was dead-lettered ahead and its letter is on Kafka; False when it was not, or the
+        letter could not be sent (the handling then deals with it in its turn)."""
+        letter = self.letters.pop((received.partition, received.offset), None)
+        if letter is None:
+            return False
+        try:
+            await letter
+        except KafkaError as exc:
+            log.warning("the dead letter for %s[%s]@%s sent ahead failed (%s): handled in turn", self.topic,
+                        received.partition, received.offset, exc)
+            return False
+        return True
 
     def read(self, received: Received) -> None:
         """Check one request read ahead, unless the handling has it already."""

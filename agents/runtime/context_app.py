@@ -215,7 +215,7 @@ class ContextApp:
                 return side_by_side.taken_up_to[partition]
             try:
                 return await asyncio.wait_for(self.app.consumer.position(TP(topic, partition)), 1.0)
-            except (asyncio.TimeoutError, KafkaError, AssertionError):  # not placed yet: next time round
+            except (asyncio.TimeoutError, KafkaError):  # no position yet: next time round
                 return None
         settings = self.settings
         ahead = CheckAhead(
@@ -227,23 +227,16 @@ class ContextApp:
             send=lambda letter: self.emit(letter, wait=True))
         self.app.task(ahead.run)
 
-        async def handling_unless_sent_ahead(in_hand: InHand) -> None:
+        async def handling_unless_dealt_with(in_hand: InHand) -> None:
             received = in_hand.received
-            letter = ahead.sent_ahead(received.partition, received.offset)
-            if letter is not None:
-                try:
-                    await letter
-                except KafkaError as exc:
-                    log.warning("the dead letter for %s[%s]@%s sent ahead failed (%s): handled in turn", topic,
-                                received.partition, received.offset, exc)
-                else:
-                    self.progress.handled(received.topic, received.partition, received.offset, received.sent_at)
-                    return
-            await handling(received)
+            if await ahead.dealt_with(received):
+                self.progress.handled(received.topic, received.partition, received.offset, received.sent_at)
+            else:
+                await handling(received)
 
         async def acknowledge(in_hand: InHand) -> None:
             in_hand.event.ack()
-        side_by_side = SideBySide(handling_unless_sent_ahead, acknowledge, bound, stop_at_once)
+        side_by_side = SideBySide(handling_unless_dealt_with, acknowledge, bound, stop_at_once)
         self._agent(topics, name, handling, side_by_side)
         self._side_by_side.append(side_by_side)
 
@@ -318,10 +311,13 @@ class ContextApp:
                 body["requests"] = self.requests_backlog()
             return view.json(body)
 
+    def _requests_under_way(self) -> int:
+        return sum(side.in_order.under_way for side in self._side_by_side)
+
     def requests_backlog(self) -> dict[str, Any]:
         """How far behind the log of requests from outside bread runs (for their senders to see): requests waiting
         on it (at the last lag sample), those under way now, and how long the one waiting longest has waited."""
-        under_way = sum(side.in_order.under_way for side in self._side_by_side)
+        under_way = self._requests_under_way()
         oldest = min((sent for side in self._side_by_side if (sent := side.in_order.oldest_sent_at()) is not None),
                      default=None)
         behind = max(self.progress.delay(outside=True), 0.0 if oldest is None else time.time() - oldest)
@@ -331,8 +327,7 @@ class ContextApp:
         if not self.progress.outside:
             return
         REQUESTS_WAITING.labels(self.context).set_function(lambda: self.progress.waiting(outside=True))
-        REQUESTS_UNDER_WAY.labels(self.context).set_function(
-            lambda: sum(side.in_order.under_way for side in self._side_by_side))
+        REQUESTS_UNDER_WAY.labels(self.context).set_function(self._requests_under_way)
         REQUESTS_BEHIND.labels(self.context).set_function(lambda: self.requests_backlog()["behindS"])
 
     def _install_health(self) -> None:

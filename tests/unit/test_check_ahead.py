@@ -24,7 +24,7 @@ def request(offset: int, qty: int, partition: int = 0) -> Received:
 def reader(taken: dict[int, int], sent: list[dict], refuse: bool = False) -> CheckAhead:
     async def send(letter: dict) -> None:
         if refuse:
-            raise ConnectionError("the broker is away")
+            raise KafkaConnectionError("the broker is away")
         sent.append(letter)
 
     async def reading_from(partition: int) -> int | None:
@@ -39,11 +39,10 @@ async def test_an_invalid_request_read_ahead_is_dead_lettered_at_once_and_the_ha
     ahead = reader({0: 10}, sent)
     ahead.read(request(40, qty=0))
     ahead.read(request(41, qty=1))  # valid: left to its turn
-    letter = ahead.sent_ahead(0, 40)
-    await letter
+    assert await ahead.dealt_with(request(40, qty=0)) is True
     assert [(s["failedOffset"], s["consumer"]) for s in sent] == [(40, "order")]
     assert "'qty' must be between" in sent[0]["error"]
-    assert ahead.sent_ahead(0, 40) is None and ahead.sent_ahead(0, 41) is None
+    assert await ahead.dealt_with(request(41, qty=1)) is False  # valid: the handling places it
 
 
 async def test_a_request_the_handling_has_taken_in_already_is_left_to_it():
@@ -56,12 +55,7 @@ async def test_a_request_the_handling_has_taken_in_already_is_left_to_it():
 async def test_a_letter_that_could_not_be_sent_ahead_is_left_for_the_handling_to_send_in_turn():
     ahead = reader({}, [], refuse=True)
     ahead.read(request(3, qty=0))
-    letter = ahead.sent_ahead(0, 3)
-    try:
-        await letter
-    except ConnectionError:
-        pass
-    assert letter.done() and isinstance(letter.exception(), ConnectionError)
+    assert await ahead.dealt_with(request(3, qty=0)) is False
 
 
 class Consumer:
@@ -117,5 +111,5 @@ async def test_a_reader_ahead_whose_consumer_failed_makes_another_and_reads_from
     await asyncio.wait_for(letter_sent.wait(), 2)
     reading.cancel()
     await asyncio.gather(reading, return_exceptions=True)
-    await ahead.sent_ahead(0, 5)
+    assert await ahead.dealt_with(request(5, qty=0)) is True
     assert Consumer.made == 2 and [letter["failedOffset"] for letter in sent] == [5]  # 4: before the handling's place
