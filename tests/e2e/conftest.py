@@ -180,6 +180,15 @@ async def mypage_row(system: System, order_id: int, status: str, via: str = "myp
     return await eventually(shown, what=f"order {order_id} {status} on Mypage")
 
 
+async def books(system: System, order_id: int) -> dict[str, int]:
+    """What pay's ledger holds for an order: charged and refunded amounts."""
+    status, ledger, _ = await system.request("GET", f"{system.url('pay')}/payments/{order_id}")
+    if status == 404:
+        return {"charged": 0, "refunded": 0}
+    amounts = {p["action"]: p["price"] for p in ledger["payments"]}
+    return {"charged": amounts.get("apply", 0), "refunded": amounts.get("cancel", 0)}
+
+
 async def events_on(kafka: str, alias: str) -> list[dict]:
     """Every event now on a topic (by its topics.yaml name), leaving out what is no event: the poison messages
     test_dead_letters puts there."""

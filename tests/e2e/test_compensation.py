@@ -9,16 +9,17 @@ from aiokafka import AIOKafkaProducer
 
 from agents.catalog import catalog
 from agents.events import encode, key_of, make_event
-from tests.e2e.conftest import SAGA_DEADLINE_S, SAGA_REPAIR_S, System, confirm, eventually, mypage, place, until_status
-
-
-async def books(system: System, order_id: int) -> dict[str, int]:
-    """What pay's ledger holds for an order: charged and refunded amounts."""
-    status, ledger, _ = await system.request("GET", f"{system.url('pay')}/payments/{order_id}")
-    if status == 404:
-        return {"charged": 0, "refunded": 0}
-    amounts = {p["action"]: p["price"] for p in ledger["payments"]}
-    return {"charged": amounts.get("apply", 0), "refunded": amounts.get("cancel", 0)}
+from tests.e2e.conftest import (
+    SAGA_DEADLINE_S,
+    SAGA_REPAIR_S,
+    System,
+    books,
+    confirm,
+    eventually,
+    mypage,
+    place,
+    until_status,
+)
 
 
 async def ended_as(system: System, order_id: int, status: str, timeout: float = 30) -> dict:

@@ -10,7 +10,17 @@ from aiokafka import AIOKafkaProducer
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
 from agents.order.intake import is_placed
-from tests.e2e.conftest import System, bread, confirm, confirmed_row, events_of, eventually, read_all, until_status
+from tests.e2e.conftest import (
+    System,
+    books,
+    bread,
+    confirm,
+    confirmed_row,
+    events_of,
+    eventually,
+    read_all,
+    until_status,
+)
 
 
 async def send_plain(kafka: str, requests: list[dict]) -> None:
@@ -122,7 +132,13 @@ async def test_a_burst_of_requests_is_placed_side_by_side_each_once_and_the_inva
         rows = [await placed_order(system, r["requestId"]) for r in burst]
         return rows if all(is_placed(row) for row in rows) else None
     rows = await eventually(all_placed, timeout=60, what="every request of the burst placed")
-    assert {row["status"] for row in rows} == {"Paid"}
+    # Paid, or, where pay could not answer within its short deadline on a slow machine, rejected for that
+    # and charged nothing (a charge pay recorded too late is refunded).
+    assert {row["status"] for row in rows} <= {"Paid", "Rejected"}
+    for row in rows:
+        if row["status"] == "Rejected":
+            assert row["reason"].startswith("payment unavailable"), row
+            await eventually(lambda row=row: _nothing_kept(system, row["orderId"]), what="a rejected order refunded")
     assert [(row["item"], row["qty"]) for row in rows] == [(r["item"], r["qty"]) for r in burst]
     assert len({row["orderId"] for row in rows}) == len(burst)  # one order each, sent twice or not
     for request in invalid:
@@ -130,6 +146,11 @@ async def test_a_burst_of_requests_is_placed_side_by_side_each_once_and_the_inva
                                    what="an invalid request dead-lettered")
         assert "'stone' is not on the menu" in listing
     await eventually(lambda: _idle(backlog), what="the request log caught up")
+
+
+async def _nothing_kept(system: System, order_id: int) -> bool:
+    money = await books(system, order_id)
+    return money["charged"] == money["refunded"]
 
 
 async def _idle(backlog) -> bool:
