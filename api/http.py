@@ -1,11 +1,8 @@
-"""What every aiohttp service of bread shares: JSON errors, request metrics, the probes and /metrics.
+"""What every aiohttp service of bread shares: JSON errors, request metrics, the probe pages, and a graceful stop.
 
-- /health is readiness: 200 only while the service can do its work (its ready check passes) and is not
-  stopping; on SIGTERM it turns 503 at once, the service keeps serving for BREAD_DRAIN_S so traffic moves
-  away, then finishes the requests in flight and exits (`serve`).
-- /live is liveness: it answers at once unless the service's consumer has stopped making progress while
-  it has lag (503); when the event loop itself is stuck it cannot answer at all, and the probe times out.
-- BREAD_DEBUG=on adds POST /debug/block-loop?seconds=N, which blocks the event loop, to show the latter.
+The probe pages (/health, /live, /metrics, the debug switches) are the ones the Faust workers answer too
+(agents/runtime/probes.py). On SIGTERM a service turns not ready at once, keeps serving for BREAD_DRAIN_S so
+traffic moves away, then finishes the requests in flight and exits (`serve`).
 """
 from __future__ import annotations
 
@@ -18,13 +15,13 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram
 
-from agents import debugging
 from agents.bakery.tickets import DecisionRefused, NoTicket, TicketDecided
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
 from agents.pay.payments import KeyUsedBefore, NotAsThePaymentsStand, PaymentRefused, RefundNotYours
+from agents.runtime import probes
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,8 +36,6 @@ ReadyCheck = Callable[[web.Application], Awaitable[list[str]]]
 LiveCheck = Callable[[web.Application], list[str]]
 SERVICE = web.AppKey("service", str)
 SETTINGS = web.AppKey("settings", Settings)
-READY_CHECK = web.AppKey("ready_check", ReadyCheck)
-LIVE_CHECK = web.AppKey("live_check", LiveCheck)
 STOPPING = web.AppKey("stopping", asyncio.Event)
 STOP_GRACE_S = 15  # after the drain, how long a stopping service may take to finish what is in flight
 
@@ -140,31 +135,6 @@ def _metrics_of(service: str, route: str, status: int) -> tuple[Any, Any]:
     return HTTP_REQUESTS.labels(service, route, str(status)), HTTP_LATENCY.labels(service, route, str(status))
 
 
-async def health(request: web.Request) -> web.Response:
-    if request.app[STOPPING].is_set():
-        return json_response({"status": "stopping", "problems": ["shutting down"]}, 503)
-    problems = await request.app[READY_CHECK](request.app)
-    if problems:
-        return json_response({"status": "starting", "problems": problems}, 503)
-    return json_response({"status": "ready"})
-
-
-async def live(request: web.Request) -> web.Response:
-    problems = request.app[LIVE_CHECK](request.app)
-    if problems:
-        return json_response({"status": "stalled", "problems": problems}, 503)
-    return json_response({"status": "alive"})
-
-
-async def block_loop(request: web.Request) -> web.Response:
-    try:
-        seconds = debugging.seconds_of(request.query.get("seconds"))
-    except ValueError as exc:
-        raise JsonError(400, str(exc)) from None
-    debugging.block_event_loop(seconds)
-    return json_response({"blocked": seconds})
-
-
 async def serve(app: web.Application, host: str, port: int, drain_s: float, grace_s: float) -> None:
     """Run `app` until SIGTERM or SIGINT, then stop gracefully: not ready at once, still serving for
     `drain_s` (a load balancer notices and sends traffic elsewhere), then no new connections, the requests
@@ -184,10 +154,6 @@ async def serve(app: web.Application, host: str, port: int, drain_s: float, grac
     log.info("stopped")
 
 
-async def metrics(_: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-
 Middleware = Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]],
                       Awaitable[web.StreamResponse]]
 
@@ -197,21 +163,17 @@ Resources = Callable[[web.Application], AsyncIterator[None]]
 
 def service_app(service: str, settings: Settings, ready_check: ReadyCheck, resources: Resources | None = None,
                 outer: tuple[Middleware, ...] = (), inner: tuple[Middleware, ...] = (),
-                live_check: LiveCheck = lambda app: []) -> web.Application:
-    """An aiohttp application with bread's middleware, /health, /live and /metrics (and with BREAD_DEBUG, the
-    switches that make it unhealthy), its settings, and the `resources` it opens at start and closes at stop.
+                live_check: LiveCheck = lambda app: [],
+                pipeline: Callable[[], dict[str, Any]] | None = None) -> web.Application:
+    """An aiohttp application with bread's middleware and probe pages (and /pipeline, given how far behind the
+    service runs), its settings, and the `resources` it opens at start and closes at stop.
     `outer` middleware sees every answer as sent (errors already JSON); `inner` may raise JsonError."""
     install_log_tagging()
     app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
     app[SERVICE], app[SETTINGS] = service, settings
     if resources is not None:
         app.cleanup_ctx.append(resources)
-    app[READY_CHECK] = ready_check
-    app[LIVE_CHECK] = live_check
-    app[STOPPING] = asyncio.Event()
-    app.router.add_get("/health", health)
-    app.router.add_get("/live", live)
-    app.router.add_get("/metrics", metrics)
-    if settings.bread_debug:
-        app.router.add_post("/debug/block-loop", block_loop)
+    stopping = app[STOPPING] = asyncio.Event()
+    probes.mount(app, probes.Probe(problems=lambda: ready_check(app), stopping=stopping.is_set,
+                                   stalled=lambda: live_check(app), pipeline=pipeline), settings.bread_debug)
     return app

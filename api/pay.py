@@ -48,9 +48,11 @@ def init_app(settings: Settings) -> web.Application:
 
 def ledger_app(settings: Settings, connect: Resources | None = None) -> web.Application:
     """The ledger; `connect` opens the ledger and Kafka (a ledger alone, in tests)."""
+    progress = Progress(CONTEXT)
     app = service_app("pay", settings, ledger_ready, connect or ledger_resources, inner=(authorized,),
-                      live_check=lambda app: app[PROGRESS].stalled(settings.liveness_stall_s))
-    app[PROGRESS], app[OUTBOX_WRITTEN] = Progress(CONTEXT), asyncio.Event()
+                      live_check=lambda app: progress.stalled(settings.liveness_stall_s),
+                      pipeline=progress.how_far_behind)
+    app[PROGRESS], app[OUTBOX_WRITTEN] = progress, asyncio.Event()
     app.router.add_post("/payments", record_payment)
     app.router.add_get("/payments/{orderId}", show_payments)
     return app

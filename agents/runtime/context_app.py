@@ -13,20 +13,17 @@ import time
 from typing import Any, Awaitable, Callable, Mapping, NamedTuple
 
 import faust
-from aiohttp import web
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
 from faust.types import TP
-from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from agents import correlation, debugging
+from agents import correlation
 from agents.catalog import EXTERNAL, catalog
 from agents.correlation import event_type_of
 from agents.events import Event, encode, key_of
-from agents.runtime import faust_patches
+from agents.runtime import faust_patches, probes
 from agents.runtime.check_ahead import CheckAhead
 from agents.runtime.consuming import ChangeHandler, Check, Handler, Received, handle, handle_change, invalid
 from agents.runtime.feed import ChangelogFeed
@@ -98,7 +95,6 @@ class ContextApp:
             web_cors_options=None,
             monitor=faust_patches.QuietMonitor(),
         )
-        self._install_metrics()
         faust_patches.long_poll_fetches(self.app, settings.kafka_fetch_min_bytes, settings.kafka_fetch_poll_ms)
         faust_patches.pace_fetches(settings.kafka_fetch_wait_ms / 1000)
         faust_patches.idempotent_producer(self.app.producer)
@@ -119,8 +115,11 @@ class ContextApp:
         self._may_handle.set()
         self.app.on_partitions_revoked.connect(self._forget_recent_rows)
         self.app.timer(interval=settings.consumer_lag_sample_s)(self._sample_lag)
-        self._install_health()
-        self._install_pipeline()
+        # Faust's web server is an aiohttp application: the probe pages are mounted on it as on every service.
+        probes.mount(self.app.web.web_app, probes.Probe(
+            problems=self._problems, stopping=lambda: self.app.should_stop,
+            stalled=lambda: self.progress.stalled(settings.liveness_stall_s), pipeline=self._pipeline,
+            hold_handling=self._hold_handling), settings.bread_debug)
         self._install_backlog_metrics()
         self.app.task(self._learn_routing)
 
@@ -293,23 +292,11 @@ class ContextApp:
         await self.progress.sample([tp for tp in consumer.assignment() if tp.topic in self._sources],
                                    consumer.highwater, consumer.position)
 
-    def _install_metrics(self) -> None:
-        """bread's own metrics at /metrics. Faust's Prometheus sensors are left out on purpose: they count every
-        event, send and table change with labels, at a cost docs/performance.md measures, and tell nothing bread's
-        own metrics (events, lag, delay, dead letters, the saga) do not."""
-        @self.app.page("/metrics")
-        async def metrics(view: faust.web.View, _request: faust.web.Request) -> web.Response:
-            return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    def _install_pipeline(self) -> None:
-        """GET /pipeline: how far behind this context runs, for the admission rule at the order edge and the
-        gateway (internal: the gateway routes no such path)."""
-        @self.app.page("/pipeline")
-        async def pipeline(view: faust.web.View, _request: faust.web.Request) -> faust.web.Response:
-            body: dict[str, Any] = {"context": self.context, "delayS": round(self.progress.delay(), 3)}
-            if self.progress.outside:
-                body["requests"] = self.requests_backlog()
-            return view.json(body)
+    def _pipeline(self) -> dict[str, Any]:
+        body = self.progress.how_far_behind()
+        if self.progress.outside:
+            body["requests"] = self.requests_backlog()
+        return body
 
     def _requests_under_way(self) -> int:
         return sum(side.in_order.under_way for side in self._side_by_side)
@@ -330,61 +317,23 @@ class ContextApp:
         REQUESTS_UNDER_WAY.labels(self.context).set_function(self._requests_under_way)
         REQUESTS_BEHIND.labels(self.context).set_function(lambda: self.requests_backlog()["behindS"])
 
-    def _install_health(self) -> None:
-        app = self.app
+    async def _problems(self) -> list[str]:
+        """What keeps the worker from doing its work now."""
+        app, problems = self.app, []
+        if app.consumer is None or not app.consumer.assignment():
+            problems.append("no partitions assigned")
+        if app.rebalancing:
+            problems.append("rebalancing")
+        if not app.tables.recovery.completed.is_set():
+            problems.append("table recovery in progress")
+        if not self._routing_known:
+            problems.append("routing metadata not fetched yet")
+        return problems
 
-        @app.page("/health")
-        async def health(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-            problems = []
-            if app.consumer is None or not app.consumer.assignment():
-                problems.append("no partitions assigned")
-            if app.rebalancing:
-                problems.append("rebalancing")
-            if not app.tables.recovery.completed.is_set():
-                problems.append("table recovery in progress")
-            if not self._routing_known:
-                problems.append("routing metadata not fetched yet")
-            if app.should_stop:
-                problems.append("shutting down")
-            if problems:
-                return view.json({"status": "starting", "problems": problems}, status=503)
-            return view.json({"status": "ready"})
-
-        @app.page("/live")
-        async def live(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-            # A stuck event loop cannot answer this at all: the probe's timeout catches that case.
-            problems = self.progress.stalled(self.settings.liveness_stall_s)
-            if problems:
-                return view.json({"status": "stalled", "problems": problems}, status=503)
-            return view.json({"status": "alive"})
-
-        if self.settings.bread_debug:
-            self._install_debug_switches()
-
-    def _install_debug_switches(self) -> None:
-        def block_loop(seconds: float) -> dict:
-            debugging.block_event_loop(seconds)
-            return {"blocked": seconds}
-
-        def stall_consumer(seconds: float) -> dict:
-            log.warning("debug: the agents handle nothing for %.1fs", seconds)
-            self._may_handle.clear()
-            asyncio.get_running_loop().call_later(seconds, self._may_handle.set)
-            return {"stalled": seconds}
-
-        for path, switch in (("/debug/block-loop", block_loop), ("/debug/stall-consumer", stall_consumer)):
-            self.app.page(path, name=path)(self._switch_view(switch))
-
-    @staticmethod
-    def _switch_view(switch: Callable[[float], dict]) -> type[faust.web.View]:
-        class Switch(faust.web.View):
-            async def post(self, request: faust.web.Request) -> faust.web.Response:
-                try:
-                    seconds = debugging.seconds_of(request.query.get("seconds"))
-                except ValueError as exc:
-                    return self.json({"error": str(exc)}, status=400)
-                return self.json(switch(seconds))
-        return Switch
+    def _hold_handling(self, seconds: float) -> None:
+        log.warning("debug: the agents handle nothing for %.1fs", seconds)
+        self._may_handle.clear()
+        asyncio.get_running_loop().call_later(seconds, self._may_handle.set)
 
     def run(self) -> None:
         """Run the worker in the foreground until SIGINT/SIGTERM."""

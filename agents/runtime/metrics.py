@@ -91,6 +91,10 @@ class Progress:
             return self._windows[outside]
         return (number, 0.0, longest if number == window + 1 else 0.0)
 
+    def how_far_behind(self) -> dict[str, Any]:
+        """What GET /pipeline answers: the context and its delay on bread's own events."""
+        return {"context": self.context, "delayS": round(self.delay(), 3)}
+
     def delay(self, outside: bool = False) -> float:
         """How far behind this context runs on bread's own events (or, `outside`, on the requests from outside
         bread), in seconds: the longest delay of those it handled in this window and the one before (0 when it
