@@ -6,7 +6,7 @@ import json
 import aiohttp
 from faust.web import Request, Response
 
-from agents.bakery.tickets import decide, first_waiting, parse_decision, waiting_tickets
+from agents.bakery.tickets import Ticket, applied, decide, first_waiting, parse_decision, ticket_of, waiting_tickets
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import new_correlation_id
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
@@ -34,6 +34,11 @@ def build(settings: Settings) -> ContextApp:
     bakery = BakeryAgents(settings)
     app, tickets = bakery.context_app.app, bakery.tickets
 
+    def waiting_here(size: int) -> tuple[list[dict], int]:
+        """The tickets of this worker's partitions waiting longest, and how many wait here."""
+        rows, total = waiting_tickets(map(Ticket.from_json, tickets.values()), size)
+        return [ticket.to_json() for ticket in rows], total
+
     @app.page("/bakeries")
     class BakeryDecision(GuardedView):
         async def get(self, request: Request) -> Response:
@@ -43,14 +48,15 @@ def build(settings: Settings) -> ContextApp:
             except ValueError as exc:
                 raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another bakery worker gathering the list
-                rows, total = waiting_tickets(tickets.values(), size)
+                rows, total = waiting_here(size)
                 return self.json({"rows": rows, "total": total})
             try:
-                gathered = await gather(app, tickets, request, {"size": str(size)},
-                                        lambda: waiting_tickets(tickets.values(), size))
+                gathered = await gather(app, tickets, request, {"size": str(size)}, lambda: waiting_here(size))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise JsonError(503, f"a bakery worker is unavailable: {exc or 'timeout'}") from None
-            return self.json(first_waiting(gathered, size))
+            first, total = first_waiting(((list(map(Ticket.from_json, rows)), count) for rows, count in gathered),
+                                         size)
+            return self.json({"tickets": [ticket.to_json() for ticket in first], "total": total})
 
         async def post(self, request: Request) -> Response:
             body = await self.read_request_content(request)
@@ -62,20 +68,17 @@ def build(settings: Settings) -> ContextApp:
             forwarded = await forward_to_owner(app, tickets, str(order_id), request, body)
             if forwarded is not None:
                 return forwarded
-            ticket = tickets.get(str(order_id))
+            ticket = ticket_of(tickets.get(str(order_id)))
             if not decide(ticket, order_id, status):  # the ticket has this decision already
-                return self.json(ticket)
+                return self.json(ticket.to_json())
             # The decision belongs to the order's saga, not to the baker's request.
-            correlation = ticket.get("correlationId") or carried(request.headers.get(HTTP_HEADER)) \
-                or new_correlation_id()
+            correlation = ticket.correlation_id or carried(request.headers.get(HTTP_HEADER)) or new_correlation_id()
             try:
                 after = await bakery.decide(order_id, status, reason, correlation, DECISION_WAIT_S)
             except DecisionNotApplied:
                 raise JsonError(503, f"the decision on order {order_id} was sent but not applied within "
                                 f"{DECISION_WAIT_S:.0f}s; GET /bakeries/{order_id} shows when it is") from None
-            if after is None or after["status"] != status:  # a cancel came first
-                raise JsonError(409, f"order {order_id}'s ticket is already {after and after['status']}")
-            return self.json(after)
+            return self.json(applied(after, order_id, status).to_json())
 
     # Tickets are the bakers' business: whoever may reach the route sees them all.
     serve_changes(app, bakery.context_app.feed(tickets), "/bakeries/stream", settings.stream_heartbeat_s,

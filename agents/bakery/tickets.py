@@ -4,7 +4,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import uuid
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Mapping
 
 from agents.events import MAX_ORDER_ID, Event, is_order_id, make_event
 
@@ -41,47 +42,79 @@ def ticket_cause(order_id: int) -> str:
     return f"bakery-ticket/{order_id}"
 
 
-def open_ticket(order_id: int, correlation_id: str | None = None, opened_at: str | None = None) -> dict[str, Any]:
-    ticket = {"orderId": order_id, "bakeryId": bakery_id_for(order_id), "status": CONFIRMING, "opened": True}
-    if opened_at:
-        ticket["openedAt"] = opened_at
-    return {**ticket, "correlationId": correlation_id} if correlation_id else ticket
+@dataclass(frozen=True)
+class Ticket:
+    """One order's ticket, as the bakery keeps it; its JSON (`to_json`) is the table's row and what the bakers see.
+    Rows written before a field existed still read (`from_json`)."""
+    order_id: int
+    status: str = CONFIRMING
+    opened: bool = True               # False: closed by a cancel before any payment opened it
+    opened_at: str | None = None      # when its payment came; tickets kept before this have none
+    correlation_id: str | None = None  # the order's saga
+    reason: str | None = None         # why it was rejected or closed
+
+    @property
+    def bakery_id(self) -> str:
+        return bakery_id_for(self.order_id)
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"orderId": self.order_id, "bakeryId": self.bakery_id, "status": self.status,
+                               "opened": self.opened}
+        for name, value in (("openedAt", self.opened_at), ("correlationId", self.correlation_id),
+                            ("reason", self.reason)):
+            if value is not None:
+                row[name] = value
+        return row
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> Ticket:
+        return cls(row["orderId"], row["status"], row.get("opened", True), row.get("openedAt"),
+                   row.get("correlationId"), row.get("reason"))
 
 
-def closed_unopened(order_id: int, reason: str, correlation_id: str | None = None) -> dict[str, Any]:
+def ticket_of(row: Mapping[str, Any] | None) -> Ticket | None:
+    """The ticket a table row holds, if any."""
+    return None if row is None else Ticket.from_json(row)
+
+
+def open_ticket(order_id: int, correlation_id: str | None = None, opened_at: str | None = None) -> Ticket:
+    return Ticket(order_id, opened_at=opened_at, correlation_id=correlation_id)
+
+
+def closed_unopened(order_id: int, reason: str, correlation_id: str | None = None) -> Ticket:
     """The ticket of an order cancelled before its payment reached the bakery: closed, so no payment opens one."""
-    return {**open_ticket(order_id, correlation_id), "status": CLOSED, "opened": False, "reason": reason}
+    return Ticket(order_id, CLOSED, opened=False, correlation_id=correlation_id, reason=reason)
 
 
-def awaits_baker(ticket: Mapping[str, Any]) -> bool:
-    return ticket.get("status") == CONFIRMING
+def awaits_baker(ticket: Ticket) -> bool:
+    return ticket.status == CONFIRMING
 
 
-def waiting_tickets(tickets: Iterable[Mapping[str, Any]], wanted: int) -> tuple[list[dict[str, Any]], int]:
+def waiting_tickets(tickets: Iterable[Ticket], wanted: int) -> tuple[list[Ticket], int]:
     """The `wanted` tickets that have waited longest for the baker (the oldest orders), and how many wait."""
     counted = 0
 
-    def counting() -> Iterable[Mapping[str, Any]]:
+    def counting() -> Iterable[Ticket]:
         nonlocal counted
         for ticket in tickets:
             if awaits_baker(ticket):
                 counted += 1
                 yield ticket
     oldest = heapq.nsmallest(wanted, counting(), key=longest_waiting)
-    return [dict(t) for t in oldest], counted
+    return oldest, counted
 
 
-def longest_waiting(ticket: Mapping[str, Any]) -> tuple[str, int]:
+def longest_waiting(ticket: Ticket) -> tuple[str, int]:
     """Tickets ordered by when they opened (order numbers come in blocks per order edge and say nothing of which
     order came first), then by number; a ticket kept before tickets held the time comes first."""
-    return ticket.get("openedAt") or "", ticket["orderId"]
+    return ticket.opened_at or "", ticket.order_id
 
 
-def first_waiting(shares: Iterable[tuple[list[dict[str, Any]], int]], wanted: int) -> dict[str, Any]:
+def first_waiting(shares: Iterable[tuple[list[Ticket], int]], wanted: int) -> tuple[list[Ticket], int]:
     """The tickets waiting longest across every worker's share, and how many wait in all."""
     shares = list(shares)
     merged = heapq.merge(*(rows for rows, _ in shares), key=longest_waiting)
-    return {"tickets": list(itertools.islice(merged, wanted)), "total": sum(count for _, count in shares)}
+    return list(itertools.islice(merged, wanted)), sum(count for _, count in shares)
 
 
 def parse_decision(body: Any) -> tuple[int, str, str | None]:
@@ -100,28 +133,34 @@ def parse_decision(body: Any) -> tuple[int, str, str | None]:
     return order_id, status, reason
 
 
-def decide(ticket: Mapping[str, Any] | None, order_id: int, status: str) -> bool:
+def decide(ticket: Ticket | None, order_id: int, status: str) -> bool:
     """Whether the decision must be announced: False when the ticket already has it (a repeated request)."""
     if ticket is None:
         raise NoTicket(f"no bakery ticket for order {order_id}: it is not paid yet, or unknown")
-    if ticket["status"] == status:
+    if ticket.status == status:
         return False
-    if ticket["status"] != CONFIRMING:
-        raise TicketDecided(f"order {order_id}'s ticket is already {ticket['status']}")
+    if ticket.status != CONFIRMING:
+        raise TicketDecided(f"order {order_id}'s ticket is already {ticket.status}")
     return True
 
 
-def on_payment(ticket: Mapping[str, Any] | None, order_id: int, correlation_id: str | None,
-               auto_confirm: bool, paid_at: str | None = None) -> dict[str, Any]:
+def applied(ticket: Ticket | None, order_id: int, status: str) -> Ticket:
+    """The ticket once the baker's decision was applied, if it was: a cancel that came first wins."""
+    if ticket is None or ticket.status != status:
+        raise TicketDecided(f"order {order_id}'s ticket is already {ticket and ticket.status}")
+    return ticket
+
+
+def on_payment(ticket: Ticket | None, order_id: int, correlation_id: str | None,
+               auto_confirm: bool, paid_at: str | None = None) -> Ticket:
     """The ticket after its order's payment: opened (and confirmed at once with auto-confirm), or as it was."""
     if ticket is not None:
-        return dict(ticket)
+        return ticket
     opened = open_ticket(order_id, correlation_id, paid_at)
-    return {**opened, "status": CONFIRMED} if auto_confirm else opened
+    return replace(opened, status=CONFIRMED) if auto_confirm else opened
 
 
-def on_cancel(ticket: Mapping[str, Any] | None, order_id: int, reason: str,
-              correlation_id: str | None = None) -> dict[str, Any]:
+def on_cancel(ticket: Ticket | None, order_id: int, reason: str, correlation_id: str | None = None) -> Ticket:
     """The ticket after its order was cancelled (or its saga stalled while cancelling).
 
     A ticket the baker decided stays decided (the cancel came too late, and the bakery answers it by announcing
@@ -129,28 +168,22 @@ def on_cancel(ticket: Mapping[str, Any] | None, order_id: int, reason: str,
     """
     if ticket is None:
         return closed_unopened(order_id, reason, correlation_id)
-    if ticket["status"] == CONFIRMING:
-        return {**ticket, "status": CLOSED, "reason": reason}
-    return dict(ticket)
+    return replace(ticket, status=CLOSED, reason=reason) if awaits_baker(ticket) else ticket
 
 
-def on_refund(ticket: Mapping[str, Any] | None, reason: str) -> dict[str, Any] | None:
+def on_refund(ticket: Ticket | None, reason: str) -> Ticket | None:
     """The ticket after its order was refunded: closed unless the baker already decided; None with no ticket."""
     if ticket is None:
         return None
-    if ticket["status"] == CONFIRMING:
-        return {**ticket, "status": CLOSED, "reason": reason}
-    return dict(ticket)
+    return replace(ticket, status=CLOSED, reason=reason) if awaits_baker(ticket) else ticket
 
 
-def on_decision(ticket: Mapping[str, Any] | None, decision: str, reason: str | None) -> dict[str, Any] | None:
+def on_decision(ticket: Ticket | None, decision: str, reason: str | None) -> Ticket | None:
     """The ticket after the baker's decision: decided if it still awaited one, else as it was (a cancel came
     first, or the baker asked twice); None with no ticket."""
     if ticket is None:
         return None
-    if ticket["status"] == CONFIRMING:
-        return {**ticket, "status": decision, **({"reason": reason} if reason else {})}
-    return dict(ticket)
+    return replace(ticket, status=decision, reason=reason or ticket.reason) if awaits_baker(ticket) else ticket
 
 
 # What a ticket in each final status announces besides its opening.
@@ -158,41 +191,52 @@ ANNOUNCED_BY_STATUS = {CONFIRMED: "BakeryConfirmed", REJECTED: "BakeryRejected",
 DEFAULT_REASON = {"BakeryRejected": DEFAULT_REJECT_REASON, "BakeryTicketClosed": "the order was cancelled"}
 
 
-def announcements(ticket: Mapping[str, Any] | None, correlation_id: str) -> list[Event]:
+def announcements(ticket: Ticket | None, correlation_id: str) -> list[Event]:
     """Every event the ticket's state says the bakery decided: its opening, if a payment opened it, and its
     decision, if it has one. Sent after every input about the ticket, so an input seen again (after a crash
     lost what it sent the first time) ends with the same events sent, ids included."""
     if ticket is None:
         return []
-    about = {"orderId": ticket["orderId"], "bakeryId": ticket["bakeryId"]}
-    correlation, cause = ticket.get("correlationId") or correlation_id, ticket_cause(ticket["orderId"])
+    about = {"orderId": ticket.order_id, "bakeryId": ticket.bakery_id}
+    correlation, cause = ticket.correlation_id or correlation_id, ticket_cause(ticket.order_id)
     said = [make_event("BakeryTicketOpened", correlation_id=correlation, cause=cause, **about)] \
-        if ticket.get("opened", True) else []
-    decision = ANNOUNCED_BY_STATUS.get(ticket["status"])
+        if ticket.opened else []
+    decision = ANNOUNCED_BY_STATUS.get(ticket.status)
     if decision is not None:
-        reason = {} if decision == "BakeryConfirmed" else {"reason": ticket.get("reason") or DEFAULT_REASON[decision]}
-        said.append(make_event(ANNOUNCED_BY_STATUS[ticket["status"]], correlation_id=correlation, cause=cause,
+        reason = {} if decision == "BakeryConfirmed" else {"reason": ticket.reason or DEFAULT_REASON[decision]}
+        said.append(make_event(ANNOUNCED_BY_STATUS[ticket.status], correlation_id=correlation, cause=cause,
                                **about, **reason))
     return said
 
 
 REFUNDED = "payment refunded"
 
+# A rule: the ticket after one event, from the ticket before it (None: none yet).
+Rule = Callable[[Ticket | None, Event], Ticket | None]
 
-def react(ticket: Mapping[str, Any] | None, event: Event,
-          auto_confirm: bool) -> tuple[dict[str, Any] | None, list[Event]]:
+
+def rules(auto_confirm: bool) -> dict[str, Rule]:
+    """The bakery's rule for each event it hears, by event type: the one list of them. The bakery worker consumes
+    these events, from the topics topics.yaml says carry them to the bakery, and no other."""
+    def paid(ticket: Ticket | None, event: Event) -> Ticket | None:
+        return on_payment(ticket, event["orderId"], event["correlationId"], auto_confirm, event["occurredAt"])
+
+    def cancelled(ticket: Ticket | None, event: Event) -> Ticket | None:
+        return on_cancel(ticket, event["orderId"], event["reason"], event["correlationId"])
+
+    def refunded(ticket: Ticket | None, _: Event) -> Ticket | None:
+        return on_refund(ticket, REFUNDED)
+
+    def decided(ticket: Ticket | None, event: Event) -> Ticket | None:
+        return on_decision(ticket, event["decision"], event.get("reason"))
+
+    return {"PayApproved": paid, "OrderCancelled": cancelled, "OrderStalled": cancelled, "PayCanceled": refunded,
+            "BakerDecided": decided}
+
+
+def react(by_type: Mapping[str, Rule], ticket: Ticket | None, event: Event) -> tuple[Ticket | None, list[Event]]:
     """The bakery's whole reaction to one event: the ticket to record (None: leave it as it is) and the events
-    to send. For the same ticket and event it is the same every time, event ids included."""
-    order_id, correlation = event["orderId"], event["correlationId"]
-    after: dict[str, Any] | None
-    if event["type"] == "PayApproved":
-        after = on_payment(ticket, order_id, correlation, auto_confirm, event["occurredAt"])
-    elif event["type"] in ("OrderCancelled", "OrderStalled"):
-        after = on_cancel(ticket, order_id, event["reason"], correlation)
-    elif event["type"] == "PayCanceled":
-        after = on_refund(ticket, REFUNDED)
-    elif event["type"] == "BakerDecided":
-        after = on_decision(ticket, event["decision"], event.get("reason"))
-    else:
-        raise ValueError(f"the bakery does not handle {event['type']}")
-    return (after if after != ticket else None), announcements(after, correlation)
+    to send, which follow from the ticket after. For the same ticket and event it is the same every time, event
+    ids included."""
+    after = by_type[event["type"]](ticket, event)
+    return (after if after != ticket else None), announcements(after, event["correlationId"])

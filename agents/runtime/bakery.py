@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from agents.bakery.tickets import react
+from agents.bakery.tickets import Ticket, react, rules, ticket_of
 from agents.events import Event, make_event
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
@@ -28,15 +28,15 @@ class BakeryAgents:
         self.tickets = self.context_app.table()
         # The bakers' requests (POST /bakeries) waiting for their decision to be applied, by the decision's id.
         self._awaited_decisions: dict[str, asyncio.Future] = {}
-        self.context_app.consume({event_type: self.on_event for event_type in (
-            "PayApproved", "PayCanceled", "OrderCancelled", "OrderStalled", "BakerDecided")})
+        self.rules = rules(settings.bakery_auto_confirm)
+        self.context_app.consume(dict.fromkeys(self.rules, self.on_event))
 
     async def on_event(self, event: Event) -> None:
         key = str(event["orderId"])
-        before = self.tickets.get(key)
-        changed, said = react(before, event, self.settings.bakery_auto_confirm)
+        before = ticket_of(self.tickets.get(key))
+        changed, said = react(self.rules, before, event)
         if changed is not None:
-            self.tickets[key] = changed
+            self.tickets[key] = changed.to_json()
         for announcement in said:
             await self.context_app.emit(announcement)
         waiting = self._awaited_decisions.pop(event["eventId"], None)
@@ -44,7 +44,7 @@ class BakeryAgents:
             waiting.set_result(changed or before)
 
     async def decide(self, order_id: int, decision: str, reason: str | None, correlation: str,
-                     within_s: float) -> dict | None:
+                     within_s: float) -> Ticket | None:
         """Hand the baker's decision to the worker and return the ticket once it is applied — in line with the
         ticket's other events, so a cancel that came first wins. Raises DecisionNotApplied after `within_s`."""
         because = {"reason": reason} if reason else {}

@@ -5,6 +5,7 @@ as a worker's agent would have left them."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from faust.exceptions import SameNode
 from yarl import URL
 
+from agents.bakery.tickets import Ticket
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
 from agents.settings import Settings
 from api import bakery, mypage, order_worker
@@ -153,7 +155,8 @@ async def tickets(settings, monkeypatch):
         decided.append((order_id, decision, reason))
         if order_id == 9:
             raise DecisionNotApplied()
-        return {**self.tickets.get(str(order_id)), "status": "Closed" if order_id == 8 else decision}
+        ticket = Ticket.from_json(self.tickets.get(str(order_id)))
+        return replace(ticket, status="Closed" if order_id == 8 else decision)
 
     monkeypatch.setattr(BakeryAgents, "decide", decide)
     worker = bakery.build(settings)
