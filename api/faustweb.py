@@ -13,9 +13,10 @@ from yarl import URL
 
 from agents.principals import HEADERS as PRINCIPAL_HEADERS
 from agents.principals import Principal, may_see
+from agents.refusal import Refusal
 from agents.runtime.feed import BadPosition, Change, ChangelogFeed, Position, parse_position, position_text, stream
 from agents.runtime.rows import Rows
-from api.http import REFUSED, JsonError, refusal
+from api.http import JsonError, refusal
 from api.routes import PRINCIPAL, checked_caller, principal_of
 
 
@@ -37,7 +38,7 @@ class GuardedView(View):
             return await super().dispatch(request)
         except JsonError as exc:
             return self.json(exc.body, status=exc.http_status, headers=exc.headers)
-        except REFUSED as refused:
+        except Refusal as refused:
             answer = refusal(refused)
             return self.json(answer.body, status=answer.http_status)
 

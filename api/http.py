@@ -17,10 +17,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from agents.bakery.tickets import DecisionRefused, NoTicket, TicketDecided
+from agents.bakery.tickets import NoTicket, TicketDecided
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
-from agents.pay.payments import KeyUsedBefore, NotAsThePaymentsStand, PaymentRefused, RefundNotYours
+from agents.idempotency import KeyUsedBefore
+from agents.order.lifecycle import CancelRefused
+from agents.pay.payments import NotAsThePaymentsStand, RefundNotYours
+from agents.refusal import Refusal
 from agents.runtime import probes
 from agents.settings import Settings
 
@@ -52,16 +55,17 @@ class JsonError(Exception):
 
 # The one place where a refusal by a context's rules becomes an HTTP answer, for every face (the aiohttp services'
 # middleware and the Faust views): the most particular kind first.
-REFUSALS: tuple[tuple[type[Exception], int], ...] = (
-    (NoTicket, 404), (TicketDecided, 409), (DecisionRefused, 400),
-    (RefundNotYours, 403), (NotAsThePaymentsStand, 409), (KeyUsedBefore, 422), (PaymentRefused, 400),
+# Any other refusal is a request to correct: 400.
+REFUSALS: tuple[tuple[type[Refusal], int], ...] = (
+    (NoTicket, 404), (TicketDecided, 409), (RefundNotYours, 403), (NotAsThePaymentsStand, 409),
+    (CancelRefused, 409), (KeyUsedBefore, 422), (Refusal, 400),
 )
-REFUSED = tuple(kind for kind, _ in REFUSALS)
 
 
-def refusal(refused: Exception) -> JsonError:
-    """The HTTP answer to a refusal by a context's rules: its status, and its message as the reason."""
-    return JsonError(next(status for kind, status in REFUSALS if isinstance(refused, kind)), str(refused))
+def refusal(refused: Refusal) -> JsonError:
+    """The HTTP answer to a refusal by a context's rules: its status, its message as the reason, and its facts."""
+    return JsonError(next(status for kind, status in REFUSALS if isinstance(refused, kind)), str(refused),
+                     **refused.details)
 
 
 class AnswerBroken(Exception):
@@ -107,7 +111,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
         response = await handler(request)
     except JsonError as exc:
         response = json_response(exc.body, exc.http_status, exc.headers)
-    except REFUSED as refused:
+    except Refusal as refused:
         answer = refusal(refused)
         response = json_response(answer.body, answer.http_status)
     except AnswerBroken:

@@ -28,8 +28,8 @@ from agents.events import make_event, new_correlation_id
 from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
 from agents.idempotency import parse_key
 from agents.order import intake
-from agents.order.lifecycle import CancelRefused, OrderStatus, check_cancellable
-from agents.order.menu import InvalidOrder, OrderRequest, parse_order
+from agents.order.lifecycle import OrderStatus, customer_cancel
+from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.pay_client import PayClient
 from agents.runtime.publisher import Publisher
 from agents.runtime.stalls import Stalls
@@ -54,7 +54,6 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 PAY = web.AppKey("pay", PayClient)
 NUMBERS = web.AppKey("numbers", intake.OrderNumbers)
 EDGE_NAME = f"{socket.gethostname()}:{os.getpid()}"
-CANCELLED_BY_CUSTOMER = "cancelled by the customer"
 PLACEMENT_WAIT_S = 5.0  # beyond pay's timeout, for a keyed order to come back from the order worker
 
 
@@ -75,11 +74,8 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 
 async def place_order(request: web.Request) -> web.Response:
     app = request.app
-    try:
-        order = parse_order(await read_json(request), app[SETTINGS].menu)
-        key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
-    except (InvalidOrder, ValueError) as exc:
-        raise JsonError(400, str(exc)) from None
+    order = parse_order(await read_json(request), app[SETTINGS].menu)
+    key = parse_key(request.headers.get(IDEMPOTENCY_HEADER))
     customer = customer_of(request)
     if key is not None:
         return await place_once(request, key, order, customer)
@@ -149,8 +145,7 @@ async def place_once(request: web.Request, key: str, order: OrderRequest, custom
     if placed is None:
         return json_response({"requestId": key, "status": "Requested"}, 202,
                              headers={"Location": f"/order-requests/{key}"})
-    if (placed["item"], placed["qty"], placed.get("customerId")) != (order.item, order.qty, customer):
-        raise JsonError(422, f"the {IDEMPOTENCY_HEADER} {key!r} was used for another order", orderId=placed["orderId"])
+    intake.check_same_request(placed, key, order, customer)
     return placement_answer(placed["orderId"], OrderStatus(placed["status"]), placed["reason"], order,
                             placed.get("retryAfter"))
 
@@ -184,16 +179,9 @@ async def cancel_order(request: web.Request) -> web.Response:
     if status != 200:
         return web.Response(body=body, status=status, content_type="application/json")
     order = json.loads(body)
-    try:
-        check_cancellable(OrderStatus(order["status"]))
-    except CancelRefused as exc:
-        raise JsonError(409, f"order {order_id} cannot be cancelled: {exc}", orderId=order_id,
-                        status=order["status"]) from None
-    if order["status"] != OrderStatus.CANCELLING.value:  # asked again: the first cancel is under way
-        # The cancel belongs to the order's saga, whoever asks for it.
-        saga = order.get("correlationId") or current.get() or new_correlation_id()
-        await request.app[PUBLISHER].send(make_event("OrderCancelled", correlation_id=saga, orderId=order_id,
-                                                     reason=CANCELLED_BY_CUSTOMER))
+    cancel = customer_cancel(order, current.get() or new_correlation_id())
+    if cancel is not None:
+        await request.app[PUBLISHER].send(cancel)
     return json_response({**order, "status": OrderStatus.CANCELLING.value}, 202)
 
 

@@ -3,7 +3,7 @@
 pay runs in one of two roles, chosen at start:
 - the ledger (by default): the ledger commit is the decision; the outbox relay announces it on Kafka right
   after (and again after a crash), so a request is answered as soon as the money is recorded. It also
-  follows the saga on Kafka (agents/runtime/pay.py).
+  follows the saga on Kafka (agents/pay/saga.py).
 - a front, with PAY_LEDGER_URL set (on Kubernetes, the Deployment the HPA scales): it checks each request,
   takes the provider's time (PAY_DELAY_MS) and has the one pay that keeps the ledger record it. The ledger is
   a single writer — one SQLite file on one volume — so only the fronts scale.
@@ -25,9 +25,10 @@ from agents.correlation import HTTP_HEADER, current
 from agents.events import new_correlation_id
 from agents.pay.ledger import Ledger
 from agents.pay.payments import DECLINE, parse_payment
+from agents.pay.saga import saga_handlers, take_time
 from agents.runtime import faust_patches
 from agents.runtime.metrics import Progress
-from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox, saga_handlers, take_time
+from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox
 from agents.runtime.publisher import Publisher
 from agents.settings import Settings
 from api.http import SETTINGS, JsonError, Resources, json_response, order_id_in_path, read_json, service_app

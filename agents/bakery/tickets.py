@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from agents.events import MAX_ORDER_ID, Event, is_order_id, make_event
+from agents.refusal import Refusal
 
 CONFIRMING = "Confirming"
 CONFIRMED = "Confirmed"
@@ -19,7 +20,7 @@ DEFAULT_REJECT_REASON = "rejected by the bakery"
 _TICKETS = uuid.UUID("0d1f6a52-3c64-4f0e-9a0b-7a7f61f3b0c4")
 
 
-class DecisionRefused(ValueError):
+class DecisionRefused(Refusal):
     """A decision the bakery does not take: not one it takes at all (the message says what is wrong)."""
 
 

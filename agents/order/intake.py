@@ -14,6 +14,8 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from agents.breaker import CircuitBreaker, CircuitOpen
 from agents.events import Event, make_event
+from agents.idempotency import HEADER as IDEMPOTENCY_HEADER
+from agents.idempotency import KeyUsedBefore
 from agents.order.lifecycle import OrderStatus
 from agents.order.menu import OrderRequest
 
@@ -69,6 +71,13 @@ def is_placed(placed: Mapping[str, Any] | None) -> bool:
     """Whether a request's placement is on record (Ordered: its number is reserved, the charge still under
     way)."""
     return placed is not None and placed["status"] != OrderStatus.ORDERED.value
+
+
+def check_same_request(placed: Mapping[str, Any], key: str, order: OrderRequest, customer: str | None) -> None:
+    """An Idempotency-Key names one order request: sent again with another order, or by another customer, it is
+    refused (KeyUsedBefore), and the order the first request placed stands."""
+    if (placed["item"], placed["qty"], placed.get("customerId")) != (order.item, order.qty, customer):
+        raise KeyUsedBefore(f"the {IDEMPOTENCY_HEADER} {key!r} was used for another order", orderId=placed["orderId"])
 
 
 def requests_at_once(most: int, pay_calls: int) -> int:

@@ -22,6 +22,9 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
+from agents.events import Event, make_event
+from agents.refusal import Refusal
+
 
 class OrderStatus(str, Enum):
     ORDERED = "Ordered"
@@ -119,25 +122,43 @@ def status_of(seen: Iterable[str]) -> OrderStatus | None:
     return next((status for events, status in OUTCOME_RULES if events <= seen), None)
 
 
-class CancelRefused(ValueError):
+class CancelRefused(Refusal):
     """The customer may not cancel the order in its current state."""
 
 
-def check_cancellable(status: OrderStatus) -> None:
-    """Raise CancelRefused once the bakery confirmed the order or it ended; a cancel under way may be asked again."""
+CANCELLED_BY_CUSTOMER = "cancelled by the customer"
+
+
+def why_not_cancellable(status: OrderStatus) -> str | None:
+    """Why a cancel is refused: once the bakery confirmed the order or it ended (a cancel under way may be asked
+    again); None while it may be cancelled."""
     if status == S.CONFIRMED:
-        raise CancelRefused("the bakery has confirmed the order; it can no longer be cancelled")
+        return "the bakery has confirmed the order; it can no longer be cancelled"
     if is_terminal(status):
-        raise CancelRefused(f"the order has ended as {status.value}")
+        return f"the order has ended as {status.value}"
+    return None
 
 
 def may_cancel(status: str | None) -> bool:
     """Whether a cancel would be taken now (what a page offers; the order edge decides)."""
     try:
-        check_cancellable(OrderStatus(status))
-    except (ValueError, CancelRefused):
+        return why_not_cancellable(OrderStatus(status)) is None
+    except ValueError:
         return False
-    return True
+
+
+def customer_cancel(order: Mapping[str, Any], correlation: str) -> Event | None:
+    """What the customer's cancel of `order` (as the API shows it) announces: OrderCancelled, in the order's own
+    saga whoever asks; None when a cancel is under way already (asked again). CancelRefused when it may not be.
+    A cancel that crosses the bakery's confirmation on its way is answered by the bakery with that confirmation."""
+    order_id, status = order["id"], OrderStatus(order["status"])
+    why = why_not_cancellable(status)
+    if why is not None:
+        raise CancelRefused(f"order {order_id} cannot be cancelled: {why}", orderId=order_id, status=status.value)
+    if status == S.CANCELLING:
+        return None
+    return make_event("OrderCancelled", correlation_id=order.get("correlationId") or correlation, orderId=order_id,
+                      reason=CANCELLED_BY_CUSTOMER)
 
 
 # Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).

@@ -4,10 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from agents.refusal import Refusal
+
 MAX_QTY = 100
 
 
-class InvalidOrder(ValueError):
+class InvalidOrder(Refusal):
     """An order request a customer must correct; the message says what is wrong."""
 
 

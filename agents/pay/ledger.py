@@ -15,19 +15,20 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar, cast
 
 from agents.events import encode, key_of, make_event
+from agents.idempotency import KeyUsedBefore
 from agents.pay.payments import (
     APPLY,
     CANCEL,
     DECLINE,
     EVENT_OF_ACTION,
-    KeyUsedBefore,
-    PaymentRefused,
+    OrderBooks,
     PaymentRequest,
-    check_chargeable,
-    check_refundable,
+    answered_by,
     decline_reason,
+    entry_for,
     refund_for,
 )
+from agents.refusal import Refusal
 
 T = TypeVar("T")
 MAX_GROUP = 256  # ledger changes committed in one transaction at most
@@ -148,7 +149,7 @@ class Ledger:
     async def _in_group(self, change: Callable[[sqlite3.Connection], T]) -> T:
         """Run `change` in the next group transaction: changes that arrive while a commit is on disk wait and
         are committed together (group commit), one sync to disk for many, each still all-or-nothing (a
-        savepoint each). A PaymentRefused undoes only its own change."""
+        savepoint each). A refusal undoes only its own change."""
         future = asyncio.get_running_loop().create_future()
         self._queued.append((change, future))
         if self._committer is None or self._committer.done():
@@ -180,7 +181,7 @@ class Ledger:
                 db.execute("SAVEPOINT change")
                 try:
                     outcomes.append(change(db))
-                except PaymentRefused as refused:
+                except Refusal as refused:
                     db.execute("ROLLBACK TO change")
                     outcomes.append(refused)
                 db.execute("RELEASE change")
@@ -200,8 +201,7 @@ class Ledger:
 
     def _record_once(self, db: sqlite3.Connection, request: PaymentRequest, correlation_id: str) -> Payment:
         # A repeated request gets the answer the first one got: the charge, the refund, or the decline.
-        answered = (request.action, DECLINE) if request.action == APPLY else (request.action,)
-        for action in answered:
+        for action in answered_by(request.action):
             existing = db.execute(
                 "SELECT id, amount, reason, requested_by FROM payments WHERE order_id = ? AND action = ?",
                 (request.order_id, action),
@@ -210,18 +210,13 @@ class Ledger:
                 reason = decline_reason(existing[1], self._limit) if action == DECLINE else existing[2]
                 return Payment(existing[0], request.order_id, action, existing[1], created=False, reason=reason,
                                requested_by=existing[3])
-        if request.action == CANCEL:
-            amount = refund_for(self._charged(db, request.order_id), request.order_id)
-            check_refundable(request, self._confirmed(db, request.order_id))
-            return self._insert(db, request.order_id, CANCEL, amount, correlation_id, reason=request.reason,
-                                requested_by=request.requested_by.name if request.requested_by else None)
-        voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (request.order_id,)).fetchone()
-        check_chargeable(request.order_id, voided[0] if voided else None)
-        price = request.charged()
-        reason = decline_reason(price, self._limit)
-        if reason:
-            return self._insert(db, request.order_id, DECLINE, price, correlation_id, reason=reason)
-        return self._insert(db, request.order_id, APPLY, price, correlation_id)
+        order_id = request.order_id
+        voided = db.execute("SELECT reason FROM voided_orders WHERE order_id = ?", (order_id,)).fetchone()
+        books = OrderBooks(self._charged(db, order_id), self._confirmed(db, order_id), voided[0] if voided else None)
+        entry = entry_for(request, books, self._limit)
+        by = request.requested_by.name if request.requested_by and entry.action == CANCEL else None
+        return self._insert(db, order_id, entry.action, entry.amount, correlation_id, reason=entry.reason,
+                            requested_by=by)
 
     @staticmethod
     def _confirmed(db: sqlite3.Connection, order_id: int) -> bool:

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from agents.events import MAX_ORDER_ID, is_order_id
 from agents.idempotency import parse_key
 from agents.principals import ADMIN, Principal
+from agents.refusal import Refusal
 
 APPLY, CANCEL, DECLINE = "apply", "cancel", "decline"
 # What each kind of ledger row announces.
@@ -16,7 +17,7 @@ MAX_PRICE = 10**12  # beyond any order, well within SQLite's 64-bit integers
 MAX_REASON = 500
 
 
-class PaymentRefused(ValueError):
+class PaymentRefused(Refusal):
     """A payment request pay will not carry out: not one it takes at all (the message says what is wrong)."""
 
 
@@ -27,10 +28,6 @@ class NotAsThePaymentsStand(PaymentRefused):
 
 class RefundNotYours(PaymentRefused):
     """A refund only an admin may ask for (the bakery confirmed the order: the bread is made)."""
-
-
-class KeyUsedBefore(PaymentRefused):
-    """An Idempotency-Key that named another payment request."""
 
 
 @dataclass(frozen=True)
@@ -69,11 +66,8 @@ def parse_payment(body: Any, idempotency_key: str | None = None,
     reason = body.get("reason")
     if "reason" in body and (action != CANCEL or not isinstance(reason, str) or not 1 <= len(reason) <= MAX_REASON):
         raise PaymentRefused(f"'reason', when given with cancel, must be text of 1 to {MAX_REASON} characters")
-    try:
-        key = parse_key(idempotency_key)
-    except ValueError as exc:
-        raise PaymentRefused(str(exc)) from None
-    return PaymentRequest(order_id=order_id, price=price, action=action, idempotency_key=key, reason=reason,
+    return PaymentRequest(order_id=order_id, price=price, action=action, idempotency_key=parse_key(idempotency_key),
+                          reason=reason,
                           requested_by=requested_by)
 
 
@@ -109,3 +103,39 @@ def refund_for(charged: int | None, order_id: int) -> int:
     if charged is None:
         raise NotAsThePaymentsStand(f"order {order_id} has no payment to refund")
     return charged
+
+
+def answered_by(action: str) -> tuple[str, ...]:
+    """The ledger rows that answer a request for `action` made before: a charge's repeat gets the charge or the
+    decline the first one got."""
+    return (action, DECLINE) if action == APPLY else (action,)
+
+
+@dataclass(frozen=True)
+class OrderBooks:
+    """What the ledger holds of one order when a new payment request for it comes."""
+    charged: int | None        # the amount charged, if it was
+    confirmed: bool            # the bakery confirmed the order
+    voided_reason: str | None  # why the order was voided before its charge came, if it was
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A ledger row a payment request writes."""
+    action: str
+    amount: int
+    reason: str | None = None
+
+
+def entry_for(request: PaymentRequest, books: OrderBooks, limit: int) -> Entry:
+    """What a new payment request writes — the refund of what was charged, or the charge, or its decline over
+    the limit — or the refusal, in that order: a refund needs a charge and must be allowed; a voided order is
+    charged no more."""
+    if request.action == CANCEL:
+        amount = refund_for(books.charged, request.order_id)
+        check_refundable(request, books.confirmed)
+        return Entry(CANCEL, amount, request.reason)
+    check_chargeable(request.order_id, books.voided_reason)
+    price = request.charged()
+    reason = decline_reason(price, limit)
+    return Entry(DECLINE, price, reason) if reason else Entry(APPLY, price)

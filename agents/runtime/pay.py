@@ -1,12 +1,10 @@
-"""pay's side of the saga on Kafka: it charges the payments the order edge deferred (PAY_FALLBACK=defer),
-refunds or voids abandoned orders, notes the ones the bakery confirmed, and announces again what it decided
-for a stalled order — through the same handling as every Faust agent (agents/runtime/consuming.py). Its
-decisions reach Kafka through the ledger's outbox, relayed in order as soon as something is written to it."""
+"""pay's side of the saga on Kafka: its consumer hands each event to pay's handler of it (agents/pay/saga.py)
+through the same handling as every Faust agent (agents/runtime/consuming.py). Its decisions reach Kafka through
+the ledger's outbox, relayed in order as soon as something is written to it."""
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 
 import orjson
@@ -14,60 +12,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from agents.correlation import event_type_of, kafka_headers
-from agents.events import Event
 from agents.pay.ledger import Ledger
-from agents.pay.payments import APPLY, PaymentRefused, PaymentRequest
 from agents.runtime.consuming import Handler, Received, Send, handle, unwanted
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
 
 log = logging.getLogger(__name__)
 
 CONTEXT = "pay"
-# The saga's compensations that reach pay: the order will not be baked, so its money goes back.
-VOIDING_EVENTS = ("OrderRejected", "BakeryRejected", "BakeryTicketClosed")
-
-
-async def take_time(delay: tuple[float, float]) -> None:
-    """The provider's time of PAY_DELAY_MS (none by default), as the seed's pay slept in each request."""
-    low, high = delay
-    if high:
-        await asyncio.sleep(random.uniform(low, high))
-
-
-def saga_handlers(ledger: Ledger, delay: tuple[float, float], outbox_written: asyncio.Event) -> dict[str, Handler]:
-    """pay's handler of each saga event. The ledger decides each at most once per order, so the order these
-    arrive in (and any redelivery) cannot charge or refund twice; its outbox announces every decision, again
-    after a crash."""
-
-    async def charge_deferred(event: Event) -> None:
-        await take_time(delay)
-        try:
-            payment = await ledger.record(PaymentRequest(event["orderId"], event["price"], APPLY),
-                                          event["correlationId"])
-        except PaymentRefused as refused:  # voided meanwhile (cancelled, past its deadline): nothing to take
-            log.info("deferred payment of order %s not taken: %s", event["orderId"], refused)
-            return
-        outcome = "charged" if payment.action == APPLY else f"declined ({payment.reason})"
-        log.info("deferred payment of order %s: %s", event["orderId"], outcome if payment.created else "done before")
-        outbox_written.set()
-
-    async def note_confirmed(event: Event) -> None:
-        await ledger.bakery_confirmed(event["orderId"])
-
-    async def announce_again(event: Event) -> None:
-        again = await ledger.announce_again(event["orderId"])
-        log.warning("order %s stalled in %s: announcing its %d payment event(s) again", event["orderId"],
-                    event["status"], again)
-        outbox_written.set()
-
-    async def void(event: Event) -> None:
-        outcome = await ledger.void(event["orderId"], event["reason"], event["correlationId"])
-        if outcome:
-            log.info("order %s: %s after %s", event["orderId"], outcome, event["type"])
-            outbox_written.set()
-
-    return {"PaymentRequested": charge_deferred, "BakeryConfirmed": note_confirmed, "OrderStalled": announce_again,
-            **{event_type: void for event_type in VOIDING_EVENTS}}
 
 
 async def follow_the_saga(consumer: AIOKafkaConsumer, handlers: dict[str, Handler], dead_letters: Send,

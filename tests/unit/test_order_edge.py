@@ -45,7 +45,8 @@ class Pay:
 
 @pytest.fixture
 async def edge():
-    """The edge, and the fakes behind it: an order worker that knows order 5 in the status a test sets."""
+    """The edge, and the fakes behind it: an order worker that knows order 5 in the status a test sets, and the
+    request keyed k-placed, which placed order 9 for a cake."""
     worker_says = {"status": "Paid"}
 
     async def order_of_worker(request: web.Request) -> web.Response:
@@ -53,8 +54,15 @@ async def edge():
             return web.json_response({"error": "order not found"}, status=404)
         return web.json_response({"id": 5, "status": worker_says["status"], "correlationId": "saga-5"})
 
+    async def placement_of_worker(request: web.Request) -> web.Response:
+        if request.match_info["key"] != "k-placed":
+            return web.json_response({"error": "no such request"}, status=404)
+        return web.json_response({"orderId": 9, "status": "Paid", "reason": None, "item": "cake", "qty": 1,
+                                  "price": 25000})
+
     worker = web.Application()
     worker.router.add_get("/orders/{orderId}", order_of_worker)
+    worker.router.add_get("/placements/{key}", placement_of_worker)
     worker_server = TestServer(worker)
     await worker_server.start_server()
     sent, pay = Sent(), Pay()
@@ -140,11 +148,29 @@ async def test_a_cancel_is_announced_once_and_refused_once_the_order_ended(edge,
     client, sent, _, worker_says = edge
     worker_says["status"] = status_there
     answer = await client.delete("/orders/5")
-    assert answer.status == answered, await answer.json()
+    body = await answer.json()
+    assert answer.status == answered, body
+    if answered == 409:
+        assert (body["orderId"], body["status"]) == (5, status_there) and "cannot be cancelled" in body["error"]
     assert sent.types() == announced
     if announced:
         assert sent.events[0]["correlationId"] == "saga-5"  # the cancel belongs to the order's saga
     assert (await client.delete("/orders/6")).status == 404
+
+
+async def test_an_idempotency_key_sent_again_with_another_order_is_refused_naming_the_order_it_placed(edge):
+    client, sent, pay, _ = edge
+    answer = await client.post("/orders", json={"item": "cake", "qty": 2}, headers={"Idempotency-Key": "k-placed"})
+    body = await answer.json()
+    assert answer.status == 422 and body["orderId"] == 9 and "k-placed" in body["error"]
+    assert sent.events == [] and pay.charged == []
+
+
+async def test_an_idempotency_key_sent_again_with_its_order_is_answered_with_the_first_placement(edge):
+    client, sent, _, _ = edge
+    answer = await client.post("/orders", json={"item": "cake", "qty": 1}, headers={"Idempotency-Key": "k-placed"})
+    assert answer.status == 201 and (await answer.json())["id"] == 9
+    assert sent.events == []
 
 
 @pytest.fixture

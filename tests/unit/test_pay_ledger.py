@@ -1,19 +1,25 @@
 """pay's ledger on a real SQLite file: charges, refunds, idempotency, voiding, the outbox."""
+import asyncio
 import json
 import sqlite3
+from dataclasses import replace
 
 import pytest
 
 from agents.catalog import catalog
+from agents.idempotency import InvalidKey, KeyUsedBefore
 from agents.pay.ledger import Ledger
 from agents.pay.payments import (
-    KeyUsedBefore,
+    Entry,
     NotAsThePaymentsStand,
+    OrderBooks,
     PaymentRefused,
     PaymentRequest,
     RefundNotYours,
+    entry_for,
     parse_payment,
 )
+from agents.pay.saga import saga_handlers
 from agents.principals import ADMIN, BAKER, CUSTOMER, SERVICE, Principal
 
 LIMIT = 1_000_000
@@ -142,7 +148,7 @@ async def test_an_idempotency_key_returns_the_first_payment_and_refuses_another_
 def test_an_idempotency_key_must_be_short_printable_text():
     assert parse_payment({"orderId": 1, "price": 1}, "abc-1").idempotency_key == "abc-1"
     for bad in ("", "x" * 101, "a\nb"):
-        with pytest.raises(PaymentRefused, match="Idempotency-Key"):
+        with pytest.raises(InvalidKey, match="Idempotency-Key"):
             parse_payment({"orderId": 1, "price": 1}, bad)
 
 
@@ -210,3 +216,43 @@ async def test_a_ledger_written_before_refund_reasons_gains_their_columns(tmp_pa
 def test_a_refund_request_carries_its_reason_and_who_asked():
     root = Principal("root", ADMIN)
     assert parse_payment({"orderId": 1, "action": "cancel", "reason": "stale"}, None, root) == refund(1, "stale", root)
+
+
+NOTHING_YET = OrderBooks(charged=None, confirmed=False, voided_reason=None)
+
+
+def test_a_charge_is_written_as_taken_or_as_declined_over_the_limit():
+    assert entry_for(PaymentRequest(1, 500, "apply"), NOTHING_YET, limit=1000) == Entry("apply", 500)
+    declined = entry_for(PaymentRequest(1, 5000, "apply"), NOTHING_YET, limit=1000)
+    assert (declined.action, declined.amount) == ("decline", 5000) and "over the payment limit" in declined.reason
+
+
+def test_a_voided_order_is_charged_no_more():
+    with pytest.raises(NotAsThePaymentsStand, match="rejected"):
+        entry_for(PaymentRequest(1, 500, "apply"), replace(NOTHING_YET, voided_reason="pay timed out"), limit=1000)
+
+
+CHARGED = replace(NOTHING_YET, charged=700)
+
+
+def test_a_refund_is_written_for_the_amount_charged():
+    assert entry_for(refund(1), CHARGED, limit=1000) == Entry("cancel", 700)
+
+
+def test_a_refund_without_a_charge_is_refused():
+    with pytest.raises(NotAsThePaymentsStand, match="no payment to refund"):
+        entry_for(refund(1), NOTHING_YET, limit=1000)
+
+
+def test_once_the_bakery_confirmed_only_an_admin_refunds():
+    confirmed = replace(CHARGED, confirmed=True)
+    with pytest.raises(RefundNotYours):
+        entry_for(refund(1, "stale", Principal("bea", BAKER)), confirmed, limit=1000)
+    assert entry_for(refund(1, "stale", Principal("root", ADMIN)), confirmed, limit=1000) == Entry("cancel", 700,
+                                                                                                   "stale")
+
+
+async def test_every_saga_event_pay_handles_comes_on_a_topic_topics_yaml_says_pay_consumes(ledger):
+    consumed = {event for topic in catalog().topics_consumed_by("pay") for event in topic.events}
+    handled = set(saga_handlers(ledger, (0.0, 0.0), asyncio.Event()))
+    assert handled <= consumed and {"PaymentRequested", "OrderRejected"} <= handled

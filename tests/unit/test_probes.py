@@ -45,7 +45,7 @@ def paths_of(app: web.Application) -> set[str]:
     return {resource.canonical for resource in app.router.resources()}
 
 
-async def test_health_is_ready_only_without_problems_and_not_while_stopping():
+async def test_health_is_ready_only_while_nothing_keeps_the_process_from_its_work():
     process = Process()
     client = await client_of(process)
     try:
@@ -72,23 +72,33 @@ async def test_live_fails_with_the_reason_a_consumer_stalled():
         await client.close()
 
 
-async def test_metrics_are_in_prometheus_text_and_the_pipeline_says_how_far_behind():
+async def test_metrics_are_served_in_prometheus_text():
     client = await client_of(Process())
     try:
         metrics = await client.get("/metrics")
         assert metrics.status == 200 and metrics.content_type == "text/plain"
         assert "# TYPE" in await metrics.text()
+    finally:
+        await client.close()
+
+
+async def test_the_pipeline_page_says_how_far_behind_the_process_runs():
+    client = await client_of(Process())
+    try:
         assert await (await client.get("/pipeline")).json() == {"context": "test", "delayS": 0.5}
     finally:
         await client.close()
 
 
-async def test_the_debug_switches_exist_only_with_debug_on_and_refuse_a_bad_duration():
+async def test_the_debug_switches_exist_only_with_debug_on():
     quiet = await client_of(Process())
     try:
         assert (await quiet.post("/debug/stall-consumer?seconds=1")).status in (404, 405)
     finally:
         await quiet.close()
+
+
+async def test_a_debug_switch_holds_for_the_seconds_asked_within_bounds():
     process = Process()
     client = await client_of(process, debug=True)
     try:

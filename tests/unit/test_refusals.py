@@ -2,8 +2,14 @@
 import pytest
 
 from agents.bakery.tickets import DecisionRefused
+from agents.idempotency import InvalidKey
+from agents.order.menu import InvalidOrder
 from agents.pay.payments import PaymentRefused
+from agents.refusal import Refusal
 from api.http import REFUSALS, refusal
+
+# The kinds that say a request is malformed: answered 400, as any refusal is unless the table says otherwise.
+REQUESTS_TO_CORRECT = {DecisionRefused, PaymentRefused, InvalidOrder, InvalidKey}
 
 
 def kinds(root: type) -> list[type]:
@@ -13,11 +19,15 @@ def kinds(root: type) -> list[type]:
     return found
 
 
-@pytest.mark.parametrize("kind", kinds(DecisionRefused) + kinds(PaymentRefused), ids=lambda kind: kind.__name__)
+@pytest.mark.parametrize("kind", kinds(Refusal)[1:], ids=lambda kind: kind.__name__)
 def test_every_kind_of_refusal_has_its_own_answer(kind):
-    assert kind in dict(REFUSALS), f"{kind.__name__} would be answered as its parent: give it its status"
-    answer = refusal(kind("the reason"))
-    assert answer.http_status == dict(REFUSALS)[kind] and answer.body == {"error": "the reason"}
+    answer = refusal(kind("the reason", orderId=7))
+    if kind in REQUESTS_TO_CORRECT:
+        assert answer.http_status == 400
+    else:
+        assert kind in dict(REFUSALS), f"{kind.__name__} would be answered as its parent: give it its status"
+        assert answer.http_status == dict(REFUSALS)[kind]
+    assert answer.body == {"error": "the reason", "orderId": 7}  # the reason, and the facts the refusal carries
 
 
 def test_the_most_particular_kind_is_looked_up_first():
