@@ -12,7 +12,7 @@ from agents.principals import (
     may_see,
     principal_from,
 )
-from api.gateway import RateLimiter
+from api.gateway.guard import RateLimiter
 from api.http import JsonError
 from api.routes import ACCESS, ROUTES, check_access, route_of
 from api.tokens import TokenBook, new_token, parse_tokens, token_line
@@ -141,7 +141,7 @@ def test_routes_match_whole_path_segments():
 
 
 def test_the_gateway_takes_turns_over_ready_instances_and_keeps_the_others_for_last():
-    from api.gateway import Targets
+    from api.gateway.proxy import Targets
     targets = Targets("order", ["http://a", "http://b", "http://c"])
     firsts = [targets.in_order()[0] for _ in range(6)]
     assert sorted(set(firsts)) == ["http://a", "http://b", "http://c"]  # round-robin

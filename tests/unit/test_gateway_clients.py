@@ -4,7 +4,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.settings import Settings, networks
-from api.gateway import client_address, init_app
+from api.gateway import init_app
+from api.gateway.guard import client_address
 
 PROXIES = networks("10.0.0.0/8, 192.0.2.7")
 

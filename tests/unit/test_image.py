@@ -44,7 +44,7 @@ def test_the_image_reads_topics_yaml_from_where_it_copies_it():
 
 
 def test_the_api_document_the_gateway_serves_is_in_the_package():
-    from api.gateway import OPENAPI
+    from api.gateway.pages import OPENAPI
 
     package_data = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert OPENAPI.parent.name == "api" and OPENAPI.name in package_data["api"]

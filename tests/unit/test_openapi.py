@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from agents.settings import PROJECT_ROOT
-from api.gateway import OPENAPI
+from api.gateway.pages import OPENAPI
 from api.routes import route_of
 
 API = PROJECT_ROOT / "api"
