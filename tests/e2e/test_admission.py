@@ -8,7 +8,7 @@ async def answer_of(system: System, edge: str) -> tuple[int, dict, dict]:
     return await system.request("POST", f"{system.url(edge)}/orders", json=CAKE)
 
 
-async def test_an_edge_refuses_new_orders_while_a_context_stands_still_and_takes_them_once_it_caught_up(
+async def test_an_edge_refuses_new_orders_only_while_a_context_stands_still(
         system, extra):
     bakery = await extra("bakery", "bakery-stalling", BREAD_DEBUG="on", CONSUMER_LAG_SAMPLE_S="0.5")
     edge = await extra("order", "order-admitting", ORDER_SHED_FROM_S="1", ORDER_SHED_ALL_S="2",

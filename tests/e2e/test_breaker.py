@@ -25,7 +25,7 @@ def edge(extra):
     return lambda fallback: extra("order", f"order-{fallback}", PAY_FALLBACK=fallback, **BREAKER)
 
 
-async def test_the_breaker_opens_fails_fast_half_opens_and_closes(system, edge):
+async def test_the_breaker_goes_round_its_states_with_pay(system, edge):
     name = await edge("reject")
     assert await breaker_state(system, name) == 0
     system.processes["pay"].send_signal(signal.SIGSTOP)
@@ -59,7 +59,7 @@ async def _state_is(system, name, wanted):
     return await breaker_state(system, name) == wanted
 
 
-async def test_deferred_orders_are_taken_while_pay_is_down_and_paid_once_when_it_returns(system, edge):
+async def test_deferred_orders_are_paid_once_when_pay_returns(system, edge):
     name = await edge("defer")
     system.stop("pay")
     try:

@@ -31,7 +31,7 @@ async def test_the_callers_correlation_id_is_on_every_event_of_the_saga(system, 
     assert shown["correlationId"] == trace
 
 
-async def test_a_new_correlation_id_is_assigned_and_logged_when_the_caller_has_none(system):
+async def test_a_caller_without_a_correlation_id_gets_a_new_one(system):
     system.stop("pay")
     try:
         status, body, headers = await system.request("POST", f"{system.url('gateway')}/orders",

@@ -201,7 +201,7 @@ def books(system: System) -> dict[int, Counter]:
     return per_order
 
 
-async def test_every_order_ends_and_every_record_agrees_while_every_process_is_killed(system):
+async def test_every_record_tells_the_same_story_of_every_order_while_every_process_is_killed(system):
     seed = time.time_ns() % 2**32
     print(f"the crash test's random seed: {seed}")
     rng = random.Random(seed)

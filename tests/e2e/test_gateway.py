@@ -17,7 +17,7 @@ def gateway(extra):
     return lambda name, **settings: extra("gateway", name, **settings)
 
 
-async def test_with_auth_on_customers_need_a_token_and_see_only_their_own_orders(system, gateway, tmp_path):
+async def test_with_auth_on_a_customer_sees_only_their_own_orders(system, gateway, tmp_path):
     tokens = tmp_path / "tokens"
     alice, bob = (system.token(tokens, who) for who in ("alice", "bob"))
     gw = system.url(await gateway("gateway-auth", GATEWAY_AUTH="on", GATEWAY_TOKENS_FILE=str(tokens)))
@@ -63,7 +63,7 @@ async def test_with_auth_on_customers_need_a_token_and_see_only_their_own_orders
     await eventually(everyones_page, what="both customers' orders on the Mypage without auth")
 
 
-async def test_bodies_over_the_limit_get_413_and_a_client_over_its_rate_429(system, gateway):
+async def test_the_gateway_refuses_what_is_over_its_limits(system, gateway):
     gw = system.url(await gateway("gateway-limited", GATEWAY_MAX_BODY_BYTES="1024",
                                   GATEWAY_RATE_LIMIT_RPS="0.5", GATEWAY_RATE_LIMIT_BURST="3"))
     big = {"item": "cake", "qty": 1, "note": "x" * 2000}
@@ -84,7 +84,7 @@ async def test_bodies_over_the_limit_get_413_and_a_client_over_its_rate_429(syst
     assert "too many requests" in body["error"] and 1 <= int(headers["Retry-After"]) <= 2
 
 
-async def test_each_route_has_its_timeout_and_every_request_one_json_access_log_line(system, gateway):
+async def test_each_route_has_its_own_timeout(system, gateway):
     name = await gateway("gateway-timeouts", GATEWAY_TIMEOUT_PAYMENTS_S="0.3")
     gw = system.url(name)
     system.processes["pay"].send_signal(signal.SIGSTOP)

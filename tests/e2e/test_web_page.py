@@ -183,7 +183,7 @@ async def test_a_customer_cancels_an_order_on_its_way(system: System, browser: B
     assert "OrderCancelled" in steps and "PayCanceled" in steps  # the saga's compensation, told
 
 
-async def test_a_baker_confirms_one_ticket_and_rejects_another_with_a_reason(system: System, browser: Browser,
+async def test_a_baker_decides_tickets_on_the_page(system: System, browser: Browser,
                                                                             screenshots: Path):
     await open_page(browser, system.url("gateway"))
     await browser.run(browser.click, "#views button[data-view='baker']")
@@ -208,7 +208,7 @@ async def test_a_baker_confirms_one_ticket_and_rejects_another_with_a_reason(sys
     assert await browser.run(browser.js, "return window.notReloaded") is True
 
 
-async def test_with_pay_stopped_the_page_shows_the_503_and_when_to_retry(system: System, browser: Browser):
+async def test_with_pay_stopped_the_page_says_when_to_retry(system: System, browser: Browser):
     await open_page(browser, system.url("gateway"))
     system.stop("pay")
     try:
@@ -227,7 +227,7 @@ async def order_in_page_refused(browser: Browser) -> None:
     await browser.run(browser.shown, "#problem[data-status='503']", "the refusal shown")
 
 
-async def test_with_authentication_on_each_role_sees_its_own_view_and_a_customer_their_own_orders(
+async def test_with_authentication_on_each_role_sees_its_own_view(
         system: System, browser: Browser, extra, tmp_path):
     tokens = tmp_path / "tokens"
     alice, bob, bea = (system.token(tokens, name, role) for name, role in

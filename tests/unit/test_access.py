@@ -21,7 +21,7 @@ from tests.roles import EXPECTED
 ALICE, BOB = Principal("alice", CUSTOMER), Principal("bob", CUSTOMER)
 
 
-def test_a_customer_sees_only_their_own_orders_and_every_other_caller_what_its_routes_reach():
+def test_what_each_caller_may_see_follows_from_its_role():
     mine, theirs, anonymous = {"customerId": "alice"}, {"customerId": "bob"}, {}
     assert may_see(mine, ALICE) and not may_see(theirs, ALICE) and not may_see(anonymous, ALICE)
     for caller in (None, Principal("bea", BAKER), Principal("ops", SERVICE), Principal("root", ADMIN)):
@@ -42,7 +42,7 @@ def test_the_principal_comes_from_both_headers_or_neither():
     assert ALICE.headers()["X-Customer-ID"] == "alice" and principal_from(ALICE.headers()) == ALICE
 
 
-def test_the_tokens_file_holds_digests_and_finds_the_principal_of_a_token(tmp_path):
+def test_the_tokens_file_finds_a_principal_by_a_digest_of_its_token(tmp_path):
     token, bakers = new_token(), new_token()
     path = tmp_path / "tokens"
     path.write_text("# name role digest\n\n" + token_line("alice", CUSTOMER, token)
@@ -81,14 +81,14 @@ def test_a_broken_tokens_file_is_refused_with_its_line(text):
 
 @pytest.mark.parametrize("name, role", [("", CUSTOMER), ("a b", CUSTOMER), ("-alice", CUSTOMER),
                                         ("x" * 65, CUSTOMER), ("ali/ce", CUSTOMER), ("alice", "root")])
-def test_names_are_plain_and_roles_are_known(name, role):
+def test_a_principal_is_a_plain_name_with_a_known_role(name, role):
     with pytest.raises(ValueError):
         token_line(name, role, "t")
 
 
 @pytest.mark.parametrize("method, path", list(EXPECTED))
 @pytest.mark.parametrize("role", ROLES)
-def test_each_role_may_call_what_the_table_says_and_is_refused_the_rest_with_403(method, path, role):
+def test_a_role_is_refused_with_403_what_the_table_does_not_give_it(method, path, role):
     principal = Principal("someone", role)
     if role in EXPECTED[(method, path)]:
         check_access(method, path, principal)
@@ -98,7 +98,7 @@ def test_each_role_may_call_what_the_table_says_and_is_refused_the_rest_with_403
         assert refused.value.http_status == 403 and role in refused.value.body["error"]
 
 
-def test_the_table_covers_every_route_and_without_a_principal_everything_is_open():
+def test_the_access_table_covers_every_route():
     assert {prefix for prefix, _ in ACCESS} == {route.prefix for route in ROUTES}
     assert len(EXPECTED) == len({(m, route_of(p).prefix) for m, p in EXPECTED}) + 1  # /mypages list and row
     for method, path in EXPECTED:
@@ -120,7 +120,7 @@ class Clock:
         return self.now
 
 
-def test_the_rate_limit_lets_a_burst_through_then_the_rate_and_tells_how_long_to_wait():
+def test_the_rate_limit_is_a_token_bucket_that_says_how_long_to_wait():
     clock = Clock()
     limiter = RateLimiter(rate=2, burst=3, clock=clock)
     assert [limiter.wait_for("alice") for _ in range(3)] == [0, 0, 0]
@@ -140,7 +140,7 @@ def test_routes_match_whole_path_segments():
     assert len({r.prefix for r in ROUTES}) == len(ROUTES)
 
 
-def test_the_gateway_takes_turns_over_ready_instances_and_keeps_the_others_for_last():
+def test_the_gateway_sends_to_ready_instances_first_in_turn():
     from api.gateway.proxy import Targets
     targets = Targets("order", ["http://a", "http://b", "http://c"])
     firsts = [targets.in_order()[0] for _ in range(6)]

@@ -25,7 +25,7 @@ def take(door: Door, clock: Clock, per_s: float, seconds: float) -> list[float]:
     return waits
 
 
-def test_a_quiet_door_lets_a_caller_in_at_once_and_a_burst_in_turn_first_come_first_served():
+def test_a_door_lets_callers_in_first_come_first_served():
     door_, clock = door(burst_s=0.05)
     waits = [door_.turn() for _ in range(10)]  # ten at one moment, at 100 a second
     assert waits[:6] == pytest.approx([0.0] * 6)  # a burst's worth at once
@@ -43,7 +43,7 @@ def test_a_caller_whose_turn_would_come_later_than_it_may_wait_is_refused_at_onc
     assert door_.turn() == pytest.approx(0.6)
 
 
-def test_while_the_contexts_keep_up_a_pace_in_use_grows_gently_and_an_unused_one_does_not():
+def test_while_the_contexts_keep_up_only_a_pace_in_use_grows():
     door_, clock = door()
     take(door_, clock, 90, 0.25)  # 90 a second against 100: in use
     door_.heard(0.2)
@@ -53,7 +53,7 @@ def test_while_the_contexts_keep_up_a_pace_in_use_grows_gently_and_an_unused_one
     assert door_.rate == pytest.approx(110.0)
 
 
-def test_falling_behind_it_slows_towards_what_was_taken_in_proportion_and_holds_while_they_catch_up():
+def test_falling_behind_slows_the_door_in_proportion():
     door_, clock = door(initial_per_s=190.0)
     take(door_, clock, 180, 0.25)
     door_.heard(1.1)  # past the mark, and further behind than before: what was taken, in proportion
@@ -97,7 +97,7 @@ def test_placing_a_second_slower_than_usual_slows_the_pace_as_contexts_a_second_
     assert door_.usual_intake_s == pytest.approx(0.02)  # what queued taught it nothing
 
 
-def test_past_the_second_mark_the_door_is_closed_and_reopens_at_the_pace_it_closed_at():
+def test_past_the_second_mark_the_door_closes_until_the_contexts_catch_up():
     door_, clock = door()
     take(door_, clock, 100, 0.25)
     door_.heard(1.5)
@@ -112,7 +112,7 @@ def test_past_the_second_mark_the_door_is_closed_and_reopens_at_the_pace_it_clos
     assert door_.turn() == 0.0 and door_.rate == pace
 
 
-def test_a_door_that_took_nothing_while_the_contexts_fell_behind_eases_off_and_lets_a_lone_caller_in():
+def test_a_door_that_took_nothing_lets_a_lone_caller_in():
     door_, clock = door()
     clock.now += 1
     door_.heard(2.5)
@@ -145,7 +145,7 @@ def test_settings_that_make_no_sense_are_refused(wrong):
         door(**wrong)
 
 
-def test_the_watch_takes_the_longest_delay_heard_lately_and_forgets_a_silent_context():
+def test_the_watch_hears_the_longest_delay_of_the_contexts_still_talking():
     clock = Clock()
     watch = PipelineWatch(http=None, urls={}, every_s=0.25, clock=clock)
     assert watch.delay() == 0.0

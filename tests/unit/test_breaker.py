@@ -57,7 +57,7 @@ async def test_stays_closed_below_minimum_calls_even_if_all_fail():
     assert breaker.state == BreakerState.CLOSED
 
 
-async def test_opens_at_failure_rate_threshold_and_then_fails_fast_without_calling():
+async def test_opens_at_the_failure_rate_threshold_then_fails_fast():
     breaker, _, moves = make()
     for call in (ok, fail, ok, fail):
         await run(breaker, call)
@@ -73,7 +73,7 @@ async def test_opens_at_failure_rate_threshold_and_then_fails_fast_without_calli
     assert refused.value.retry_after == pytest.approx(5.0)
 
 
-async def test_below_failure_rate_stays_closed_and_window_slides():
+async def test_below_the_failure_rate_it_stays_closed_over_a_sliding_window():
     breaker, _, _ = make()
     for call in (fail, ok, ok, ok, ok, ok, ok, ok, ok, ok):
         await run(breaker, call)
@@ -113,7 +113,7 @@ async def open_breaker():
     return breaker, clock, moves
 
 
-async def test_half_opens_after_the_wait_and_closes_when_trials_succeed():
+async def test_half_opens_after_the_wait_then_closes_on_good_trials():
     breaker, clock, moves = await open_breaker()
     clock.now += 4.9
     assert breaker.retry_after() == pytest.approx(0.1)
@@ -206,7 +206,7 @@ class StalledHere(Exception):
     pass
 
 
-async def test_a_call_that_says_nothing_of_the_dependency_is_not_recorded_and_a_trial_gives_its_slot_back():
+async def test_a_call_that_says_nothing_of_the_dependency_is_not_counted():
     breaker, clock, _ = make()
 
     async def stalled():
@@ -238,7 +238,7 @@ def test_settings_are_checked(bad):
         BreakerSettings(**bad)
 
 
-async def test_state_and_transitions_are_exported_for_prometheus():
+async def test_the_breaker_s_state_is_exported_for_prometheus():
     from prometheus_client import REGISTRY
     breaker = CircuitBreaker("metrics-probe", SETTINGS, clock=Clock())
     for _ in range(4):
@@ -254,7 +254,7 @@ async def test_state_and_transitions_are_exported_for_prometheus():
     assert sample("bread_breaker_calls_total", outcome="not_permitted") == 1
 
 
-def test_settings_come_from_the_environment_and_bad_ones_stop_the_service():
+def test_bad_breaker_settings_stop_the_service():
     from agents.order.intake import Fallback
     from agents.runtime.pay_client import PayClient, breaker_settings
     from agents.runtime.stalls import Stalls

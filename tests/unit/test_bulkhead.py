@@ -75,7 +75,7 @@ def test_a_machine_so_busy_that_this_process_wakes_late_shrinks_the_limit_though
     assert busy.value == int(20 * 0.96 ** 5)  # a fifth fewer would do, smoothed
 
 
-def test_stalls_that_ease_off_with_fewer_calls_hold_the_limit_and_only_growing_stalls_shrink_it():
+def test_only_stalls_that_grow_with_fewer_calls_shrink_the_limit():
     limit = limit_used_to(0.5)
     calls(limit, 0.5, None, 1, late_s=0.2)
     shrunk = limit.value

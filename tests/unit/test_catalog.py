@@ -5,7 +5,7 @@ from agents.catalog import CatalogError, InvalidEvent, catalog, parse
 from agents.events import decode, encode, key_of, make_event
 
 
-def test_every_topic_declares_its_key_partitions_cleanup_and_owners():
+def test_every_topic_declares_how_it_is_kept():
     for topic in catalog().topics.values():
         assert topic.name and topic.partitions >= 1
         assert topic.cleanup in {"delete", "compact"}
@@ -13,7 +13,7 @@ def test_every_topic_declares_its_key_partitions_cleanup_and_owners():
         assert topic.events, f"{topic.alias} carries no events"
 
 
-def test_events_are_keyed_by_order_id_and_commands_by_their_request_id():
+def test_each_message_is_keyed_by_the_id_it_is_about():
     keyed = [t for t in catalog().topics.values() if t.key]
     assert keyed and all(t.key == ("orderId" if t.enveloped else "requestId") for t in keyed)
     assert {t.alias for t in keyed if not t.enveloped} == {"order-requests"}
@@ -23,7 +23,7 @@ def test_commands_need_no_envelope():
     catalog().validate({"type": "RequestOrder", "requestId": "r1", "item": "cake", "qty": 1})
 
 
-def test_events_are_found_by_type_and_contexts_by_what_they_read():
+def test_the_catalogue_finds_the_topics_of_an_event_or_a_reader():
     assert catalog().topic_of_event("OrderPlaced").alias == "orders"
     assert {t.alias for t in catalog().topics_consumed_by("order")} == {
         "orders", "payment-requests", "payments", "bakery", "order-requests"}
@@ -31,7 +31,7 @@ def test_events_are_found_by_type_and_contexts_by_what_they_read():
     assert [t.name for t in catalog().tables_followed_by("mypage")] == ["orders"]
 
 
-def test_a_made_event_carries_the_envelope_and_validates():
+def test_a_made_event_carries_a_valid_envelope():
     event = make_event("OrderPlaced", correlation_id="c1", orderId=7, item="cake", qty=1, price=25000)
     assert {"type", "eventId", "occurredAt", "correlationId"} <= set(event)
     assert key_of(event) == b"7"
@@ -66,7 +66,7 @@ def test_an_optional_field_may_be_absent_but_not_of_another_type():
     assert catalog().topic_of_event("OrderPlaced").optional["OrderPlaced"] == {"customerId"}
 
 
-def test_undeclared_event_types_and_wrong_topics_are_refused():
+def test_an_event_off_its_declared_topic_is_refused():
     with pytest.raises(InvalidEvent, match="not declared"):
         make_event("OrderTeleported", correlation_id="c", orderId=1)
     event = make_event("OrderRejected", correlation_id="c", orderId=1, reason="r")
@@ -105,7 +105,7 @@ def test_tables_are_co_partitioned_with_what_their_context_reads():
         assert table.changelog == f"bread-{table.context}-{table.name}-changelog"
 
 
-def test_a_table_followed_by_a_context_names_known_contexts_and_shares_its_partitions():
+def test_a_followed_table_is_co_partitioned_with_its_known_followers():
     topic = {"name": "t", "partitions": 3, "key": "orderId", "producer": "order", "consumers": ["order"],
              "events": {"E": {"orderId": "int"}}}
     followed = parse({"topics": {"t": topic}, "tables": {"rows": {"context": "order", "consumers": ["mypage"]},

@@ -34,7 +34,7 @@ def reader(taken: dict[int, int], sent: list[dict], refuse: bool = False) -> Che
                       send=send)
 
 
-async def test_an_invalid_request_read_ahead_is_dead_lettered_at_once_and_the_handling_takes_the_letter_over():
+async def test_an_invalid_request_read_ahead_is_dead_lettered_once_at_once():
     sent: list[dict] = []
     ahead = reader({0: 10}, sent)
     ahead.read(request(40, qty=0))
@@ -92,7 +92,7 @@ class Consumer:
         return {0: batch}
 
 
-async def test_a_reader_ahead_whose_consumer_failed_makes_another_and_reads_from_where_the_handling_is():
+async def test_a_reader_ahead_whose_consumer_failed_goes_on_with_another():
     sent: list[dict] = []
     letter_sent = asyncio.Event()
 

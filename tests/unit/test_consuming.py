@@ -36,13 +36,13 @@ async def test_a_sound_event_reaches_its_handler_with_its_correlation_id():
     assert progress.next_offset(ORDERS, 1) == 4
 
 
-async def test_an_event_no_handler_wants_is_read_and_left():
+async def test_an_event_no_handler_wants_is_left_alone():
     cancelled = make_event("OrderCancelled", correlation_id="c", orderId=7, reason="x")
     letters, progress = await run(encode(cancelled), {})
     assert letters == [] and progress.next_offset(ORDERS, 1) == 4
 
 
-async def test_what_cannot_be_read_or_handled_becomes_a_dead_letter_and_the_consumer_goes_on():
+async def test_what_cannot_be_read_or_handled_becomes_a_dead_letter():
     async def failing(event):
         raise RuntimeError("the oven is cold")
     lacking = make_event("OrderPlaced", correlation_id="c", orderId=7, item="cake", qty=1, price=1)
@@ -71,7 +71,7 @@ async def test_an_event_whose_header_names_a_type_no_handler_wants_is_counted_un
     assert letters == [] and progress.next_offset(ORDERS, 1) == 4
 
 
-def test_the_type_header_is_read_as_aiokafka_and_faust_give_headers():
+def test_the_type_header_is_read_however_the_client_gives_headers():
     headers = correlation.kafka_headers(make_event("OrderCancelled", correlation_id="c", orderId=7, reason="x"))
     assert correlation.event_type_of(tuple(headers)) == correlation.event_type_of(dict(headers)) == "OrderCancelled"
     assert correlation.event_type_of(None) is None

@@ -45,7 +45,7 @@ def emitted_events() -> list[tuple[str, str | None, str]]:
     return found
 
 
-def test_every_emitted_event_is_declared_and_emitted_by_its_declared_producer():
+def test_every_emitted_event_comes_from_the_producer_topics_yaml_declares():
     for event_type, context, path in emitted_events():
         topic = catalog().topic_of_event(event_type)  # raises when undeclared
         if context is None:  # shared code emits on behalf of every context (dead letters)

@@ -27,7 +27,7 @@ def dashboard_metrics(dashboard: dict) -> set[str]:
     return {SUFFIXES.sub("", name) for e in exprs for name in re.findall(r"\bbread_[a-z_]+", e)}
 
 
-def test_every_panel_queries_a_metric_bread_exports_and_every_metric_has_a_panel():
+def test_the_dashboard_has_one_panel_per_exported_metric():
     dashboard = json.loads(DASHBOARD.read_text())
     used, exported = dashboard_metrics(dashboard), bread_families()
     assert used - exported == set(), "the dashboard queries metrics no service exports"

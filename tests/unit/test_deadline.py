@@ -33,7 +33,7 @@ def test_the_deadline_counts_from_when_the_saga_began():
     assert after(None, event("OrderPlaced")) == {"at": EPOCH + 300, "then": CANCEL, "attempt": 0}
 
 
-def test_an_open_order_keeps_its_deadline_and_an_ended_one_has_none():
+def test_only_an_open_order_has_a_deadline():
     first = after(None, event("OrderPlaced"))
     assert after(first, event("PayApproved", at="2026-01-01T00:00:01+00:00"), "Paid") == first
     assert after(first, event("BakeryConfirmed"), "Confirmed", ended=True) is None
@@ -49,7 +49,7 @@ def test_a_deadline_lost_in_a_crash_is_set_again_from_the_order_s_state():
     assert after(None, event("BakeryTicketClosed"), "Cancelling") == {"at": EPOCH + 60, "then": REPAIR, "attempt": 0}
 
 
-def test_each_repair_waits_twice_as_long_and_an_old_one_seen_again_changes_nothing():
+def test_each_repair_waits_twice_as_long_as_the_one_before():
     first = after(None, event("OrderStalled", attempt=0), "Cancelling")
     assert first == {"at": EPOCH + 120, "then": REPAIR, "attempt": 1}
     second = after(first, event("OrderStalled", attempt=1), "Cancelling")

@@ -51,7 +51,7 @@ async def test_a_message_whose_callback_need_not_wait_is_handed_on_without_a_tas
     assert drain.slow_path_taken == 0 and len(asyncio.all_tasks()) == tasks_before
 
 
-async def test_a_callback_that_waits_is_raced_against_the_suspension_and_finishes_when_it_may(drain):
+async def test_a_callback_that_waits_finishes_once_the_suspension_allows(drain):
     room = asyncio.get_running_loop().create_future()
 
     async def callback():
@@ -104,7 +104,7 @@ class Producer:
         self.flushed += 1
 
 
-async def test_the_flush_before_a_commit_waits_for_every_send_and_fails_on_a_failed_one():
+async def test_the_flush_before_a_commit_waits_for_every_send():
     producer, unacknowledged = Producer(), set()
 
     def expect(future):
@@ -162,7 +162,7 @@ async def test_a_partition_whose_handled_offsets_begin_past_its_last_commit_is_r
     assert consumer._new_offset(TP) is None and consumer.seeks == 1  # reading again already: one seek
 
 
-async def test_skipped_offsets_on_bread_s_topics_are_read_again_and_on_others_left_to_faust():
+async def test_skipped_offsets_on_bread_s_topics_are_read_again():
     consumer = Committing(TP, handled=[11], committed=10)
     faust_patches.commit_only_what_was_handled(consumer, own_topics={"bread.orders"})
     consumer._committed_offset[OTHERS] = 10
@@ -181,7 +181,7 @@ def test_faust_s_consumer_long_polls():
     assert (made._fetch_min_bytes, made._fetch_max_wait_ms) == (1, 1000)
 
 
-async def test_a_consumer_asks_a_node_again_no_sooner_than_the_pace_and_a_quiet_one_at_once():
+async def test_a_consumer_asks_a_busy_node_again_no_sooner_than_the_pace():
     from aiokafka.consumer.fetcher import Fetcher
     original, now, waited, asked = Fetcher._proc_fetch_request, [100.0], [], []
 

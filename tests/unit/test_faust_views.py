@@ -82,7 +82,7 @@ async def test_a_mypage_row_is_served_in_hal_shape_with_a_link_to_itself(mypages
     assert missing.status == 404 and "99" in (await missing.json())["error"]
 
 
-async def test_a_customer_sees_only_their_own_rows_and_pages(mypages):
+async def test_a_customer_sees_only_their_own_rows(mypages):
     client, _ = mypages
     assert (await client.get("/mypages/2", headers=ALICE)).status == 404
     assert (await client.get("/mypages/2", headers=BOB)).status == 200
@@ -91,7 +91,7 @@ async def test_a_customer_sees_only_their_own_rows_and_pages(mypages):
     assert page["page"]["totalElements"] == 2
 
 
-async def test_the_page_is_the_newest_rows_first_and_its_size_is_checked(mypages):
+async def test_a_page_lists_the_newest_rows_first(mypages):
     client, _ = mypages
     page = await (await client.get("/mypages", params={"page": "1", "size": "2"})).json()
     assert [r["orderId"] for r in page["_embedded"]["mypages"]] == [1]
@@ -111,7 +111,7 @@ async def test_mypage_checks_the_principal_the_gateway_named(mypages):
     assert half.status == 400 and "error" in await half.json()
 
 
-async def test_a_page_merges_every_workers_share_and_passes_on_who_asks(settings):
+async def test_a_page_gathers_every_worker_s_share_for_whoever_asks(settings):
     """Two Mypage workers: this one holds order 1, the other (a stand-in answering `scope=local` as a worker
     does) orders 2 and 4. The page is the newest rows of both; the other worker was asked for Alice's rows."""
     asked: list[dict] = []
@@ -169,7 +169,7 @@ async def tickets(settings, monkeypatch):
     await client.close()
 
 
-async def test_a_baker_confirms_a_ticket_and_sees_it_decided(tickets):
+async def test_a_baker_s_decision_is_answered_with_the_ticket_decided(tickets):
     client, decided = tickets
     answer = await client.post("/bakeries", json={"orderId": 7, "status": "Confirmed"}, headers=BAKER)
     assert answer.status == 200 and (await answer.json())["status"] == "Confirmed"
@@ -205,7 +205,7 @@ async def test_tickets_are_the_bakers_business_not_the_customers(tickets):
     assert (await client.post("/bakeries", json={"orderId": 7, "status": "Confirmed"}, headers=ALICE)).status == 403
 
 
-async def test_the_baker_sees_the_tickets_waiting_longest_first_and_how_many_wait(tickets):
+async def test_the_baker_sees_the_tickets_waiting_longest_first(tickets):
     client, _ = tickets
     waiting = await (await client.get("/bakeries", headers=BAKER)).json()
     assert [t["orderId"] for t in waiting["tickets"]] == [7, 8, 9] and waiting["total"] == 3  # not 5: decided
@@ -269,7 +269,7 @@ async def order_face(settings):
     await client.close()
 
 
-async def test_the_order_worker_serves_an_order_and_a_request_to_their_owner(order_face):
+async def test_the_order_worker_serves_each_row_to_its_owner_only(order_face):
     client, _ = order_face
     order = await client.get("/orders/11", headers=ALICE)
     assert order.status == 200 and (await order.json())["status"] == "Paid"
@@ -278,7 +278,7 @@ async def test_the_order_worker_serves_an_order_and_a_request_to_their_owner(ord
     assert (placed["requestId"], placed["orderId"]) == ("r-1", 11)
 
 
-async def test_a_placement_wait_is_checked_and_bounded(order_face):
+async def test_a_placement_wait_is_bounded(order_face):
     client, _ = order_face
     for bad in ("soon", "-1", "31"):
         answer = await client.get("/placements/r-2", params={"wait": bad})
@@ -289,7 +289,7 @@ async def test_a_placement_wait_is_checked_and_bounded(order_face):
     assert (await client.get("/placements/r-1", params={"wait": "5"})).status == 200
 
 
-async def test_a_worker_serves_breads_metrics_for_prometheus_and_how_far_behind_it_runs(mypages):
+async def test_a_worker_serves_its_probe_pages_with_bread_s_metrics(mypages):
     client, _ = mypages
     answer = await client.get("/metrics")
     text = await answer.text()

@@ -34,7 +34,7 @@ def change(partition, offset, key="1", row=None):
     return Change(partition, offset, key, {"orderId": int(key)} if row is None else row)
 
 
-def test_a_returning_watcher_gets_every_change_after_its_position_and_nothing_before():
+def test_a_returning_watcher_gets_exactly_the_changes_after_its_position():
     recent = RecentChanges({0: 5, 1: 0}, size=10)
     for c in (change(0, 5), change(1, 0), change(0, 6), change(1, 1)):
         recent.add(c)
@@ -56,7 +56,7 @@ def test_a_watcher_away_longer_than_the_feed_remembers_starts_afresh():
         recent.since({0: 2, 1: 0})  # a partition this feed does not have
 
 
-def test_an_event_carries_the_position_and_a_heartbeat_only_the_position():
+def test_every_message_of_a_stream_carries_the_position():
     assert server_sent({0: 3, 1: 4}, "row", {"orderId": 1}) == b'id: 0:3,1:4\nevent: row\ndata: {"orderId":1}\n\n'
     assert server_sent({0: 3}) == b"id: 0:3\n\n"
 
@@ -122,7 +122,7 @@ async def test_a_feed_starting_reads_back_what_it_may_keep_then_follows_new_chan
     await feed.stop()
 
 
-async def test_a_watcher_resumes_from_its_position_and_misses_nothing():
+async def test_a_watcher_resumes_from_its_position_missing_nothing():
     messages = {0: [("1", b'{"orderId":1,"n":0}')], 1: []}
     feed = ChangelogFeed("t", lambda name: Changelog("t", messages, name), memory=10, linger_s=30)
     first = stream(feed, None, heartbeat_s=5)
@@ -138,7 +138,7 @@ async def test_a_watcher_resumes_from_its_position_and_misses_nothing():
     await feed.stop()
 
 
-async def test_a_new_watcher_starts_afresh_from_now_and_a_quiet_stream_sends_its_position():
+async def test_a_new_watcher_starts_from_now():
     feed = ChangelogFeed("t", lambda name: Changelog("t", {1: [("2", b'{"orderId":2}')]}, name), memory=10, linger_s=30)
     seen = stream(feed, None, heartbeat_s=0.05)
     assert await anext(seen) == ("afresh", None, {0: 0, 1: 1})  # it loads the rows; what is in them is behind it

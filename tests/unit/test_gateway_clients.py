@@ -25,7 +25,7 @@ def test_the_client_is_the_nearest_address_no_trusted_proxy_vouches_for(peer, fo
     assert client_address(peer, forwarded_for, PROXIES) == client
 
 
-def test_no_trusted_proxies_by_default_and_bad_ones_stop_the_gateway():
+def test_trusted_proxies_are_none_unless_set_well():
     assert Settings().gateway_trusted_proxies == ()
     with pytest.raises(SystemExit, match="GATEWAY_TRUSTED_PROXIES"):
         Settings.from_env({"GATEWAY_TRUSTED_PROXIES": "10.0.0.0/8, the-ingress"})

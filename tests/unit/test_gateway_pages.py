@@ -49,7 +49,7 @@ async def test_the_web_page_loads_only_files_the_gateway_serves_without_a_token(
     assert (await gateway.get("/ui/app.js")).content_type == "text/javascript"
 
 
-async def test_me_says_who_the_token_is_and_asks_for_one_without(gateway):
+async def test_me_says_who_the_token_is(gateway):
     assert (await gateway.get("/me")).status == 401
     answer = await gateway.get("/me", headers={"Authorization": f"Bearer {BAKER_TOKEN}"})
     assert await answer.json() == {"authentication": "on", "principal": "bea", "role": "baker"}

@@ -14,7 +14,7 @@ def stages() -> dict[str, str]:
     return {part.split()[2]: part for part in parts}  # "<image> AS <name> ..."
 
 
-def test_a_build_stage_and_a_slim_runtime_stage():
+def test_the_image_runs_slim_apart_from_its_build_stage():
     found = stages()
     assert list(found) == ["build", "runtime"]
     assert all(body.startswith("python:3.11-slim") for body in found.values())

@@ -102,7 +102,7 @@ def test_no_disruption_budget_forbids_every_eviction_so_a_node_can_be_drained(ov
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
+def test_the_deployments_run_the_services_as_they_are_built_to_run(overlay):
     workloads = of_kind(overlay, "Deployment", "StatefulSet")
     assert {w["metadata"]["name"] for w in workloads} == {"gateway", "order", "bakery", "order-worker", "mypage", "pay",
                                                          "pay-ledger"}
@@ -130,7 +130,7 @@ def test_probes_rollouts_budgets_and_grace_say_what_the_services_do(overlay):
             assert w["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
 
-def test_the_configmap_sets_only_what_differs_on_kubernetes_and_the_overlays_known_settings():
+def test_the_configmap_sets_only_known_settings_that_differ():
     known = {d["env"]: d for d in described()}
     for overlay in OVERLAYS:
         (configmap,) = [d for d in of_kind(overlay, "ConfigMap") if d["metadata"]["name"] == "bread-config"]
@@ -141,7 +141,7 @@ def test_the_configmap_sets_only_what_differs_on_kubernetes_and_the_overlays_kno
     assert "GATEWAY_TIMEOUT_S" not in base["data"], "each route keeps its own timeout"
 
 
-def test_authentication_is_off_in_dev_and_on_in_prod_and_prod_replicates_kafka():
+def test_only_the_prod_overlay_is_hardened():
     def settings(overlay):
         (configmap,) = [d for d in of_kind(overlay, "ConfigMap") if d["metadata"]["name"] == "bread-config"]
         return Settings.from_env(configmap["data"])
@@ -172,7 +172,7 @@ def test_pay_scales_on_cpu_from_one_to_ten_fronts_over_one_ledger(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_the_gateway_is_open_and_each_service_admits_just_its_callers(overlay):
+def test_the_network_policies_admit_each_service_s_callers_only(overlay):
     """Behind the gateway the services trust the principal headers: a NetworkPolicy per workload makes sure
     nothing but the gateway and the services that call each other can send them any."""
     pods = {w["metadata"]["name"]: w["spec"]["template"]["metadata"]["labels"]

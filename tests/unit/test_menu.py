@@ -6,7 +6,7 @@ from agents.order.menu import MAX_QTY, InvalidOrder, OrderRequest, parse_order
 MENU = {"cake": 25000, "bread": 3000}
 
 
-def test_a_cake_costs_25000_and_qty_multiplies():
+def test_the_price_is_the_item_s_price_times_the_qty():
     assert parse_order({"item": "cake", "qty": 1}, MENU) == OrderRequest("cake", 1, 25000)
     assert parse_order({"item": "bread", "qty": 3}, MENU).price == 9000
 

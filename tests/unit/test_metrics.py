@@ -30,7 +30,7 @@ def test_lag_counts_from_the_next_offset_to_handle_not_from_what_was_fetched():
     assert progress.observe("t", 1, highwater=-1, position=None) == 0  # an empty partition
 
 
-def test_a_partition_with_lag_and_no_progress_is_stalled_one_that_moves_or_is_caught_up_is_not():
+def test_only_a_partition_with_lag_that_does_not_move_is_stalled():
     clock = Clock()
     progress = Progress("probe-stall", clock=clock)
     progress.handled("t", 0, 1)
@@ -65,7 +65,7 @@ def test_the_saga_duration_is_known_once_when_the_order_ends_whatever_arrives_fi
     assert saga_seconds(apply_event(None, confirmed(end)), late_start) == 2.5
 
 
-async def test_a_sample_observes_the_owned_partitions_and_forgets_the_others():
+async def test_a_sample_observes_only_the_partitions_held():
     from collections import namedtuple
     TP = namedtuple("TP", "topic partition")
     progress = Progress("probe-sample", clock=Clock())
@@ -87,7 +87,7 @@ class Clocks:
         return self.now
 
 
-def test_the_delay_is_the_longest_wait_of_the_events_handled_lately_and_nothing_when_idle():
+def test_the_delay_is_the_longest_wait_of_the_events_handled_lately():
     clocks = Clocks()
     progress = Progress("bakery", clock=lambda: clocks.now, wall_clock=clocks.wall)
     assert progress.delay() == 0.0

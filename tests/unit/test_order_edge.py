@@ -82,7 +82,7 @@ async def edge():
     await worker_server.close()
 
 
-async def test_an_order_is_numbered_announced_and_charged_and_its_customer_recorded(edge):
+async def test_an_order_is_placed_for_its_customer(edge):
     client, sent, pay, _ = edge
     answer = await client.post("/orders", json={"item": "cake", "qty": 2},
                                headers={"X-Principal": "alice", "X-Principal-Role": "customer"})
@@ -100,7 +100,7 @@ async def test_the_menu_is_the_one_orders_are_checked_against_with_prices(edge):
                               {"item": "baguette", "price": 4500}, {"item": "croissant", "price": 3500}]}
 
 
-async def test_with_pay_unreachable_the_order_is_rejected_and_the_caller_told_when_to_retry(edge):
+async def test_with_pay_unreachable_the_order_is_rejected_with_when_to_retry(edge):
     client, sent, pay, _ = edge
     pay.reachable = False
     answer = await client.post("/orders", json={"item": "bread"})
@@ -131,7 +131,7 @@ async def test_while_pays_breaker_is_open_a_new_order_is_refused_before_it_exist
     ({"item": "cake"}, {"X-Principal": "bea", "X-Principal-Role": "baker"}, 403, "baker"),
     ({"item": "cake"}, {"X-Principal": "bea"}, 400, "together"),
 ])
-async def test_a_bad_or_unauthorized_order_is_refused_and_sends_nothing(edge, body, headers, status, says):
+async def test_a_bad_or_unauthorized_order_is_refused_with_nothing_sent(edge, body, headers, status, says):
     client, sent, pay, _ = edge
     answer = await client.post("/orders", json=body, headers=headers)
     assert answer.status == status and says in (await answer.json())["error"]
@@ -144,7 +144,7 @@ async def test_a_bad_or_unauthorized_order_is_refused_and_sends_nothing(edge, bo
     ("Confirmed", 409, []),
     ("Rejected", 409, []),
 ])
-async def test_a_cancel_is_announced_once_and_refused_once_the_order_ended(edge, status_there, answered, announced):
+async def test_a_cancel_is_taken_only_while_the_order_is_on_its_way(edge, status_there, answered, announced):
     client, sent, _, worker_says = edge
     worker_says["status"] = status_there
     answer = await client.delete("/orders/5")

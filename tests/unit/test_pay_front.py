@@ -41,7 +41,7 @@ async def front(ledger):
     await client.close()
 
 
-async def test_the_front_passes_a_sound_payment_on_with_its_key_and_who_asked(front, ledger):
+async def test_the_front_passes_a_sound_payment_on_whole(front, ledger):
     _, reached = ledger
     answer = await front.post("/payments", json={"orderId": 7, "price": 5, "action": "apply"},
                               headers={"Idempotency-Key": "k-1", "X-Principal": "ops", "X-Principal-Role": "service"})
@@ -59,7 +59,7 @@ async def test_the_front_passes_a_sound_payment_on_with_its_key_and_who_asked(fr
     ({"orderId": 7, "action": "steal"}, {}, 400),
     ({"orderId": 7, "action": "cancel"}, {"X-Principal": "alice", "X-Principal-Role": "customer"}, 403),
 ])
-async def test_the_front_refuses_what_it_would_refuse_as_the_ledger_and_passes_none_of_it_on(front, ledger, body,
+async def test_the_front_refuses_what_the_ledger_would_refuse(front, ledger, body,
                                                                                              headers, status):
     _, reached = ledger
     answer = await front.post("/payments", json=body, headers=headers)
@@ -67,7 +67,7 @@ async def test_the_front_refuses_what_it_would_refuse_as_the_ledger_and_passes_n
     assert reached == []
 
 
-async def test_with_the_ledger_away_the_front_is_not_ready_and_answers_503(ledger, front):
+async def test_with_the_ledger_away_the_front_is_unavailable(ledger, front):
     server, _ = ledger
     await server.close()
     answer = await front.post("/payments", json={"orderId": 7, "price": 5})

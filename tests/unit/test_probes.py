@@ -125,7 +125,7 @@ def debug_settings(tmp_path) -> Settings:
     return Settings.from_env({"BREAD_DEBUG": "on", "BREAD_DATA_DIR": str(tmp_path), "BREAD_STORE": "memory://"})
 
 
-def test_an_aiohttp_service_and_a_faust_worker_serve_the_same_probe_pages(debug_settings):
+def test_every_kind_of_process_serves_the_same_probe_pages(debug_settings):
     every_process = {"/health", "/live", "/metrics", "/debug/block-loop"}
     edge = paths_of(order.init_app(debug_settings))
     assert every_process <= edge and "/pipeline" not in edge  # the order edge follows no events

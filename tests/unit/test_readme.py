@@ -30,7 +30,7 @@ def anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def test_every_link_between_the_readme_and_the_docs_leads_somewhere():
+def test_every_link_in_the_documentation_leads_somewhere():
     pages = [PROJECT_ROOT / "README.md", *(PROJECT_ROOT / "docs").glob("*.md")]
     assert len(pages) > 1
     for page in pages:

@@ -77,7 +77,7 @@ async def acknowledged(rows, changelog, key: str, row: dict, then_turns: int = 3
     await turns(then_turns)
 
 
-async def test_a_row_is_read_at_once_and_stored_only_once_the_broker_has_it(rows):
+async def test_a_row_is_stored_only_once_the_broker_has_it(rows):
     rows, changelog = rows
     event = handling(2)
     rows["7"] = {"orderId": 7, "status": "Ordered"}
@@ -118,7 +118,7 @@ async def test_a_row_is_held_a_short_while_at_most_however_busy_the_agent_is(row
     del event
 
 
-async def test_a_row_that_never_reached_the_changelog_is_not_stored_and_stops_the_worker_and_its_commit(rows):
+async def test_a_row_that_never_reached_the_changelog_stops_the_worker(rows):
     rows, changelog = rows
     event = handling(1)
     rows.table.data["7"] = {"orderId": 7, "status": "Ordered"}  # as the changelog has it
@@ -133,7 +133,7 @@ async def test_a_row_that_never_reached_the_changelog_is_not_stored_and_stops_th
     del event
 
 
-async def test_a_deleted_row_is_a_tombstone_on_the_changelog_and_gone_from_the_store_once_acknowledged(rows):
+async def test_a_deleted_row_leaves_the_store_once_its_tombstone_is_acknowledged(rows):
     rows, changelog = rows
     event = handling(3)
     rows.table.data["7"] = {"orderId": 7}
@@ -225,7 +225,7 @@ async def test_rows_acknowledged_but_not_yet_stored_are_stored_before_the_recent
     del event
 
 
-async def test_a_row_waited_for_is_on_the_changelog_when_the_wait_ends_and_a_failure_raises(rows):
+async def test_a_row_waited_for_is_on_the_changelog_when_the_wait_ends(rows):
     rows, changelog = rows
     event = handling(1)
     rows["9"] = {"orderId": 9, "status": "Ordered"}

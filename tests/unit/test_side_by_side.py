@@ -50,7 +50,7 @@ class Handlings:
         return SideBySide(self.handle, self.acknowledge, lambda: bound, self.failed)
 
 
-async def test_messages_of_different_keys_are_handled_at_once_and_acknowledged_in_their_order():
+async def test_messages_of_different_keys_are_handled_at_once_yet_acknowledged_in_order():
     handlings = Handlings()
     side = handlings.side_by_side(bound=10)
     for offset, key in enumerate(["a", "b", "c"]):
@@ -107,7 +107,7 @@ async def test_the_intake_waits_while_the_bound_is_reached():
     assert handlings.acknowledged == ["a", "b"]
 
 
-async def test_a_handling_that_fails_is_the_worker_s_failure_and_nothing_after_it_is_acknowledged():
+async def test_a_handling_that_fails_stops_the_worker_with_nothing_after_it_acknowledged():
     handlings = Handlings(fail={"a"})
     side = handlings.side_by_side(bound=10)
     await side.take(0, 0, b"a", "a")

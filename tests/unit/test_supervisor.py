@@ -27,7 +27,7 @@ class Clock:
         return self.now
 
 
-def test_a_process_that_dies_is_started_again_after_its_back_off_and_it_is_said():
+def test_a_process_that_dies_is_started_again_after_its_back_off():
     said, clock = [], Clock()
     supervisor = Supervisor(said.append, clock)
     supervisor.start("pay", exits_with(3)).wait()
@@ -66,7 +66,7 @@ def test_a_stopped_process_is_not_started_again():
     assert said == [] and supervisor.processes() == {}
 
 
-def test_a_process_that_was_alive_and_stops_answering_is_killed_and_started_again():
+def test_a_process_that_stops_answering_its_liveness_check_is_killed():
     said, clock, answers = [], Clock(), []
     supervisor = Supervisor(said.append, clock)
     supervisor.start("order-worker", lives_on, alive=lambda: answers.pop(0))
