@@ -1,12 +1,13 @@
 """Mypage's face (8084), Faust web views over the `mypages` table: the list in HAL shape, one row, and the live
 stream of the rows' changes."""
 import asyncio
+from typing import Any
 
 import aiohttp
 from faust.web import Request, Response
 
 from agents.events import MAX_ORDER_ID
-from agents.mypage.projection import Share, page_of, row_view, share_of
+from agents.mypage.projection import MypageRow, Share, page_of, row_view, share_of
 from agents.principals import may_see
 from agents.runtime.context_app import ContextApp
 from agents.runtime.mypage import MypageAgents
@@ -28,6 +29,11 @@ def _page_params(request: Request) -> tuple[int, int]:
     return page, size
 
 
+def as_json(share: Share) -> tuple[list[dict[str, Any]], int]:
+    rows, total = share
+    return [row.to_json() for row in rows], total
+
+
 def build(settings: Settings) -> ContextApp:
     """The Mypage worker with its web views."""
     mypage = MypageAgents(settings)
@@ -36,7 +42,7 @@ def build(settings: Settings) -> ContextApp:
     def local_share(request: Request, wanted: int) -> Share:
         """This worker's share of a page: the newest rows the caller may see, and how many there are."""
         principal = principal_of(request)
-        return share_of((row for row in mypages.values() if may_see(row, principal)), wanted)
+        return share_of((MypageRow.from_json(row) for row in mypages.values() if may_see(row, principal)), wanted)
 
     @app.page("/mypages")
     class MypageList(GuardedView):
@@ -47,16 +53,17 @@ def build(settings: Settings) -> ContextApp:
                 raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another mypage worker gathering a page
                 rows, total = local_share(request, (page + 1) * size)
-                return self.json({"rows": rows, "total": total})
+                return self.json({"rows": [row.to_json() for row in rows], "total": total})
             try:
                 gathered = await gather(app, mypages, request, {"page": str(page), "size": str(size)},
-                                        lambda: local_share(request, (page + 1) * size))
+                                        lambda: as_json(local_share(request, (page + 1) * size)))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise JsonError(503, f"a mypage worker is unavailable: {exc or 'timeout'}") from None
-            return self.json(page_of(gathered, page, size, base_url(request)))
+            shares = [(list(map(MypageRow.from_json, rows)), total) for rows, total in gathered]
+            return self.json(page_of(shares, page, size, base_url(request)))
 
     serve_changes(app, mypage.context_app.feed(mypages), "/mypages/stream", settings.stream_heartbeat_s,
-                  may_see, lambda row, request: row_view(row, base_url(request)))
+                  may_see, lambda row, request: row_view(MypageRow.from_json(row), base_url(request)))
     serve_rows(app, mypages, "/mypages/{orderId}", "no mypage for order {orderId}",
-               lambda row, request: row_view(row, base_url(request)))
+               lambda row, request: row_view(MypageRow.from_json(row), base_url(request)))
     return mypage.context_app

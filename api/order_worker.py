@@ -5,7 +5,7 @@ after S seconds: the edge waits on the answer instead of asking again and again.
 from faust.web import Request
 
 from agents.order.intake import is_placed
-from agents.order.lifecycle import public_view
+from agents.order.lifecycle import OrderRecord, public_view
 from agents.runtime.context_app import ContextApp
 from agents.runtime.order import OrderAgents
 from agents.settings import Settings
@@ -17,7 +17,7 @@ def build(settings: Settings) -> ContextApp:
     order = OrderAgents(settings)
     app = order.context_app.app
     serve_rows(app, order.orders, "/orders/{orderId}", "order {orderId} not found",
-               lambda row, _: public_view(row))
+               lambda row, _: public_view(OrderRecord.from_json(row)))
 
     def placement_view(placed: dict, request: Request) -> dict:
         return {"requestId": request.match_info["requestId"], **placed}

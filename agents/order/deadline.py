@@ -8,18 +8,17 @@ ends; the repair repeats, each time waiting twice as long, until it does.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
 from agents.events import Event, make_event
-from agents.order.lifecycle import OrderStatus, apply_event, is_terminal
+from agents.order.lifecycle import Deadline, OrderRecord, OrderStatus, apply_event, is_terminal
 
 REASON = "saga deadline passed"
 STALLED = "the saga stalled while cancelling; asking pay and the bakery to announce their decisions again"
 CANCEL, REPAIR = "cancel", "repair"
 MAX_DOUBLINGS = 5  # a stalled order is asked again at most every 32 repair periods
-
-Deadline = dict[str, Any]  # {"at": epoch seconds, "then": CANCEL or REPAIR, "attempt": repairs asked so far}
 
 
 def deadline_after(occurred_at: str, seconds: float) -> float:
@@ -34,63 +33,58 @@ def deadline_after_event(current: Deadline | None, event: Mapping[str, Any], sta
         return None
     if event["type"] == "OrderStalled":
         attempt = event["attempt"] + 1
-        if current is not None and current["then"] == REPAIR and current["attempt"] >= attempt:
+        if current is not None and current.then == REPAIR and current.attempt >= attempt:
             return current  # an older repair, seen again
         wait = repair_s * 2 ** min(attempt, MAX_DOUBLINGS)
-        return {"at": deadline_after(event["occurredAt"], wait), "then": REPAIR, "attempt": attempt}
-    if (event["type"] == "OrderCancelled" or status == "Cancelling") and (current is None or current["then"] == CANCEL):
-        return {"at": deadline_after(event["occurredAt"], repair_s), "then": REPAIR, "attempt": 0}
+        return Deadline(deadline_after(event["occurredAt"], wait), REPAIR, attempt)
+    if (event["type"] == "OrderCancelled" or status == "Cancelling") and (current is None or current.then == CANCEL):
+        return Deadline(deadline_after(event["occurredAt"], repair_s), REPAIR, 0)
     if current is not None:
         return current
-    return {"at": deadline_after(event["occurredAt"], deadline_s), "then": CANCEL, "attempt": 0}
+    return Deadline(deadline_after(event["occurredAt"], deadline_s), CANCEL, 0)
 
 
-def has_ended(order: Mapping[str, Any] | None) -> bool:
-    return order is not None and bool(order.get("status")) and is_terminal(OrderStatus(order["status"]))
+def has_ended(order: OrderRecord | None) -> bool:
+    return order is not None and bool(order.status) and is_terminal(OrderStatus(order.status))
 
 
-def deadline_of(order: Mapping[str, Any] | None, deadline_s: float, repair_s: float) -> Deadline | None:
+def deadline_of(order: OrderRecord | None, deadline_s: float, repair_s: float) -> Deadline | None:
     """An order's deadline: none once it has ended; the one its record keeps; for a record kept before records
     held their deadline, one from its own times — its cancel when it began, its repair when it began cancelling."""
     if order is None or has_ended(order):
         return None
-    if "deadline" in order:
-        return order["deadline"]
-    if order.get("status") == OrderStatus.CANCELLING.value:
-        return {"at": deadline_after(order["updatedAt"], repair_s), "then": REPAIR, "attempt": 0}
-    began = order.get("placedAt") or order.get("updatedAt")
-    return {"at": deadline_after(began, deadline_s), "then": CANCEL, "attempt": 0} if began else None
+    if order.deadline is not None:
+        return order.deadline
+    if order.status == OrderStatus.CANCELLING.value and order.updated_at:
+        return Deadline(deadline_after(order.updated_at, repair_s), REPAIR, 0)
+    began = order.placed_at or order.updated_at
+    return Deadline(deadline_after(began, deadline_s), CANCEL, 0) if began else None
 
 
-def fold(order: Mapping[str, Any] | None, event: Mapping[str, Any], deadline_s: float,
-         repair_s: float) -> dict[str, Any] | None:
+def fold(order: OrderRecord | None, event: Mapping[str, Any], deadline_s: float,
+         repair_s: float) -> OrderRecord | None:
     """The order worker's record of an order after an event: its lifecycle and story, and the deadline it has
     then (none once it has ended); None when the event was applied before."""
     updated = apply_event(order, event)
     if updated is None:
         return None
-    due = deadline_after_event(deadline_of(order, deadline_s, repair_s), event, updated.get("status"),
+    due = deadline_after_event(deadline_of(order, deadline_s, repair_s), event, updated.status,
                                has_ended(updated), deadline_s, repair_s)
-    if due is None:
-        updated.pop("deadline", None)
-    else:
-        updated["deadline"] = due
-    return updated
+    return replace(updated, deadline=due)
 
 
 def overdue(deadlines: Iterable[tuple[str, Deadline]], now: float) -> list[tuple[str, Deadline]]:
     """The orders whose deadline has passed, with that deadline."""
-    return [(order_id, deadline) for order_id, deadline in deadlines if deadline["at"] <= now]
+    return [(order_id, deadline) for order_id, deadline in deadlines if deadline.at <= now]
 
 
-def reminder(order_id: int, deadline: Deadline, order: Mapping[str, Any]) -> Event:
+def reminder(order_id: int, deadline: Deadline, order: OrderRecord) -> Event:
     """What the order worker announces when an order's deadline passes: its cancel, or past the second
     deadline, that it stalled. Its id derives from the order and the attempt, so announcing it again (the
     timer fires again before the agent has seen it, or after a restart) repeats the same event."""
-    correlation = order.get("correlationId") or f"deadline-{order_id}"
-    if deadline["then"] == CANCEL:
+    correlation = order.correlation_id or f"deadline-{order_id}"
+    if deadline.then == CANCEL:
         return make_event("OrderCancelled", correlation_id=correlation, cause=f"deadline/{order_id}",
                           orderId=order_id, reason=REASON)
-    return make_event("OrderStalled", correlation_id=correlation, cause=f"stalled/{order_id}/{deadline['attempt']}",
-                      orderId=order_id, status=order.get("status") or "unknown", attempt=deadline["attempt"],
-                      reason=STALLED)
+    return make_event("OrderStalled", correlation_id=correlation, cause=f"stalled/{order_id}/{deadline.attempt}",
+                      orderId=order_id, status=order.status or "unknown", attempt=deadline.attempt, reason=STALLED)

@@ -17,6 +17,7 @@ same events ends with the same status. The transitions below are the paths an or
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from functools import lru_cache
@@ -161,79 +162,160 @@ def customer_cancel(order: Mapping[str, Any], correlation: str) -> Event | None:
                       reason=CANCELLED_BY_CUSTOMER)
 
 
-# Event fields an order record keeps (the envelope and `type` are bookkeeping, not order data).
-ORDER_FIELDS = ("orderId", "customerId", "item", "qty", "price", "paymentId", "bakeryId", "correlationId")
+# Event fields an order record keeps, by their names in events and in the record's JSON (the envelope and
+# `type` are bookkeeping, not order data).
+ORDER_FIELDS = {"orderId": "order_id", "customerId": "customer_id", "item": "item", "qty": "qty", "price": "price",
+                "paymentId": "payment_id", "bakeryId": "bakery_id", "correlationId": "correlation_id"}
 MAX_SEEN_EVENTS = 32
 # The payment action an order shows, in pay's own words.
 ACTION_OF = {"PayApproved": "apply", "PayCanceled": "cancel", "PayRejected": "decline", "PayVoided": "void"}
 
 
-def apply_event(order: Mapping[str, Any] | None, event: Mapping[str, Any]) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class Step:
+    """One step of an order's story: the event, when it happened, and why and by whom where it says."""
+    event: str
+    at: str
+    reason: str | None = None
+    by: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        step = {"event": self.event, "at": self.at}
+        if self.reason is not None:
+            step["reason"] = self.reason
+        if self.by is not None:
+            step["by"] = self.by
+        return step
+
+    @classmethod
+    def from_json(cls, step: Mapping[str, Any]) -> Step:
+        return cls(step["event"], step["at"], step.get("reason"), step.get("by"))
+
+
+@dataclass(frozen=True)
+class OrderRecord:
+    """The order context's record of one order: what its events said of it, how it stands, its story and its
+    deadline. Its JSON (`to_json`) is the order table's row, which Mypage follows; rows written before a field
+    existed still read (`from_json`)."""
+    order_id: int | None = None
+    customer_id: str | None = None
+    item: str | None = None
+    qty: int | None = None
+    price: int | None = None
+    payment_id: int | None = None
+    bakery_id: str | None = None
+    correlation_id: str | None = None
+    status: str | None = None    # an OrderStatus, once an event said one
+    reason: str | None = None    # why it left the happy path
+    action: str | None = None    # the last payment action, in pay's words
+    placed_at: str | None = None
+    updated_at: str | None = None
+    ended_at: str | None = None
+    facts: tuple[str, ...] = ()  # the event types seen that tell its status
+    event_ids: tuple[str, ...] = ()  # the latest events applied, to know a redelivery
+    history: tuple[Step, ...] = ()
+    deadline: Deadline | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {name: getattr(self, attribute) for name, attribute in (*ORDER_FIELDS.items(),
+                               *SCALARS.items()) if getattr(self, attribute) is not None}
+        row.update(facts=list(self.facts), eventIds=list(self.event_ids),
+                   history=[step.to_json() for step in self.history])
+        if self.deadline is not None:
+            row["deadline"] = self.deadline.to_json()
+        return row
+
+    @classmethod
+    def from_json(cls, row: Mapping[str, Any]) -> OrderRecord:
+        due = row.get("deadline")
+        return cls(**{attribute: row.get(name) for name, attribute in (*ORDER_FIELDS.items(), *SCALARS.items())},
+                   facts=tuple(row.get("facts", ())), event_ids=tuple(row.get("eventIds", ())),
+                   history=tuple(Step.from_json(step) for step in row.get("history", ())),
+                   deadline=Deadline.from_json(due) if due is not None else None)
+
+
+SCALARS = {"status": "status", "reason": "reason", "action": "action", "placedAt": "placed_at",
+           "updatedAt": "updated_at", "endedAt": "ended_at"}
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When an open order's saga is due to have moved on, and what the order worker does then (the rules are
+    agents/order/deadline.py's)."""
+    at: float     # epoch seconds
+    then: str     # CANCEL or REPAIR
+    attempt: int  # repairs asked so far
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "then": self.then, "attempt": self.attempt}
+
+    @classmethod
+    def from_json(cls, due: Mapping[str, Any]) -> Deadline:
+        return cls(due["at"], due["then"], due["attempt"])
+
+
+def record_of(row: Mapping[str, Any] | None) -> OrderRecord | None:
+    """The record an order table row holds, if any."""
+    return None if row is None else OrderRecord.from_json(row)
+
+
+def apply_event(order: OrderRecord | None, event: Mapping[str, Any]) -> OrderRecord | None:
     """Fold one event into an order record, its story included; None when the event was already applied (a
     redelivery)."""
-    order = dict(order or {})
-    seen = list(order.get("eventIds", []))
-    if event["eventId"] in seen:
+    order = order or OrderRecord()
+    if event["eventId"] in order.event_ids:
         return None
-    current = OrderStatus(order["status"]) if order.get("status") else None
-    facts = sorted({*order.get("facts", []), event["type"]} & set(STATUS_AFTER))
+    current = OrderStatus(order.status) if order.status else None
+    facts = tuple(sorted({*order.facts, event["type"]} & set(STATUS_AFTER)))
     status = status_of(facts) or current
-    for field in ORDER_FIELDS:
-        if field in event:
-            order[field] = event[field]
+    changes: dict[str, Any] = {attribute: event[name] for name, attribute in ORDER_FIELDS.items() if name in event}
     if status is not None:
-        order["status"] = status.value
+        changes["status"] = status.value
     # Why an order left the happy path is what the first event announcing that said, in whatever order the
     # events arrive (a refund may overtake the rejection that caused it) — unless a person asked for a refund
     # and said why: that reason is the order's, whatever came before or after.
     if event["type"] == "PayCanceled" and "reason" in event:
-        order["reason"] = event["reason"]
-    elif "reason" in event and STATUS_AFTER.get(event["type"]) in OFF_PATH and "reason" not in order:
-        order["reason"] = event["reason"]
-    order["updatedAt"] = event["occurredAt"]
+        changes["reason"] = event["reason"]
+    elif "reason" in event and STATUS_AFTER.get(event["type"]) in OFF_PATH and order.reason is None:
+        changes["reason"] = event["reason"]
+    changes["updated_at"] = event["occurredAt"]
     if event["type"] == "OrderPlaced":
-        order["placedAt"] = event["occurredAt"]
+        changes["placed_at"] = event["occurredAt"]
     if status is not None and is_terminal(status) and (current is None or not is_terminal(current)):
-        order["endedAt"] = event["occurredAt"]
-    order["facts"] = facts
-    order["eventIds"] = (seen + [event["eventId"]])[-MAX_SEEN_EVENTS:]
+        changes["ended_at"] = event["occurredAt"]
     if event["type"] in ACTION_OF:
-        order["action"] = ACTION_OF[event["type"]]
-    order["history"] = with_step(order.get("history", []), event)
-    return order
+        changes["action"] = ACTION_OF[event["type"]]
+    return replace(order, facts=facts, event_ids=(*order.event_ids, event["eventId"])[-MAX_SEEN_EVENTS:],
+                   history=with_step(order.history, event), **changes)
 
 
-def with_step(history: list[dict[str, Any]], event: Mapping[str, Any]) -> list[dict[str, Any]]:
+def with_step(history: tuple[Step, ...], event: Mapping[str, Any]) -> tuple[Step, ...]:
     """The order's story with one more event. Events arrive in topic order, not in the order they happened: the
     story is told by their own times."""
-    step = {"event": event["type"], "at": event["occurredAt"]}
-    if "reason" in event:
-        step["reason"] = event["reason"]
-    if "refundedBy" in event:
-        step["by"] = event["refundedBy"]
-    return sorted([*history, step], key=lambda s: s["at"])
+    step = Step(event["type"], event["occurredAt"], event.get("reason"), event.get("refundedBy"))
+    return tuple(sorted([*history, step], key=lambda s: s.at))
 
 
-def saga_seconds(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> float | None:
+def saga_seconds(before: OrderRecord | None, after: OrderRecord) -> float | None:
     """How long the saga took, at the moment it becomes known (the order ended, and its start was seen —
     in whichever order those events arrived); None before and after that moment."""
-    def known(order: Mapping[str, Any] | None) -> bool:
-        return order is not None and "placedAt" in order and "endedAt" in order
-    if known(before) or not known(after):
+    if before is not None and before.placed_at is not None and before.ended_at is not None:
         return None
-    ended, placed = (datetime.fromisoformat(after[k]) for k in ("endedAt", "placedAt"))
+    if after.placed_at is None or after.ended_at is None:
+        return None
+    ended, placed = datetime.fromisoformat(after.ended_at), datetime.fromisoformat(after.placed_at)
     return max(0.0, (ended - placed).total_seconds())
 
 
-def public_view(order: Mapping[str, Any]) -> dict[str, Any]:
+def public_view(order: OrderRecord) -> dict[str, Any]:
     """The order as the API shows it (without bookkeeping)."""
     return {
-        "id": order.get("orderId"),
-        "item": order.get("item"),
-        "qty": order.get("qty"),
-        "price": order.get("price"),
-        "status": order.get("status"),
-        **({"reason": order["reason"]} if order.get("reason") else {}),
-        **({"customerId": order["customerId"]} if order.get("customerId") else {}),
-        "correlationId": order.get("correlationId"),
+        "id": order.order_id,
+        "item": order.item,
+        "qty": order.qty,
+        "price": order.price,
+        "status": order.status,
+        **({"reason": order.reason} if order.reason else {}),
+        **({"customerId": order.customer_id} if order.customer_id else {}),
+        "correlationId": order.correlation_id,
     }

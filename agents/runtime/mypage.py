@@ -2,7 +2,10 @@
 following the order worker's table on its changelog: one fold of the saga's events, not two."""
 from __future__ import annotations
 
-from agents.mypage.projection import Row, shown_row
+from typing import Any
+
+from agents.mypage.projection import MypageRow, shown_row
+from agents.order.lifecycle import OrderRecord
 from agents.runtime.context_app import ContextApp
 from agents.settings import Settings
 
@@ -15,11 +18,13 @@ class MypageAgents:
         self.mypages = self.context_app.table()
         self.context_app.follow("orders", self.on_order)
 
-    async def on_order(self, order_id: str, order: Row | None) -> None:
-        before = self.mypages.get(order_id)
-        after = shown_row(before, order) if order is not None else None
+    async def on_order(self, order_id: str, order: dict[str, Any] | None) -> None:
+        """`order`: the order table's row, None once it was deleted."""
+        kept = self.mypages.get(order_id)
+        before = MypageRow.from_json(kept) if kept is not None else None
+        after = shown_row(before, OrderRecord.from_json(order)) if order is not None else None
         if after != before:
             if after is None:
                 del self.mypages[order_id]
             else:
-                self.mypages[order_id] = after
+                self.mypages[order_id] = after.to_json()

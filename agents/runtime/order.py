@@ -30,7 +30,7 @@ from agents.catalog import catalog
 from agents.correlation import current as current_correlation
 from agents.events import Event
 from agents.order import deadline, intake
-from agents.order.lifecycle import OrderStatus, saga_seconds
+from agents.order.lifecycle import OrderRecord, OrderStatus, record_of, saga_seconds
 from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.context_app import ContextApp
 from agents.runtime.metrics import SAGA_SECONDS
@@ -71,16 +71,16 @@ class OrderAgents:
 
     async def on_event(self, event: Event) -> None:
         key = str(event["orderId"])
-        before = self.orders.get(key)
+        before = record_of(self.orders.get(key))
         updated = deadline.fold(before, event, self.settings.saga_deadline_s, self.settings.saga_repair_s)
         if updated is None:
             return  # seen before: the record has it, and the changelog has the record
         took = saga_seconds(before, updated)
         if took is not None:
-            SAGA_SECONDS.labels(updated["status"]).observe(took)
-        self.orders[key] = updated
-        due = updated.get("deadline")
-        if due != (before or {}).get("deadline"):
+            SAGA_SECONDS.labels(updated.status).observe(took)
+        self.orders[key] = updated.to_json()
+        due = updated.deadline
+        if due != (before.deadline if before else None):
             self._reminded.pop(key, None)
         if due is None:
             self._deadlines.pop(key, None)
@@ -164,13 +164,13 @@ class OrderAgents:
     async def enforce_deadlines(self) -> None:
         self._know_deadlines()
         for key, due in deadline.overdue(list(self._deadlines.items()), time.time()):
-            order = self.orders.get(key) or {}
+            order = record_of(self.orders.get(key)) or OrderRecord()
             if self._reminded.get(key) == due or deadline.has_ended(order):
                 continue  # reminded already, or ended: the agent moves the deadline on with the order's next event
             reminder = deadline.reminder(int(key), due, order)
             current_correlation.set(reminder["correlationId"])
-            log.warning("order %s passed its %s deadline in %s; announcing %s", key, due["then"],
-                        order.get("status"), reminder["type"])
+            log.warning("order %s passed its %s deadline in %s; announcing %s", key, due.then, order.status,
+                        reminder["type"])
             try:
                 await self.context_app.emit(reminder)
             except KafkaError as exc:  # the broker is away: the next sweep announces it again
@@ -188,7 +188,7 @@ class OrderAgents:
         if held == self._deadlines_of:
             return
         s = self.settings
-        self._deadlines = {key: due for key, order in self.orders.items()
-                           if (due := deadline.deadline_of(order, s.saga_deadline_s, s.saga_repair_s)) is not None}
+        self._deadlines = {key: due for key, row in self.orders.items() if (due := deadline.deadline_of(
+            OrderRecord.from_json(row), s.saga_deadline_s, s.saga_repair_s)) is not None}
         self._deadlines_of = held
         log.info("%d open orders with a deadline in the partitions held", len(self._deadlines))

@@ -118,7 +118,7 @@ def seen_by_mypage(*sent: list) -> list[str]:
     row = None
     for event in (e for batch in sent for e in batch):
         row = apply_event(row, event) or row
-    return [step["event"] for step in (row or {}).get("history", [])]
+    return [step.event for step in row.history] if row else []
 
 
 @pytest.mark.parametrize("auto_confirm", [False, True])

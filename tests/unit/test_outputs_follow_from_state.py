@@ -97,7 +97,7 @@ def test_a_fold_seen_again_keeps_the_row_it_made():
     row = deadline.fold(deadline.fold(None, placed, 300, 60), paid, 300, 60)
     # Seen again, the fold reports nothing new: the row the worker has is the one on the changelog (a row is
     # stored only once the broker has it), so nothing needs writing again.
-    assert deadline.fold(row, paid, 300, 60) is None and row["status"] == OrderStatus.PAID.value
+    assert deadline.fold(row, paid, 300, 60) is None and row.status == OrderStatus.PAID.value
 
 
 def test_an_order_s_deadline_is_the_same_however_often_its_events_come():

@@ -5,8 +5,8 @@ import random
 import pytest
 
 from agents.events import make_event
-from agents.mypage.projection import page_of, row_view, share_of, shown_row
-from agents.order.lifecycle import apply_event
+from agents.mypage.projection import FIELDS, MypageRow, page_of, row_view, share_of, shown_row
+from agents.order.lifecycle import OrderRecord, apply_event
 
 
 def fold(events):
@@ -52,7 +52,7 @@ def test_a_refund_shows_as_the_cancel_action():
         make_event("PayApproved", correlation_id="c", orderId=4, paymentId=1, price=25000),
         make_event("PayCanceled", correlation_id="c", orderId=4, paymentId=2, price=25000),
     ])
-    assert (row["status"], row["action"], row["reason"]) == ("Rejected", "cancel", "payment unavailable: timeout")
+    assert (row.status, row.action, row.reason) == ("Rejected", "cancel", "payment unavailable: timeout")
 
 
 def test_the_story_is_told_in_the_order_things_happened_not_the_order_they_arrived():
@@ -62,8 +62,8 @@ def test_the_story_is_told_in_the_order_things_happened_not_the_order_they_arriv
     placed["occurredAt"], paid["occurredAt"], opened["occurredAt"] = "2026-01-01T00:00:00.001+00:00", \
         "2026-01-01T00:00:00.002+00:00", "2026-01-01T00:00:00.003+00:00"
     row = fold([opened, placed, paid])
-    assert [s["event"] for s in row["history"]] == ["OrderPlaced", "PayApproved", "BakeryTicketOpened"]
-    assert row["status"] == "Confirming"
+    assert [s.event for s in row.history] == ["OrderPlaced", "PayApproved", "BakeryTicketOpened"]
+    assert row.status == "Confirming"
 
 
 def test_a_duplicate_event_adds_nothing_to_the_story():
@@ -76,11 +76,20 @@ def test_mypage_keeps_the_story_it_told_before_orders_kept_one():
     placed = make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000)
     paid = make_event("PayApproved", correlation_id="c", orderId=5, paymentId=1, price=25000)
     placed["occurredAt"], paid["occurredAt"] = "2026-01-01T00:00:00.001+00:00", "2026-01-01T00:00:00.002+00:00"
-    told_before = {"orderId": 5, "status": "Ordered", "history": [{"event": "OrderPlaced", "at": placed["occurredAt"]}]}
-    recorded_before = {k: v for k, v in apply_event(None, placed).items() if k not in ("history", "action")}
+    told_before = MypageRow.from_json({"orderId": 5, "status": "Ordered",
+                                       "history": [{"event": "OrderPlaced", "at": placed["occurredAt"]}]})
+    recorded_before = OrderRecord.from_json({k: v for k, v in apply_event(None, placed).to_json().items()
+                                             if k not in ("history", "action")})
     row = shown_row(told_before, apply_event(recorded_before, paid))
-    assert [step["event"] for step in row["history"]] == ["OrderPlaced", "PayApproved"]
-    assert "eventIds" not in row and "facts" not in row and row["status"] == "Paid"
+    assert [step.event for step in row.history] == ["OrderPlaced", "PayApproved"]
+    assert row.status == "Paid" and set(row.to_json()) <= {*FIELDS, "history"}  # no bookkeeping of the order's
+
+
+def test_a_mypage_row_reads_back_from_any_row_ever_kept():
+    row = fold([make_event("OrderPlaced", correlation_id="c", orderId=5, item="cake", qty=1, price=25000,
+                           customerId="alice")])
+    assert MypageRow.from_json(row.to_json()) == row
+    assert MypageRow.from_json({"orderId": 5, "status": "Paid"}) == MypageRow(order_id=5, status="Paid")
 
 
 def test_pages_are_newest_first_in_hal_shape():
@@ -97,7 +106,7 @@ def test_pages_are_newest_first_in_hal_shape():
 
 @pytest.mark.parametrize("page, size", [(0, 1), (0, 3), (1, 3), (2, 4), (5, 2), (0, 50)])
 def test_a_page_merged_from_each_workers_share_is_the_page_of_all_rows(page, size):
-    rows = [{"orderId": i, "status": "Confirmed"} for i in random.Random(7).sample(range(1, 100), 30)]
+    rows = [MypageRow(order_id=i, status="Confirmed") for i in random.Random(7).sample(range(1, 100), 30)]
     workers = [rows[0:13], rows[13:14], [], rows[14:30]]
     wanted = (page + 1) * size
     shares = [share_of(mine, wanted) for mine in workers]
@@ -105,13 +114,13 @@ def test_a_page_merged_from_each_workers_share_is_the_page_of_all_rows(page, siz
     merged = page_of(shares, page, size, "http://x")
     alone = page_of([share_of(rows, len(rows))], page, size, "http://x")
     assert merged == alone and merged["page"]["totalElements"] == 30
-    expected = sorted((r["orderId"] for r in rows), reverse=True)[page * size:(page + 1) * size]
+    expected = sorted((r.order_id for r in rows), reverse=True)[page * size:(page + 1) * size]
     assert [r["orderId"] for r in merged["_embedded"]["mypages"]] == expected
 
 
 def test_pages_are_newest_placed_first_whatever_the_numbers_of_the_edges_that_took_them():
     # Edge a numbers from 1, edge b from 101: b's first order came before a's third.
-    rows = [{"orderId": n, "status": "Paid", "placedAt": f"2026-01-01T00:00:0{second}.000+00:00"}
+    rows = [MypageRow(order_id=n, status="Paid", placed_at=f"2026-01-01T00:00:0{second}.000+00:00")
             for n, second in ((1, 1), (2, 2), (101, 3), (3, 4))]
     page = page_of([share_of(rows, wanted=4)], page=0, size=4, base_url="http://x")
     assert [r["orderId"] for r in page["_embedded"]["mypages"]] == [3, 101, 2, 1]
