@@ -9,28 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-from typing import Any, Awaitable, Callable, Mapping, NamedTuple
+from typing import Any, Awaitable, Callable, Mapping
 
 import faust
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.streams import current_event
-from faust.types import TP
 
 from agents import correlation
 from agents.catalog import EXTERNAL, catalog
 from agents.correlation import event_type_of
 from agents.events import Event, encode, key_of
 from agents.runtime import faust_patches, probes
-from agents.runtime.check_ahead import CheckAhead
-from agents.runtime.consuming import ChangeHandler, Check, Handler, Received, handle, handle_change, invalid
+from agents.runtime.consuming import ChangeHandler, Check, Handler, Received, handle, handle_change
 from agents.runtime.feed import ChangelogFeed
-from agents.runtime.metrics import EVENTS_EMITTED, REQUESTS_BEHIND, REQUESTS_UNDER_WAY, REQUESTS_WAITING, Progress
+from agents.runtime.metrics import EVENTS_EMITTED, Progress
 from agents.runtime.publisher import topic_for
+from agents.runtime.request_log import RequestLog
 from agents.runtime.rows import Rows
-from agents.runtime.side_by_side import SideBySide
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,12 +50,6 @@ class Undecoded(faust.Schema):
 
     def loads_value(self, app: faust.App, message: Any, *, loads: Any = None, serializer: Any = None) -> Any:
         return message.value
-
-
-class InHand(NamedTuple):
-    """A message an agent handles side by side: as bread reads it, and as Faust acknowledges it."""
-    received: Received
-    event: faust.EventT
 
 
 class ContextApp:
@@ -106,7 +96,7 @@ class ContextApp:
             *(t.changelog for t in catalog().tables_followed_by(self.context))})
         faust_patches.drain_without_tasks(self.app.consumer)
         self._rows: list[Rows] = []
-        self._side_by_side: list[SideBySide[InHand]] = []
+        self._request_log: RequestLog | None = None  # the log of requests from outside bread, if it handles one
         self._routing_known = False
         self._sources: set[str] = set()  # the topics this context's agents read
         self.progress = Progress(context, outside={t.name for t in catalog().topics_consumed_by(context)
@@ -120,7 +110,6 @@ class ContextApp:
             problems=self._problems, stopping=lambda: self.app.should_stop,
             stalled=lambda: self.progress.stalled(settings.liveness_stall_s), pipeline=self._pipeline,
             hold_handling=self._hold_handling), settings.bread_debug)
-        self._install_backlog_metrics()
         self.app.task(self._learn_routing)
 
     def _partitions(self) -> int:
@@ -201,43 +190,16 @@ class ContextApp:
                              checks: Mapping[str, Check]) -> None:
         """As `consume`, for the one topic of requests from outside bread that carries the events of `handlers`,
         but the messages of different keys are handled at once, at most `bound()` of them, those of one key one
-        after another (agents/runtime/side_by_side.py); and the topic is read ahead of its handling, so a request
-        that `checks` (or its declaration) refuses is dead-lettered at once (agents/runtime/check_ahead.py)."""
+        after another; and the topic is read ahead of its handling, so a request that `checks` (or its
+        declaration) refuses is dead-lettered at once (agents/runtime/request_log.py)."""
         topics, name, handling = self._handling(handlers)
         if len(topics) != 1 or topics[0] not in self.progress.outside:
             raise SystemExit(f"{self.context} handles side by side only one topic of requests from outside bread")
-        topic, context = topics[0], self.context
-        side_by_side: SideBySide[InHand]
-
-        async def reading_from(partition: int) -> int | None:
-            if partition in side_by_side.taken_up_to:
-                return side_by_side.taken_up_to[partition]
-            try:
-                return await asyncio.wait_for(self.app.consumer.position(TP(topic, partition)), 1.0)
-            except (asyncio.TimeoutError, KafkaError):  # no position yet: next time round
-                return None
-        settings = self.settings
-        ahead = CheckAhead(
-            topic, lambda: AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                            enable_auto_commit=False, fetch_max_wait_ms=settings.kafka_fetch_poll_ms),
-            held=lambda: {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic},
-            taken=lambda partition: side_by_side.taken_up_to.get(partition), reading_from=reading_from,
-            invalid=lambda received: invalid(context, received, checks),
-            send=lambda letter: self.emit(letter, wait=True))
-        self.app.task(ahead.run)
-
-        async def handling_unless_dealt_with(in_hand: InHand) -> None:
-            received = in_hand.received
-            if await ahead.dealt_with(received):
-                self.progress.handled(received.topic, received.partition, received.offset, received.sent_at)
-            else:
-                await handling(received)
-
-        async def acknowledge(in_hand: InHand) -> None:
-            in_hand.event.ack()
-        side_by_side = SideBySide(handling_unless_dealt_with, acknowledge, bound, stop_at_once)
-        self._agent(topics, name, handling, side_by_side)
-        self._side_by_side.append(side_by_side)
+        request_log = RequestLog(self.context, topics[0], self.app, self.settings, self.progress, handling, bound,
+                                 checks, lambda letter: self.emit(letter, wait=True), stop_at_once)
+        self.app.task(request_log.ahead.run)
+        self._agent(topics, name, handling, request_log)
+        self._request_log = request_log
 
     def _handling(self, handlers: Mapping[str, Handler]) -> tuple[list[str], str, Callable[[Received],
                                                                                          Awaitable[None]]]:
@@ -265,25 +227,24 @@ class ContextApp:
         self._agent([spec.changelog], f"{context}-follows-{table}", handling)
 
     def _agent(self, topics: list[str], name: str, handling: Callable[[Received], Awaitable[None]],
-               side_by_side: SideBySide[InHand] | None = None) -> None:
+               request_log: RequestLog | None = None) -> None:
         self._sources.update(topics)
         source = self.app.topic(*topics, schema=Undecoded(), internal=False)
 
         @self.app.agent(source, name=name)
         async def on_message(stream: faust.StreamT) -> None:
             # Side by side, each message is acknowledged once it and those before it are handled; else as it goes.
-            events = stream.events() if side_by_side is None else stream.noack().events()
+            events = stream.events() if request_log is None else stream.noack().events()
             async for message in events:
                 if not self._may_handle.is_set():  # only a debug switch clears it
                     await self._may_handle.wait()
                 raw = message.message
                 received = Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.timestamp,
                                     event_type_of(raw.headers))
-                if side_by_side is None:
+                if request_log is None:
                     await handling(received)
                 else:
-                    await side_by_side.take(raw.partition, raw.offset, raw.key, InHand(received, message),
-                                            raw.timestamp)
+                    await request_log.take(message, received)
                 if stream.channel.queue.empty():  # nothing more in hand: what the agent changed goes out together
                     await self._send_held_rows()
 
@@ -294,28 +255,9 @@ class ContextApp:
 
     def _pipeline(self) -> dict[str, Any]:
         body = self.progress.how_far_behind()
-        if self.progress.outside:
-            body["requests"] = self.requests_backlog()
+        if self._request_log is not None:
+            body["requests"] = self._request_log.backlog()
         return body
-
-    def _requests_under_way(self) -> int:
-        return sum(side.in_order.under_way for side in self._side_by_side)
-
-    def requests_backlog(self) -> dict[str, Any]:
-        """How far behind the log of requests from outside bread runs (for their senders to see): requests waiting
-        on it (at the last lag sample), those under way now, and how long the one waiting longest has waited."""
-        under_way = self._requests_under_way()
-        oldest = min((sent for side in self._side_by_side if (sent := side.in_order.oldest_sent_at()) is not None),
-                     default=None)
-        behind = max(self.progress.delay(outside=True), 0.0 if oldest is None else time.time() - oldest)
-        return {"waiting": self.progress.waiting(outside=True), "underWay": under_way, "behindS": round(behind, 3)}
-
-    def _install_backlog_metrics(self) -> None:
-        if not self.progress.outside:
-            return
-        REQUESTS_WAITING.labels(self.context).set_function(lambda: self.progress.waiting(outside=True))
-        REQUESTS_UNDER_WAY.labels(self.context).set_function(self._requests_under_way)
-        REQUESTS_BEHIND.labels(self.context).set_function(lambda: self.requests_backlog()["behindS"])
 
     async def _problems(self) -> list[str]:
         """What keeps the worker from doing its work now."""
