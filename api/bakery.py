@@ -2,11 +2,21 @@
 ticket, the baker's decision on it, and the live stream of the tickets' changes."""
 import asyncio
 import json
+from typing import Any
 
 import aiohttp
 from faust.web import Request, Response
 
-from agents.bakery.tickets import Ticket, applied, decide, first_waiting, parse_decision, ticket_of, waiting_tickets
+from agents.bakery.tickets import (
+    Ticket,
+    applied,
+    decide,
+    first_waiting,
+    has_ticket,
+    parse_decision,
+    ticket_of,
+    waiting_tickets,
+)
 from agents.correlation import HTTP_HEADER, carried
 from agents.events import new_correlation_id
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
@@ -34,10 +44,10 @@ def build(settings: Settings) -> ContextApp:
     bakery = BakeryAgents(settings)
     app, tickets = bakery.context_app.app, bakery.tickets
 
-    def waiting_here(size: int) -> tuple[list[dict], int]:
+    def waiting_here(size: int) -> dict[str, Any]:
         """The tickets of this worker's partitions waiting longest, and how many wait here."""
         rows, total = waiting_tickets(map(Ticket.from_json, tickets.values()), size)
-        return [ticket.to_json() for ticket in rows], total
+        return {"rows": [ticket.to_json() for ticket in rows], "total": total}
 
     @app.page("/bakeries")
     class BakeryDecision(GuardedView):
@@ -48,14 +58,13 @@ def build(settings: Settings) -> ContextApp:
             except ValueError as exc:
                 raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another bakery worker gathering the list
-                rows, total = waiting_here(size)
-                return self.json({"rows": rows, "total": total})
+                return self.json(waiting_here(size))
             try:
                 gathered = await gather(app, tickets, request, {"size": str(size)}, lambda: waiting_here(size))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise JsonError(503, f"a bakery worker is unavailable: {exc or 'timeout'}") from None
-            first, total = first_waiting(((list(map(Ticket.from_json, rows)), count) for rows, count in gathered),
-                                         size)
+            first, total = first_waiting(((list(map(Ticket.from_json, share["rows"])), share["total"])
+                                          for share in gathered), size)
             return self.json({"tickets": [ticket.to_json() for ticket in first], "total": total})
 
         async def post(self, request: Request) -> Response:
@@ -80,9 +89,16 @@ def build(settings: Settings) -> ContextApp:
                                 f"{DECISION_WAIT_S:.0f}s; GET /bakeries/{order_id} shows when it is") from None
             return self.json(applied(after, order_id, status).to_json())
 
+    def shown(row: dict, _: Request) -> dict:
+        """A ticket as the bakers see it; an order the bakery knows but nobody paid for yet has none."""
+        if not has_ticket(Ticket.from_json(row)):
+            raise JsonError(404, f"no bakery ticket for order {row['orderId']}: it is not paid yet")
+        return row
+
     # Tickets are the bakers' business: whoever may reach the route sees them all.
     serve_changes(app, bakery.context_app.feed(tickets), "/bakeries/stream", settings.stream_heartbeat_s,
-                  lambda _ticket, _principal: True, lambda ticket, _: ticket)
-    serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}",
-               lambda ticket, _: ticket, customers_own_rows=False)  # tickets are the bakers' business
+                  lambda row, _principal: not row or has_ticket(Ticket.from_json(row)),  # (a deletion: {})
+                  lambda row, _: row)
+    serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}", shown,
+               customers_own_rows=False)
     return bakery.context_app

@@ -170,11 +170,10 @@ def serve_changes(app: faust.App, feed: ChangelogFeed, path: str, heartbeat_s: f
 
 
 async def gather(app: faust.App, rows: Rows, request: Request, params: dict[str, str],
-                 local: Callable[[], tuple[list[dict[str, Any]], int]]) -> list[tuple[list[dict[str, Any]], int]]:
-    """Every worker's share of a query over a table — its rows, and how many it has in all (each answers for
-    its own partitions): this one's from
-    `local()`, the others' from the same path with `scope=local`, passing on who is asking. Raises
-    aiohttp.ClientError or asyncio.TimeoutError when one cannot answer."""
+                 local: Callable[[], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every worker's share of a query over a table (each answers for its own partitions), as the JSON a worker
+    answers the same path with `scope=local`: this one's from `local()`, the others' asked so, passing on who is
+    asking. Raises aiohttp.ClientError or asyncio.TimeoutError when one cannot answer."""
     found = []
     for owner in app.router.table_metadata(rows.table.name):
         if is_this_worker(app, owner):
@@ -187,6 +186,5 @@ async def gather(app: faust.App, rows: Rows, request: Request, params: dict[str,
         ) as response:
             if response.status != 200:
                 raise aiohttp.ClientError(f"{owner} answered {response.status}")
-            answer = await response.json()
-            found.append((answer["rows"], answer["total"]))
+            found.append(await response.json())
     return found

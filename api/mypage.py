@@ -29,9 +29,10 @@ def _page_params(request: Request) -> tuple[int, int]:
     return page, size
 
 
-def as_json(share: Share) -> tuple[list[dict[str, Any]], int]:
+def as_json(share: Share) -> dict[str, Any]:
+    """A worker's share of a page as it answers another worker gathering one."""
     rows, total = share
-    return [row.to_json() for row in rows], total
+    return {"rows": [row.to_json() for row in rows], "total": total}
 
 
 def build(settings: Settings) -> ContextApp:
@@ -52,14 +53,13 @@ def build(settings: Settings) -> ContextApp:
             except ValueError as exc:
                 raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another mypage worker gathering a page
-                rows, total = local_share(request, (page + 1) * size)
-                return self.json({"rows": [row.to_json() for row in rows], "total": total})
+                return self.json(as_json(local_share(request, (page + 1) * size)))
             try:
                 gathered = await gather(app, mypages, request, {"page": str(page), "size": str(size)},
                                         lambda: as_json(local_share(request, (page + 1) * size)))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise JsonError(503, f"a mypage worker is unavailable: {exc or 'timeout'}") from None
-            shares = [(list(map(MypageRow.from_json, rows)), total) for rows, total in gathered]
+            shares = [(list(map(MypageRow.from_json, share["rows"])), share["total"]) for share in gathered]
             return self.json(page_of(shares, page, size, base_url(request)))
 
     serve_changes(app, mypage.context_app.feed(mypages), "/mypages/stream", settings.stream_heartbeat_s,

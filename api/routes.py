@@ -28,6 +28,7 @@ ROUTES = (
     Route("/mypages", "mypage"),
     Route("/order-requests", "order-worker"),
     Route("/menu", "order"),
+    Route("/sagas", "order-worker"),
 )
 
 # Who may do what, per route and method. A customer reaches only their own orders (the services filter by the
@@ -44,6 +45,7 @@ ACCESS: Mapping[tuple[str, str], frozenset[str]] = {
     ("/bakeries", "POST"): frozenset({BAKER, ADMIN}),
     ("/payments", "GET"): frozenset({SERVICE, ADMIN}),
     ("/payments", "POST"): frozenset({SERVICE, ADMIN}),
+    ("/sagas", "GET"): frozenset({SERVICE, ADMIN}),  # the operators' view of every order
 }
 
 

@@ -14,4 +14,5 @@ EXPECTED = {
     ("POST", "/bakeries"): {BAKER, ADMIN},
     ("GET", "/payments/1"): {SERVICE, ADMIN},
     ("POST", "/payments"): {SERVICE, ADMIN},
+    ("GET", "/sagas"): {SERVICE, ADMIN},
 }

@@ -5,11 +5,12 @@ import heapq
 import itertools
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeGuard
 
 from agents.events import MAX_ORDER_ID, Event, is_order_id, make_event
 from agents.refusal import Refusal
 
+UNPAID = "Unpaid"  # the bakery knows the order, its payment has not come: no ticket to show yet
 CONFIRMING = "Confirming"
 CONFIRMED = "Confirmed"
 REJECTED = "Rejected"
@@ -49,10 +50,12 @@ class Ticket:
     Rows written before a field existed still read (`from_json`)."""
     order_id: int
     status: str = CONFIRMING
-    opened: bool = True               # False: closed by a cancel before any payment opened it
+    opened: bool = True               # False: closed by a cancel before any payment opened it (or not paid yet)
     opened_at: str | None = None      # when its payment came; tickets kept before this have none
     correlation_id: str | None = None  # the order's saga
     reason: str | None = None         # why it was rejected or closed
+    item: str | None = None           # what to bake, once the order's placement reached the bakery
+    qty: int | None = None
 
     @property
     def bakery_id(self) -> str:
@@ -62,7 +65,7 @@ class Ticket:
         row: dict[str, Any] = {"orderId": self.order_id, "bakeryId": self.bakery_id, "status": self.status,
                                "opened": self.opened}
         for name, value in (("openedAt", self.opened_at), ("correlationId", self.correlation_id),
-                            ("reason", self.reason)):
+                            ("reason", self.reason), ("item", self.item), ("qty", self.qty)):
             if value is not None:
                 row[name] = value
         return row
@@ -70,7 +73,12 @@ class Ticket:
     @classmethod
     def from_json(cls, row: Mapping[str, Any]) -> Ticket:
         return cls(row["orderId"], row["status"], row.get("opened", True), row.get("openedAt"),
-                   row.get("correlationId"), row.get("reason"))
+                   row.get("correlationId"), row.get("reason"), row.get("item"), row.get("qty"))
+
+
+def has_ticket(ticket: Ticket | None) -> TypeGuard[Ticket]:
+    """Whether there is a ticket for the bakers: opened by a payment or closed by a cancel, not only known."""
+    return ticket is not None and ticket.status != UNPAID
 
 
 def ticket_of(row: Mapping[str, Any] | None) -> Ticket | None:
@@ -78,13 +86,25 @@ def ticket_of(row: Mapping[str, Any] | None) -> Ticket | None:
     return None if row is None else Ticket.from_json(row)
 
 
-def open_ticket(order_id: int, correlation_id: str | None = None, opened_at: str | None = None) -> Ticket:
-    return Ticket(order_id, opened_at=opened_at, correlation_id=correlation_id)
+def open_ticket(order_id: int, correlation_id: str | None = None, opened_at: str | None = None,
+                known: Ticket | None = None) -> Ticket:
+    """The ticket a payment opens, with what the bakery knew of the order before (`known`: what to bake)."""
+    return Ticket(order_id, opened_at=opened_at, correlation_id=correlation_id, item=known.item if known else None,
+                  qty=known.qty if known else None)
 
 
-def closed_unopened(order_id: int, reason: str, correlation_id: str | None = None) -> Ticket:
+def closed_unopened(order_id: int, reason: str, correlation_id: str | None = None,
+                    known: Ticket | None = None) -> Ticket:
     """The ticket of an order cancelled before its payment reached the bakery: closed, so no payment opens one."""
-    return Ticket(order_id, CLOSED, opened=False, correlation_id=correlation_id, reason=reason)
+    return Ticket(order_id, CLOSED, opened=False, correlation_id=correlation_id, reason=reason,
+                  item=known.item if known else None, qty=known.qty if known else None)
+
+
+def with_order(ticket: Ticket | None, order_id: int, item: str, qty: int) -> Ticket:
+    """What the bakery keeps once the order's placement reaches it: what to bake, on the ticket whenever it came
+    (the payment travels on another topic and may come first), or, before the payment, the order alone."""
+    known = ticket if ticket is not None else Ticket(order_id, UNPAID, opened=False)
+    return replace(known, item=item, qty=qty) if known.item is None else known
 
 
 def awaits_baker(ticket: Ticket) -> bool:
@@ -136,7 +156,7 @@ def parse_decision(body: Any) -> tuple[int, str, str | None]:
 
 def decide(ticket: Ticket | None, order_id: int, status: str) -> bool:
     """Whether the decision must be announced: False when the ticket already has it (a repeated request)."""
-    if ticket is None:
+    if ticket is None or not has_ticket(ticket):
         raise NoTicket(f"no bakery ticket for order {order_id}: it is not paid yet, or unknown")
     if ticket.status == status:
         return False
@@ -155,9 +175,9 @@ def applied(ticket: Ticket | None, order_id: int, status: str) -> Ticket:
 def on_payment(ticket: Ticket | None, order_id: int, correlation_id: str | None,
                auto_confirm: bool, paid_at: str | None = None) -> Ticket:
     """The ticket after its order's payment: opened (and confirmed at once with auto-confirm), or as it was."""
-    if ticket is not None:
+    if has_ticket(ticket):
         return ticket
-    opened = open_ticket(order_id, correlation_id, paid_at)
+    opened = open_ticket(order_id, correlation_id, paid_at, known=ticket)
     return replace(opened, status=CONFIRMED) if auto_confirm else opened
 
 
@@ -167,23 +187,23 @@ def on_cancel(ticket: Ticket | None, order_id: int, reason: str, correlation_id:
     A ticket the baker decided stays decided (the cancel came too late, and the bakery answers it by announcing
     that decision again); an order cancelled before its payment reached the bakery gets a closed ticket.
     """
-    if ticket is None:
-        return closed_unopened(order_id, reason, correlation_id)
+    if ticket is None or not has_ticket(ticket):
+        return closed_unopened(order_id, reason, correlation_id, known=ticket)
     return replace(ticket, status=CLOSED, reason=reason) if awaits_baker(ticket) else ticket
 
 
 def on_refund(ticket: Ticket | None, reason: str) -> Ticket | None:
-    """The ticket after its order was refunded: closed unless the baker already decided; None with no ticket."""
-    if ticket is None:
-        return None
+    """The ticket after its order was refunded: closed unless the baker already decided; as it was with no ticket."""
+    if ticket is None or not has_ticket(ticket):
+        return ticket
     return replace(ticket, status=CLOSED, reason=reason) if awaits_baker(ticket) else ticket
 
 
 def on_decision(ticket: Ticket | None, decision: str, reason: str | None) -> Ticket | None:
     """The ticket after the baker's decision: decided if it still awaited one, else as it was (a cancel came
-    first, or the baker asked twice); None with no ticket."""
-    if ticket is None:
-        return None
+    first, or the baker asked twice); as it was with no ticket."""
+    if ticket is None or not has_ticket(ticket):
+        return ticket
     return replace(ticket, status=decision, reason=reason or ticket.reason) if awaits_baker(ticket) else ticket
 
 
@@ -196,7 +216,7 @@ def announcements(ticket: Ticket | None, correlation_id: str) -> list[Event]:
     """Every event the ticket's state says the bakery decided: its opening, if a payment opened it, and its
     decision, if it has one. Sent after every input about the ticket, so an input seen again (after a crash
     lost what it sent the first time) ends with the same events sent, ids included."""
-    if ticket is None:
+    if ticket is None or not has_ticket(ticket):
         return []
     about = {"orderId": ticket.order_id, "bakeryId": ticket.bakery_id}
     correlation, cause = ticket.correlation_id or correlation_id, ticket_cause(ticket.order_id)
@@ -219,6 +239,9 @@ Rule = Callable[[Ticket | None, Event], Ticket | None]
 def rules(auto_confirm: bool) -> dict[str, Rule]:
     """The bakery's rule for each event it hears, by event type: the one list of them. The bakery worker consumes
     these events, from the topics topics.yaml says carry them to the bakery, and no other."""
+    def placed(ticket: Ticket | None, event: Event) -> Ticket | None:
+        return with_order(ticket, event["orderId"], event["item"], event["qty"])
+
     def paid(ticket: Ticket | None, event: Event) -> Ticket | None:
         return on_payment(ticket, event["orderId"], event["correlationId"], auto_confirm, event["occurredAt"])
 
@@ -231,8 +254,8 @@ def rules(auto_confirm: bool) -> dict[str, Rule]:
     def decided(ticket: Ticket | None, event: Event) -> Ticket | None:
         return on_decision(ticket, event["decision"], event.get("reason"))
 
-    return {"PayApproved": paid, "OrderCancelled": cancelled, "OrderStalled": cancelled, "PayCanceled": refunded,
-            "BakerDecided": decided}
+    return {"OrderPlaced": placed, "PayApproved": paid, "OrderCancelled": cancelled, "OrderStalled": cancelled,
+            "PayCanceled": refunded, "BakerDecided": decided}
 
 
 def react(by_type: Mapping[str, Rule], ticket: Ticket | None, event: Event) -> tuple[Ticket | None, list[Event]]:

@@ -1,4 +1,5 @@
-// bread's web page: a customer's orders and a baker's tickets, kept current by the streams of their changes.
+// bread's web page: a customer's orders, a baker's tickets and an operator's sagas, kept current by the streams of
+// their changes.
 // Every call goes to the gateway this page came from; the bearer token (when authentication is on) is kept for
 // this tab only.
 
@@ -301,17 +302,91 @@ function renderTickets(oldestFirst) {
   showCards($("#tickets"), cardsFor(ticketCards, oldestFirst, ticketCard));
 }
 
+// What to bake: the order's placement may reach the bakery after its payment opened the ticket.
+function toBake(ticket) {
+  return ticket.item ? `${ticket.qty} × ${ticket.item}` : "what to bake is on its way";
+}
+
 function ticketCard(ticket) {
   return el("li", { class: "card", "data-ticket": ticket.orderId },
     el("div", { class: "head" },
-      el("span", { class: "what", text: `Order #${ticket.orderId}` }),
-      el("span", { class: "hint", text: `ticket ${ticket.bakeryId}` }),
+      el("span", { class: "what", text: toBake(ticket) }),
+      el("span", { class: "hint", text: `order #${ticket.orderId}` }),
       el("span", { class: "actions" },
         el("button", { type: "button", class: "confirm", text: "Confirm",
                        onclick: () => baker.decide(ticket.orderId, "Confirmed") }),
         el("input", { class: "reason-text", placeholder: "reason to reject", maxlength: "500" }),
         el("button", { type: "button", class: "reject", text: "Reject",
                        onclick: () => baker.decide(ticket.orderId, "Rejected") }))));
+}
+
+// The operator's view: the orders by status, the sagas not ended with their story, and the admin's refund of a
+// confirmed order. The listing is loaded again as the orders change (followed on the Mypage stream), at most
+// once every SAGAS_EVERY_MS.
+const SAGA_STATUSES = ["Ordered", "PaymentPending", "Paid", "Confirming", "Cancelling"];
+const SAGAS_EVERY_MS = 1000;
+const operator = {
+  stream: null,
+  loading: null,
+  again: false,
+
+  start() {
+    $("#saga-status").replaceChildren(el("option", { value: "", text: "any" }),
+      ...SAGA_STATUSES.map((status) => el("option", { value: status, text: status })));
+    this.stream = new LiveStream("/mypages/stream", {
+      reload: () => this.load(), row: () => this.load(), live: (on) => setLive("/mypages/stream#operator", on),
+      problem: (answer) => showProblem("Live updates of the orders stopped", answer),
+    });
+    this.stream.run();
+  },
+
+  // Loads the listing now, or once the load under way has ended and its pause passed.
+  async load() {
+    if (this.loading) { this.again = true; return; }
+    this.loading = (async () => {
+      const status = $("#saga-status").value;
+      const query = new URLSearchParams({ size: "50", olderThanS: $("#saga-older").value || "0",
+                                          ...(status ? { status } : {}) });
+      const answer = await call("GET", `/sagas?${query}`);
+      if (!answer.ok) showProblem("The sagas could not be listed", answer);
+      else renderSagas(answer.data);
+      await new Promise((resolve) => setTimeout(resolve, SAGAS_EVERY_MS));
+    })();
+    await this.loading;
+    this.loading = null;
+    if (this.again) { this.again = false; this.load(); }
+  },
+
+  async refund(event) {
+    event.preventDefault();
+    const orderId = Number($("#refund-order").value);
+    const answer = await call("POST", "/payments", { orderId, action: "cancel", reason: $("#refund-reason").value });
+    if (!answer.ok) return showProblem(`Order #${orderId} was not refunded`, answer);
+    clearProblem();
+    $("#refunded").textContent = `Order #${orderId} refunded ${money(answer.data.price)}: ${answer.data.reason}.`;
+  },
+};
+
+const sagaCards = new Map();
+function renderSagas(listing) {
+  $("#counts tbody").replaceChildren(...Object.entries(listing.counts).map(([status, count]) => el("tr", {},
+    el("td", {}, el("span", { class: "status", "data-status": status, text: status })),
+    el("td", { class: "price", text: String(count) }))));
+  $("#no-sagas").hidden = listing.unfinished.length > 0;
+  showCards($("#sagas"), cardsFor(sagaCards, listing.unfinished, sagaCard));
+}
+
+function sagaCard(saga) {
+  const next = saga.next ? `${saga.next.then} ${saga.next.overdue ? "overdue since" : "at"} ${clock(saga.next.at)}` : "";
+  return el("li", { class: "card", "data-saga": saga.orderId },
+    el("div", { class: "head" },
+      el("span", { class: "what", text: `Order #${saga.orderId}` }),
+      el("span", { class: "status", "data-status": saga.status, text: saga.status }),
+      saga.stalled ? el("span", { class: "stalled", text: "stalled" }) : null,
+      el("span", { class: "hint", text: `open ${Math.round(saga.openS)} s${next ? ` · ${next}` : ""}` })),
+    el("ol", { class: "history" }, ...saga.story.map((step) => el("li", { "data-event": step.event },
+      el("time", { datetime: step.at, text: clock(step.at) }),
+      step.event, step.reason ? ` — ${step.reason}` : ""))));
 }
 
 const connected = new Map(); // stream -> whether it is connected now
@@ -326,18 +401,21 @@ function show(view) {
   for (const button of document.querySelectorAll("#views button")) {
     button.setAttribute("aria-pressed", String(button.dataset.view === view));
   }
-  for (const name of ["customer", "baker"]) $(`#${name}`).hidden = name !== view;
+  for (const name of ["customer", "baker", "operator"]) $(`#${name}`).hidden = name !== view;
 }
 
-// Which views the caller has: a customer theirs, a baker theirs, an admin (or anyone without authentication) both.
+// Which views the caller has: a customer theirs, a baker theirs, an admin or a service (or anyone without
+// authentication) every one.
 function viewsOf(me) {
-  if (me.authentication === "off" || me.role === "admin" || me.role === "service") return ["customer", "baker"];
+  if (me.authentication === "off" || me.role === "admin" || me.role === "service") {
+    return ["customer", "baker", "operator"];
+  }
   return me.role === "baker" ? ["baker"] : ["customer"];
 }
 
 async function begin() {
-  for (const stream of [customer.stream, baker.stream]) stream?.stop();
-  customer.stream = baker.stream = null;
+  for (const stream of [customer.stream, baker.stream, operator.stream]) stream?.stop();
+  customer.stream = baker.stream = operator.stream = null;
   connected.clear();
   const me = await call("GET", "/me");
   if (!me.ok) {
@@ -354,6 +432,7 @@ async function begin() {
   show(views[0]);
   if (views.includes("customer")) await customer.start();
   if (views.includes("baker")) baker.start();
+  if (views.includes("operator")) operator.start();
 }
 
 $("#token").value = sessionStorage.getItem(TOKEN_KEY) ?? "";
@@ -363,6 +442,8 @@ $("#sign-in").addEventListener("submit", (event) => {
   begin();
 });
 $("#order-form").addEventListener("submit", (event) => customer.place(event));
+$("#saga-filter").addEventListener("submit", (event) => { event.preventDefault(); operator.load(); });
+$("#refund-form").addEventListener("submit", (event) => operator.refund(event));
 for (const button of document.querySelectorAll("#views button")) {
   button.addEventListener("click", () => show(button.dataset.view));
 }

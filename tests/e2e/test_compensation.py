@@ -124,6 +124,14 @@ async def test_an_order_stuck_cancelling_ends_once_pay_is_back(system):
 
         row = await eventually(stalled, SAGA_REPAIR_S + 30, f"order {order['id']} announced stalled")
         assert row["status"] == "Cancelling"
+        # The operators find it among the sagas stuck cancelling, stalled, with its repair due.
+        status, listing, _ = await system.request("GET", f"{system.url('gateway')}/sagas",
+                                                  params={"status": "Cancelling", "size": "1000"})
+        assert status == 200, listing
+        saga = next(s for s in listing["unfinished"] if s["orderId"] == order["id"])
+        assert saga["stalled"] and saga["next"]["then"] == "repair" and saga["lastEvent"]["event"] in {
+            "OrderStalled", "OrderCancelled", "BakeryTicketClosed"}
+        assert listing["counts"]["Cancelling"] >= 1
     finally:
         system.start("pay")
         await system.wait_ready("pay")

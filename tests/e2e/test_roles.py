@@ -26,6 +26,7 @@ HARMLESS = {
     ("POST", "/bakeries"): ("/bakeries", {"orderId": UNKNOWN, "status": "Confirmed"}),
     ("GET", "/payments/1"): (f"/payments/{UNKNOWN}", None),
     ("POST", "/payments"): ("/payments", {"orderId": UNKNOWN, "action": "cancel"}),
+    ("GET", "/sagas"): ("/sagas?size=1", None),
 }
 ANSWERED_BY_THE_SERVICE = {200, 400, 404, 409}
 PEOPLE = {"alice": "customer", "bob": "customer", "bea": "baker", "ops": "service", "root": "admin"}

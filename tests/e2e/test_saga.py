@@ -15,6 +15,12 @@ async def test_an_order_runs_the_saga_to_confirmed_on_mypage(system):
     assert {k: order[k] for k in ("item", "qty", "status", "price")} == {
         "item": "cake", "qty": 1, "status": "Paid", "price": 25000}
     await until_status(system, order["id"], "Confirming")
+
+    async def ticket_saying_what_to_bake() -> dict | None:
+        status, ticket, _ = await system.request("GET", f"{system.url('bakery')}/bakeries/{order['id']}")
+        return ticket if status == 200 and ticket.get("item") else None
+    shown = await eventually(ticket_saying_what_to_bake, what="the ticket saying what to bake")
+    assert (shown["item"], shown["qty"]) == ("cake", 1)
     ticket = await confirm(system, order["id"])
     assert ticket["status"] == "Confirmed"
     await until_status(system, order["id"], "Confirmed")

@@ -22,7 +22,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.conftest import CAKE, System, mypage_row, place, until_status
+from tests.e2e.conftest import CAKE, System, confirm, eventually, mypage_row, place, until_status
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 30
@@ -190,6 +190,8 @@ async def test_a_baker_decides_tickets_on_the_page(system: System, browser: Brow
     confirmed, rejected = (await place(system, via="gateway"))["id"], (await place(system, via="gateway"))["id"]
     for order_id in (confirmed, rejected):
         await browser.run(browser.shown, f"[data-ticket='{order_id}']", f"order {order_id}'s ticket arriving")
+        await eventually(lambda order_id=order_id: _says(browser, f"[data-ticket='{order_id}'] .what", "1 × cake"),
+                         what=f"order {order_id}'s ticket saying what to bake")
     await browser.run(browser.screenshot, screenshots / "screenshots" / "baker.png")
     await browser.run(browser.click, f"[data-ticket='{confirmed}'] button.confirm")
     await browser.run(browser.gone, f"[data-ticket='{confirmed}']", "the confirmed ticket leaving the list")
@@ -206,6 +208,48 @@ async def test_a_baker_decides_tickets_on_the_page(system: System, browser: Brow
     row = await mypage_row(system, rejected, "Cancelled")
     assert "out of flour" in row["reason"]
     assert await browser.run(browser.js, "return window.notReloaded") is True
+
+
+async def test_an_operator_sees_the_oldest_sagas_and_refunds_a_confirmed_order(system: System, browser: Browser,
+                                                                               screenshots: Path):
+    waiting = (await place(system, via="gateway"))["id"]
+    await until_status(system, waiting, "Confirming")
+    confirmed = (await place(system, via="gateway"))["id"]
+    await until_status(system, confirmed, "Confirming")
+    await confirm(system, confirmed)
+    await until_status(system, confirmed, "Confirmed")
+    await open_page(browser, system.url("gateway"))
+    await browser.run(browser.click, "#views button[data-view='operator']")
+    await browser.run(browser.js, "document.querySelector('#saga-status').value = 'Confirming'")
+    await browser.run(browser.click, "#saga-filter button[type='submit']")
+
+    # The page lists what GET /sagas says: the oldest of the sagas waiting for the bakery first.
+    _, listing, _ = await system.request("GET", f"{system.url('gateway')}/sagas",
+                                         params={"status": "Confirming", "size": "50"})
+    oldest = listing["unfinished"][0]
+    first = f"#sagas li:first-child[data-saga='{oldest['orderId']}']"
+    await browser.run(browser.shown, first, "the oldest saga waiting for the bakery")
+    assert await story_of_saga(browser, oldest["orderId"]) == [step["event"] for step in oldest["story"]]
+    assert int(await browser.run(browser.text, "#counts tr:has([data-status='Confirming']) td.price")) >= 1
+    await browser.run(browser.screenshot, screenshots / "screenshots" / "operator.png")
+
+    await browser.run(browser.type, "#refund-order", str(confirmed))
+    await browser.run(browser.type, "#refund-reason", "stale bread")
+    await browser.run(browser.click, "#refund-form button[type='submit']")
+    await eventually(lambda: _says(browser, "#refunded", f"Order #{confirmed} refunded 25,000: stale bread."),
+                     what="the refund taken")
+    await until_status(system, confirmed, "Refunded")
+    assert waiting in {saga["orderId"] for saga in (await system.request(
+        "GET", f"{system.url('gateway')}/sagas", params={"status": "Confirming", "size": "1000"}))[1]["unfinished"]}
+
+
+async def story_of_saga(browser: Browser, order_id: int) -> list[str]:
+    return await browser.run(browser.js, f"return [...document.querySelectorAll(\"[data-saga='{order_id}'] "
+                                         f".history li\")].map(step => step.dataset.event)")
+
+
+async def _says(browser: Browser, css: str, text: str) -> bool:
+    return await browser.run(browser.text, css) == text
 
 
 async def test_with_pay_stopped_the_page_says_when_to_retry(system: System, browser: Browser):
@@ -236,14 +280,16 @@ async def test_with_authentication_on_each_role_sees_its_own_view(
     await browser.run(browser.open, f"{gateway}/")
     await browser.run(browser.shown, "#problem[data-status='401']", "the page asking for a token")
     await sign_in(browser, alice)
-    assert await browser.run(browser.find, "#views button[data-view='baker']") is None
+    for view in ("baker", "operator"):
+        assert await browser.run(browser.find, f"#views button[data-view='{view}']") is None
     assert "alice (customer)" in await browser.run(browser.text, "#who")
     bobs = await place_as(system, gateway, bob)
     alices = await order_in_page(browser, "croissant", 3)
     await browser.run(browser.shown, card(alices, "Confirming"), "Alice's order")
     assert await browser.run(browser.find, card(bobs)) is None  # not hers: not streamed, not listed
     await sign_in(browser, bea)
-    assert await browser.run(browser.find, "#views button[data-view='customer']") is None
+    for view in ("customer", "operator"):
+        assert await browser.run(browser.find, f"#views button[data-view='{view}']") is None
     await browser.run(browser.shown, f"[data-ticket='{alices}']", "Alice's ticket for the baker")
 
 

@@ -8,6 +8,7 @@ from agents.bakery.tickets import (
     CONFIRMED,
     CONFIRMING,
     REJECTED,
+    UNPAID,
     DecisionRefused,
     NoTicket,
     Ticket,
@@ -17,6 +18,7 @@ from agents.bakery.tickets import (
     bakery_id_for,
     decide,
     first_waiting,
+    has_ticket,
     on_cancel,
     on_refund,
     open_ticket,
@@ -110,6 +112,8 @@ CANCELLED = make_event("OrderCancelled", correlation_id="c", orderId=7, reason="
 REFUNDED = make_event("PayCanceled", correlation_id="c", orderId=7, paymentId=2, price=25000)
 DECIDED = make_event("BakerDecided", correlation_id="c", orderId=7, decision=REJECTED, reason="no flour")
 BY_HAND = rules(auto_confirm=False)  # the bakers decide, as the shared system's do
+PLACED = make_event("OrderPlaced", correlation_id="c", orderId=7, item="baguette", qty=2, price=8000)
+KNOWN = Ticket(7, UNPAID, opened=False, item="baguette", qty=2)  # the order placed, its payment not come
 STALLED = make_event("OrderStalled", correlation_id="c", orderId=7, status="Cancelling", attempt=0, reason="stalled")
 
 
@@ -125,6 +129,7 @@ def seen_by_mypage(*sent: list) -> list[str]:
 @pytest.mark.parametrize("before, event", [
     (None, PAID), (open_ticket(7), CANCELLED), (None, CANCELLED), (open_ticket(7), REFUNDED),
     (replace(open_ticket(7), status=CONFIRMED), CANCELLED), (open_ticket(7), STALLED), (open_ticket(7), DECIDED),
+    (KNOWN, PAID), (KNOWN, CANCELLED), (open_ticket(7), PLACED),
 ])
 def test_an_input_seen_again_after_a_crash_ends_with_the_same_events_sent(before, event, auto_confirm):
     recorded, sent = react(rules(auto_confirm), before, event)
@@ -183,3 +188,30 @@ def test_the_tickets_waiting_longest_are_those_paid_first_whatever_their_numbers
 def test_every_event_the_bakery_has_a_rule_for_comes_on_a_topic_topics_yaml_says_it_consumes():
     consumed = {event for topic in catalog().topics_consumed_by("bakery") for event in topic.events}
     assert set(BY_HAND) <= consumed
+
+
+def test_an_order_placed_before_its_payment_is_known_to_the_bakery_but_has_no_ticket():
+    known, said = react(BY_HAND, None, PLACED)
+    assert known == KNOWN and said == [] and not has_ticket(known)
+    with pytest.raises(NoTicket):
+        decide(known, 7, CONFIRMED)
+
+
+def test_the_ticket_a_payment_opens_says_what_to_bake():
+    opened, said = react(BY_HAND, KNOWN, PAID)
+    assert (opened.status, opened.item, opened.qty) == (CONFIRMING, "baguette", 2)
+    assert [e["type"] for e in said] == ["BakeryTicketOpened"]
+
+
+def test_a_ticket_opened_before_its_order_came_fills_in_what_to_bake_when_it_comes():
+    opened, said = react(BY_HAND, None, PAID)
+    assert opened.item is None  # the page says what to bake is coming
+    filled, said_again = react(BY_HAND, opened, PLACED)
+    assert (filled.item, filled.qty, filled.status) == ("baguette", 2, CONFIRMING)
+    assert [e["eventId"] for e in said_again] == [e["eventId"] for e in said]  # nothing new is announced
+
+
+def test_an_order_cancelled_before_its_payment_came_is_closed_with_what_it_was():
+    closed, said = react(BY_HAND, KNOWN, CANCELLED)
+    assert (closed.status, closed.opened, closed.item) == (CLOSED, False, "baguette")
+    assert [e["type"] for e in said] == ["BakeryTicketClosed"]

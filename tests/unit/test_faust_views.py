@@ -22,6 +22,7 @@ from api import bakery, mypage, order_worker
 ALICE = {"X-Principal": "alice", "X-Principal-Role": "customer"}
 BOB = {"X-Principal": "bob", "X-Principal-Role": "customer"}
 BAKER = {"X-Principal": "bea", "X-Principal-Role": "baker"}
+ADMIN = {"X-Principal": "root", "X-Principal-Role": "admin"}
 
 
 class Assignment:
@@ -162,8 +163,10 @@ async def tickets(settings, monkeypatch):
     worker = bakery.build(settings)
     table = next(iter(worker.app.tables.values()))
     for order_id in (7, 8, 9):
-        table.data[str(order_id)] = {"orderId": order_id, "status": "Confirming", "correlationId": f"c-{order_id}"}
-    table.data["5"] = {"orderId": 5, "status": "Confirmed"}
+        table.data[str(order_id)] = {"orderId": order_id, "status": "Confirming", "correlationId": f"c-{order_id}",
+                                     "item": "baguette", "qty": order_id - 6}
+    table.data["5"] = {"orderId": 5, "status": "Confirmed"}  # kept before tickets said what to bake
+    table.data["6"] = {"orderId": 6, "status": "Unpaid", "opened": False, "item": "cake", "qty": 1}
     client = await served(worker)
     yield client, decided
     await client.close()
@@ -205,10 +208,19 @@ async def test_tickets_are_the_bakers_business_not_the_customers(tickets):
     assert (await client.post("/bakeries", json={"orderId": 7, "status": "Confirmed"}, headers=ALICE)).status == 403
 
 
+async def test_an_order_nobody_paid_for_yet_has_no_ticket_to_see_or_decide(tickets):
+    client, decided = tickets
+    answer = await client.get("/bakeries/6", headers=BAKER)
+    assert answer.status == 404 and "not paid yet" in (await answer.json())["error"]
+    answer = await client.post("/bakeries", json={"orderId": 6, "status": "Confirmed"}, headers=BAKER)
+    assert answer.status == 404 and decided == []
+
+
 async def test_the_baker_sees_the_tickets_waiting_longest_first(tickets):
     client, _ = tickets
     waiting = await (await client.get("/bakeries", headers=BAKER)).json()
     assert [t["orderId"] for t in waiting["tickets"]] == [7, 8, 9] and waiting["total"] == 3  # not 5: decided
+    assert [(t["qty"], t["item"]) for t in waiting["tickets"]] == [(1, "baguette"), (2, "baguette"), (3, "baguette")]
     first = await (await client.get("/bakeries", params={"size": "1"}, headers=BAKER)).json()
     assert [t["orderId"] for t in first["tickets"]] == [7] and first["total"] == 3
     for size in ("0", "1001", "many"):
@@ -262,11 +274,24 @@ async def order_face(settings):
     orders = next(t for name, t in tables.items() if name.endswith("orders") and "request" not in name)
     requests = next(t for name, t in tables.items() if name.endswith("order-requests"))
     orders.data["11"] = {"orderId": 11, "customerId": "alice", "item": "cake", "qty": 1, "status": "Paid",
-                         "history": []}
+                         "placedAt": "2026-01-01T00:00:00.000+00:00", "history": []}
+    orders.data["12"] = {"orderId": 12, "status": "Confirmed", "placedAt": "2026-01-01T00:00:01.000+00:00"}
     requests.data["r-1"] = {"orderId": 11, "customerId": "alice", "status": "Placed"}
     client = await served(worker)
     yield client, requests
     await client.close()
+
+
+async def test_the_sagas_are_for_operators_with_the_unfinished_ones_listed(order_face):
+    client, _ = order_face
+    answer = await client.get("/sagas", headers=ADMIN)
+    listing = await answer.json()
+    assert answer.status == 200 and listing["counts"] == {"Confirmed": 1, "Paid": 1}
+    assert [saga["orderId"] for saga in listing["unfinished"]] == [11] and listing["page"]["totalElements"] == 1
+    for caller in (ALICE, BAKER):
+        assert (await client.get("/sagas", headers=caller)).status == 403
+    bad = await client.get("/sagas", params={"status": "Confirmed"}, headers=ADMIN)
+    assert bad.status == 400 and "unfinished" in (await bad.json())["error"]
 
 
 async def test_the_order_worker_serves_each_row_to_its_owner_only(order_face):

@@ -4,12 +4,13 @@ import pytest
 from agents.bakery.tickets import DecisionRefused
 from agents.idempotency import InvalidKey
 from agents.order.menu import InvalidOrder
+from agents.order.sagas import BadSagaQuery
 from agents.pay.payments import PaymentRefused
 from agents.refusal import Refusal
 from api.http import REFUSALS, refusal
 
 # The kinds that say a request is malformed: answered 400, as any refusal is unless the table says otherwise.
-REQUESTS_TO_CORRECT = {DecisionRefused, PaymentRefused, InvalidOrder, InvalidKey}
+REQUESTS_TO_CORRECT = {DecisionRefused, PaymentRefused, InvalidOrder, InvalidKey, BadSagaQuery}
 
 
 def kinds(root: type) -> list[type]:
