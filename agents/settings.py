@@ -304,6 +304,8 @@ class Settings:
                                                       positive, group="timeouts")
     gateway_timeout_menu_s: float = setting("GATEWAY_TIMEOUT_MENU_S", "5", "/menu", positive, group="timeouts")
     gateway_timeout_sagas_s: float = setting("GATEWAY_TIMEOUT_SAGAS_S", "10", "/sagas", positive, group="timeouts")
+    gateway_timeout_dead_letters_s: float = setting("GATEWAY_TIMEOUT_DEAD_LETTERS_S", "10", "/dead-letters", positive,
+                                                    group="timeouts")
     gateway_health_interval_s: float = setting("GATEWAY_HEALTH_INTERVAL_S", "0.5", "with several instances in a "
                                                "`*_URL`, how often the gateway asks each whether it is ready",
                                                not_negative)

@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 
 from agents.bakery.tickets import NoTicket, TicketDecided
 from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
+from agents.deadletters import NoSuchLetter
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
 from agents.idempotency import KeyUsedBefore
 from agents.order.lifecycle import CancelRefused
@@ -58,7 +59,7 @@ class JsonError(Exception):
 # Any other refusal is a request to correct: 400.
 REFUSALS: tuple[tuple[type[Refusal], int], ...] = (
     (NoTicket, 404), (TicketDecided, 409), (RefundNotYours, 403), (NotAsThePaymentsStand, 409),
-    (CancelRefused, 409), (KeyUsedBefore, 422), (Refusal, 400),
+    (CancelRefused, 409), (KeyUsedBefore, 422), (NoSuchLetter, 404), (Refusal, 400),
 )
 
 

@@ -2,28 +2,38 @@
 GET /order-requests/{requestId}: the order a request sent over Kafka placed. For the order edge only (the gateway
 routes no such path), GET /placements/{requestId}?wait=S answers as soon as the request is placed, or after S
 seconds: the edge waits on the answer instead of asking again and again. For operators, GET /sagas: the orders in
-each status and the unfinished sagas, gathered from every order worker (agents/order/sagas.py)."""
+each status and the unfinished sagas, gathered from every order worker (agents/order/sagas.py); GET /dead-letters,
+every dead letter newest first with its replays, and POST /dead-letters/{id}/replay (agents/deadletters.py)."""
 import asyncio
 import time
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import aiohttp
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response
 
+from agents import deadletters
+from agents.deadletters import Message
 from agents.order import sagas
 from agents.order.intake import is_placed
 from agents.order.lifecycle import OrderRecord, public_view
+from agents.runtime import dead_letters
 from agents.runtime.context_app import ContextApp
 from agents.runtime.order import OrderAgents
 from agents.settings import Settings
 from api.faustweb import GuardedView, gather, serve_rows
 from api.http import JsonError
+from api.routes import principal_of
+
+ReadLetters = Callable[[], Awaitable[list[Message]]]
 
 
-def build(settings: Settings) -> ContextApp:
-    """The order worker with its web views."""
+def build(settings: Settings, read_letters: ReadLetters | None = None) -> ContextApp:
+    """The order worker with its web views; `read_letters` reads the dead-letter topic whole (a stand-in, in
+    tests)."""
     order = OrderAgents(settings)
     app = order.context_app.app
+    read = read_letters or (lambda: dead_letters.read_letters(settings.kafka_bootstrap))
     serve_rows(app, order.orders, "/orders/{orderId}", "order {orderId} not found",
                lambda row, _: public_view(OrderRecord.from_json(row)))
 
@@ -41,6 +51,37 @@ def build(settings: Settings) -> ContextApp:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise JsonError(503, f"an order worker is unavailable: {exc or 'timeout'}") from None
             return self.json(sagas.page_of([sagas.Share.from_json(share) for share in gathered], query, now))
+
+    async def letters() -> list[Message]:
+        try:
+            return await read()
+        except KafkaError as exc:
+            raise JsonError(503, f"the dead-letter topic cannot be read now: {exc}") from None
+
+    @app.page("/dead-letters")
+    class DeadLetters(GuardedView):
+        async def get(self, request: Request) -> Response:
+            page, size = deadletters.parse_page(request.query)
+            return self.json(deadletters.page_of_letters(await letters(), page, size))
+
+    async def send(topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
+        sent = await app.producer.send_and_wait(topic, key, value, None, None, None)
+        return sent.partition, sent.offset
+
+    @app.page("/dead-letters/{id}/replay")
+    class Replay(GuardedView):
+        async def post(self, request: Request, **match: str) -> Response:
+            letter = match["id"]  # the letter's offset on the dead-letter topic, as GET /dead-letters shows it
+            offset = int(letter) if letter.isascii() and letter.isdigit() and len(letter) <= 18 else -1
+            found = deadletters.letter_at(await letters(), offset)
+            principal = principal_of(request)
+            try:
+                replayed = await dead_letters.replay(offset, dict(found), send,
+                                                     lambda note: order.context_app.emit(note, wait=True),
+                                                     by=principal.name if principal else None)
+            except KafkaError as exc:
+                raise JsonError(503, f"the letter could not be replayed now: {exc}") from None
+            return self.json(replayed)
 
     def placement_view(placed: dict, request: Request) -> dict:
         return {"requestId": request.match_info["requestId"], **placed}

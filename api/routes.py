@@ -29,6 +29,7 @@ ROUTES = (
     Route("/order-requests", "order-worker"),
     Route("/menu", "order"),
     Route("/sagas", "order-worker"),
+    Route("/dead-letters", "order-worker"),
 )
 
 # Who may do what, per route and method. A customer reaches only their own orders (the services filter by the
@@ -46,6 +47,8 @@ ACCESS: Mapping[tuple[str, str], frozenset[str]] = {
     ("/payments", "GET"): frozenset({SERVICE, ADMIN}),
     ("/payments", "POST"): frozenset({SERVICE, ADMIN}),
     ("/sagas", "GET"): frozenset({SERVICE, ADMIN}),  # the operators' view of every order
+    ("/dead-letters", "GET"): frozenset({SERVICE, ADMIN}),
+    ("/dead-letters", "POST"): frozenset({ADMIN}),  # a replay sends a message again: a person decides it
 }
 
 

@@ -15,4 +15,6 @@ EXPECTED = {
     ("GET", "/payments/1"): {SERVICE, ADMIN},
     ("POST", "/payments"): {SERVICE, ADMIN},
     ("GET", "/sagas"): {SERVICE, ADMIN},
+    ("GET", "/dead-letters"): {SERVICE, ADMIN},
+    ("POST", "/dead-letters/1/replay"): {ADMIN},
 }

@@ -229,15 +229,15 @@ const customer = {
 
 // Cards are drawn again only for rows that changed (a row is often written again unchanged): a card kept keeps
 // what is typed into it.
-function cardsFor(cache, rows, draw) {
+function cardsFor(cache, rows, draw, keyOf = (row) => row.orderId) {
   const cards = rows.map((row) => {
-    const kept = cache.get(String(row.orderId));
+    const kept = cache.get(String(keyOf(row)));
     if (kept && JSON.stringify(kept.row) === JSON.stringify(row)) return kept.card;
     const card = draw(row);
-    cache.set(String(row.orderId), { row, card });
+    cache.set(String(keyOf(row)), { row, card });
     return card;
   });
-  const drawnNow = new Set(rows.map((row) => String(row.orderId)));
+  const drawnNow = new Set(rows.map((row) => String(keyOf(row))));
   for (const key of [...cache.keys()]) if (!drawnNow.has(key)) cache.delete(key);
   return cards;
 }
@@ -325,6 +325,7 @@ function ticketCard(ticket) {
 // once every SAGAS_EVERY_MS.
 const SAGA_STATUSES = ["Ordered", "PaymentPending", "Paid", "Confirming", "Cancelling"];
 const SAGAS_EVERY_MS = 1000;
+const LETTERS_SHOWN = 50;
 const operator = {
   stream: null,
   loading: null,
@@ -350,11 +351,23 @@ const operator = {
       const answer = await call("GET", `/sagas?${query}`);
       if (!answer.ok) showProblem("The sagas could not be listed", answer);
       else renderSagas(answer.data);
+      const letters = await call("GET", `/dead-letters?size=${LETTERS_SHOWN}`);
+      if (!letters.ok) showProblem("The dead letters could not be listed", letters);
+      else renderLetters(letters.data.letters);
       await new Promise((resolve) => setTimeout(resolve, SAGAS_EVERY_MS));
     })();
     await this.loading;
     this.loading = null;
     if (this.again) { this.again = false; this.load(); }
+  },
+
+  async replay(id) {
+    const answer = await call("POST", `/dead-letters/${id}/replay`);
+    if (!answer.ok) return showProblem(`Dead letter ${id} was not replayed`, answer);
+    clearProblem();
+    const to = answer.data.replayedTo;
+    $("#replayed").textContent = `Dead letter ${id} replayed to ${to.topic}[${to.partition}]@${to.offset}.`;
+    this.load();
   },
 
   async refund(event) {
@@ -374,6 +387,26 @@ function renderSagas(listing) {
     el("td", { class: "price", text: String(count) }))));
   $("#no-sagas").hidden = listing.unfinished.length > 0;
   showCards($("#sagas"), cardsFor(sagaCards, listing.unfinished, sagaCard));
+}
+
+const letterCards = new Map();
+function renderLetters(newestFirst) {
+  $("#no-letters").hidden = newestFirst.length > 0;
+  showCards($("#letters"), cardsFor(letterCards, newestFirst, letterCard, (letter) => letter.id));
+}
+
+function letterCard(letter) {
+  const replays = letter.replays.map((r) => `replayed ${clock(r.at)} to ${r.topic}[${r.partition}]@${r.offset}` +
+                                            (r.by ? ` by ${r.by}` : ""));
+  return el("li", { class: "card", "data-letter": letter.id },
+    el("div", { class: "head" },
+      el("span", { class: "what", text: `${letter.consumer} · ${letter.topic}[${letter.partition}]@${letter.offset}` }),
+      el("span", { class: "hint", text: clock(letter.at) }),
+      el("span", { class: "actions" },
+        el("button", { type: "button", class: "replay", text: "Replay", onclick: () => operator.replay(letter.id) }))),
+    el("div", { class: "reason", text: letter.error }),
+    el("pre", { class: "json", text: letter.value }),
+    ...replays.map((text) => el("div", { class: "hint replayed", text })));
 }
 
 function sagaCard(saga) {

@@ -59,3 +59,35 @@ async def test_a_replayed_dead_letter_reaches_its_consumers(system, kafka):
 
     row = await eventually(shown, what="the replayed order on mypage")
     assert (row["qty"], row["price"]) == (2, 6000)
+
+
+async def test_an_operator_finds_a_dead_letter_over_http_and_replays_it_once_fixed(system, kafka):
+    order_id = random.randint(30_000_001, 40_000_000)
+    placed = make_event("OrderPlaced", correlation_id="replayed-over-http", orderId=order_id, item="bread", qty=3,
+                        price=9000)
+    orders = catalog().topic_of_event("OrderPlaced").name
+    letter = dead_letter("mypage", orders, 1, 7, key_of(placed), encode(placed), RuntimeError("a bug since fixed"))
+    _, offset = await produce(kafka, catalog().topic_of_event("DeadLetter").name, None, encode(letter))
+    gateway = system.url("gateway")
+
+    async def listed() -> dict | None:
+        _, listing, _ = await system.request("GET", f"{gateway}/dead-letters", params={"size": "200"})
+        return next((found for found in listing["letters"] if found["id"] == offset), None)
+    shown = await eventually(listed, what="the letter listed")
+    assert (shown["consumer"], shown["topic"], shown["partition"], shown["offset"]) == ("mypage", orders, 1, 7)
+    assert shown["error"] == "RuntimeError: a bug since fixed" and shown["replays"] == []
+    assert str(order_id) in shown["value"]  # the message, as text
+
+    status, replayed, _ = await system.request("POST", f"{gateway}/dead-letters/{offset}/replay")
+    assert status == 200 and replayed["replayedTo"]["topic"] == orders, replayed
+
+    async def on_mypage() -> dict | None:
+        row = await mypage(system, order_id)
+        return row if row and row["item"] == "bread" else None
+    assert (await eventually(on_mypage, what="the replayed order on mypage"))["qty"] == 3
+    again = await eventually(listed, what="the letter listed again")
+    assert [r["offset"] for r in again["replays"]] == [replayed["replayedTo"]["offset"]]
+    # `bread dlq` sees the replay too: it lists the letter as replayed and does not send it again.
+    listing = await bread(system, "dlq")
+    assert "(replayed)" in next(line for line in listing.splitlines() if line.startswith(f"{offset:>6}  "))
+    assert f"{offset:>6}  " not in await bread(system, "dlq", "--replay")

@@ -27,6 +27,8 @@ HARMLESS = {
     ("GET", "/payments/1"): (f"/payments/{UNKNOWN}", None),
     ("POST", "/payments"): ("/payments", {"orderId": UNKNOWN, "action": "cancel"}),
     ("GET", "/sagas"): ("/sagas?size=1", None),
+    ("GET", "/dead-letters"): ("/dead-letters?size=1", None),
+    ("POST", "/dead-letters/1/replay"): (f"/dead-letters/{UNKNOWN}/replay", None),
 }
 ANSWERED_BY_THE_SERVICE = {200, 400, 404, 409}
 PEOPLE = {"alice": "customer", "bob": "customer", "bea": "baker", "ops": "service", "root": "admin"}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from aiokafka import AIOKafkaProducer
 from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -22,7 +24,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.conftest import CAKE, System, confirm, eventually, mypage_row, place, until_status
+from agents.catalog import catalog
+from agents.deadletters import dead_letter
+from agents.events import encode, key_of, make_event
+from tests.e2e.conftest import CAKE, System, confirm, eventually, mypage, mypage_row, place, until_status
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 30
@@ -210,22 +215,21 @@ async def test_a_baker_decides_tickets_on_the_page(system: System, browser: Brow
     assert await browser.run(browser.js, "return window.notReloaded") is True
 
 
-async def test_an_operator_sees_the_oldest_sagas_and_refunds_a_confirmed_order(system: System, browser: Browser,
-                                                                               screenshots: Path):
-    waiting = (await place(system, via="gateway"))["id"]
-    await until_status(system, waiting, "Confirming")
-    confirmed = (await place(system, via="gateway"))["id"]
-    await until_status(system, confirmed, "Confirming")
-    await confirm(system, confirmed)
-    await until_status(system, confirmed, "Confirmed")
+async def open_operator_view(browser: Browser, system: System) -> None:
     await open_page(browser, system.url("gateway"))
     await browser.run(browser.click, "#views button[data-view='operator']")
+
+
+async def test_an_operator_sees_the_oldest_sagas_as_get_sagas_lists_them(system: System, browser: Browser,
+                                                                         screenshots: Path):
+    waiting = (await place(system, via="gateway"))["id"]
+    await until_status(system, waiting, "Confirming")
+    await open_operator_view(browser, system)
     await browser.run(browser.js, "document.querySelector('#saga-status').value = 'Confirming'")
     await browser.run(browser.click, "#saga-filter button[type='submit']")
-
-    # The page lists what GET /sagas says: the oldest of the sagas waiting for the bakery first.
     _, listing, _ = await system.request("GET", f"{system.url('gateway')}/sagas",
-                                         params={"status": "Confirming", "size": "50"})
+                                         params={"status": "Confirming", "size": "1000"})
+    assert waiting in {saga["orderId"] for saga in listing["unfinished"]}
     oldest = listing["unfinished"][0]
     first = f"#sagas li:first-child[data-saga='{oldest['orderId']}']"
     await browser.run(browser.shown, first, "the oldest saga waiting for the bakery")
@@ -233,14 +237,45 @@ async def test_an_operator_sees_the_oldest_sagas_and_refunds_a_confirmed_order(s
     assert int(await browser.run(browser.text, "#counts tr:has([data-status='Confirming']) td.price")) >= 1
     await browser.run(browser.screenshot, screenshots / "screenshots" / "operator.png")
 
+
+async def test_an_admin_refunds_a_confirmed_order_with_a_reason_on_the_page(system: System, browser: Browser):
+    confirmed = (await place(system, via="gateway"))["id"]
+    await until_status(system, confirmed, "Confirming")
+    await confirm(system, confirmed)
+    await until_status(system, confirmed, "Confirmed")
+    await open_operator_view(browser, system)
     await browser.run(browser.type, "#refund-order", str(confirmed))
     await browser.run(browser.type, "#refund-reason", "stale bread")
     await browser.run(browser.click, "#refund-form button[type='submit']")
     await eventually(lambda: _says(browser, "#refunded", f"Order #{confirmed} refunded 25,000: stale bread."),
                      what="the refund taken")
     await until_status(system, confirmed, "Refunded")
-    assert waiting in {saga["orderId"] for saga in (await system.request(
-        "GET", f"{system.url('gateway')}/sagas", params={"status": "Confirming", "size": "1000"}))[1]["unfinished"]}
+
+
+async def test_an_operator_replays_a_dead_letter_on_the_page(system: System, browser: Browser):
+    order_id = random.randint(40_000_001, 50_000_000)
+    placed = make_event("OrderPlaced", correlation_id="page-replay", orderId=order_id, item="cake", qty=1, price=1)
+    letter = dead_letter("mypage", catalog().topic_of_event("OrderPlaced").name, 0, 0, key_of(placed),
+                         encode(placed), RuntimeError("a bug since fixed"))
+    offset = await produce_one(system, catalog().topic_of_event("DeadLetter").name, encode(letter))
+    await open_operator_view(browser, system)
+    await browser.run(browser.shown, f"[data-letter='{offset}']", "the dead letter listed")
+    await browser.run(browser.click, f"[data-letter='{offset}'] button.replay")
+    await browser.run(browser.shown, f"[data-letter='{offset}'] .replayed", "the letter shown replayed")
+    await eventually(lambda: _is_on_mypage(system, order_id), what="the replayed order on Mypage")
+
+
+async def produce_one(system: System, topic: str, value: bytes) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=system.broker.bootstrap, acks="all")
+    await producer.start()
+    try:
+        return (await producer.send_and_wait(topic, value=value)).offset
+    finally:
+        await producer.stop()
+
+
+async def _is_on_mypage(system: System, order_id: int) -> bool:
+    return await mypage(system, order_id) is not None
 
 
 async def story_of_saga(browser: Browser, order_id: int) -> list[str]:

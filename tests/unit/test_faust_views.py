@@ -15,6 +15,7 @@ from faust.exceptions import SameNode
 from yarl import URL
 
 from agents.bakery.tickets import Ticket
+from agents.deadletters import dead_letter
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
 from agents.settings import Settings
 from api import bakery, mypage, order_worker
@@ -23,6 +24,7 @@ ALICE = {"X-Principal": "alice", "X-Principal-Role": "customer"}
 BOB = {"X-Principal": "bob", "X-Principal-Role": "customer"}
 BAKER = {"X-Principal": "bea", "X-Principal-Role": "baker"}
 ADMIN = {"X-Principal": "root", "X-Principal-Role": "admin"}
+SERVICE = {"X-Principal": "ops", "X-Principal-Role": "service"}
 
 
 class Assignment:
@@ -322,3 +324,33 @@ async def test_a_worker_serves_its_probe_pages_with_bread_s_metrics(mypages):
     assert "bread_events_consumed_total" in text and "bread_consumer_lag" in text
     pipeline = await (await client.get("/pipeline")).json()
     assert pipeline == {"context": "mypage", "delayS": 0.0}
+
+
+@pytest.fixture
+async def dead_letter_face(settings):
+    letter = dead_letter("mypage", "bread.orders", 2, 17, b"1", b"not json", ValueError("not JSON"))
+
+    async def read() -> list:
+        return [(0, letter)]
+    client = await served(order_worker.build(settings, read_letters=read))
+    yield client
+    await client.close()
+
+
+async def test_the_dead_letters_are_for_operators(dead_letter_face):
+    client = dead_letter_face
+    listing = await (await client.get("/dead-letters", headers=ADMIN)).json()
+    assert [(letter["id"], letter["error"]) for letter in listing["letters"]] == [(0, "ValueError: not JSON")]
+    assert (await client.get("/dead-letters", headers=SERVICE)).status == 200
+    for caller in (ALICE, BAKER):
+        assert (await client.get("/dead-letters", headers=caller)).status == 403
+    bad = await client.get("/dead-letters", params={"size": "0"}, headers=ADMIN)
+    assert bad.status == 400 and "'size'" in (await bad.json())["error"]
+
+
+async def test_only_an_admin_replays_a_dead_letter_and_only_one_that_exists(dead_letter_face):
+    client = dead_letter_face
+    assert (await client.post("/dead-letters/0/replay", headers=SERVICE)).status == 403
+    for missing in ("7", "x"):
+        answer = await client.post(f"/dead-letters/{missing}/replay", headers=ADMIN)
+        assert answer.status == 404 and "no dead letter" in (await answer.json())["error"]

@@ -2,6 +2,7 @@
 import pytest
 
 from agents.bakery.tickets import DecisionRefused
+from agents.deadletters import BadLetterQuery
 from agents.idempotency import InvalidKey
 from agents.order.menu import InvalidOrder
 from agents.order.sagas import BadSagaQuery
@@ -10,7 +11,7 @@ from agents.refusal import Refusal
 from api.http import REFUSALS, refusal
 
 # The kinds that say a request is malformed: answered 400, as any refusal is unless the table says otherwise.
-REQUESTS_TO_CORRECT = {DecisionRefused, PaymentRefused, InvalidOrder, InvalidKey, BadSagaQuery}
+REQUESTS_TO_CORRECT = {DecisionRefused, PaymentRefused, InvalidOrder, InvalidKey, BadSagaQuery, BadLetterQuery}
 
 
 def kinds(root: type) -> list[type]:
