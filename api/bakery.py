@@ -21,6 +21,7 @@ from agents.correlation import HTTP_HEADER, carried
 from agents.events import new_correlation_id
 from agents.runtime.bakery import BakeryAgents, DecisionNotApplied
 from agents.runtime.context_app import ContextApp
+from agents.runtime.rows import Rows
 from agents.settings import Settings
 from api.faustweb import GuardedView, forward_to_owner, gather, serve_changes, serve_rows
 from api.http import JsonError
@@ -44,11 +45,6 @@ def build(settings: Settings) -> ContextApp:
     bakery = BakeryAgents(settings)
     app, tickets = bakery.context_app.app, bakery.tickets
 
-    def waiting_here(size: int) -> dict[str, Any]:
-        """The tickets of this worker's partitions waiting longest, and how many wait here."""
-        rows, total = waiting_tickets(map(Ticket.from_json, tickets.values()), size)
-        return {"rows": [ticket.to_json() for ticket in rows], "total": total}
-
     @app.page("/bakeries")
     class BakeryDecision(GuardedView):
         async def get(self, request: Request) -> Response:
@@ -58,9 +54,9 @@ def build(settings: Settings) -> ContextApp:
             except ValueError as exc:
                 raise JsonError(400, str(exc)) from None
             if request.query.get("scope") == "local":  # another bakery worker gathering the list
-                return self.json(waiting_here(size))
+                return self.json(waiting_in(tickets, size))
             try:
-                gathered = await gather(app, tickets, request, {"size": str(size)}, lambda: waiting_here(size))
+                gathered = await gather(app, tickets, request, {"size": str(size)}, lambda: waiting_in(tickets, size))
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 raise JsonError(503, f"a bakery worker is unavailable: {exc or 'timeout'}") from None
             first, total = first_waiting(((list(map(Ticket.from_json, share["rows"])), share["total"])
@@ -89,12 +85,6 @@ def build(settings: Settings) -> ContextApp:
                                 f"{DECISION_WAIT_S:.0f}s; GET /bakeries/{order_id} shows when it is") from None
             return self.json(applied(after, order_id, status).to_json())
 
-    def shown(row: dict, _: Request) -> dict:
-        """A ticket as the bakers see it; an order the bakery knows but nobody paid for yet has none."""
-        if not has_ticket(Ticket.from_json(row)):
-            raise JsonError(404, f"no bakery ticket for order {row['orderId']}: it is not paid yet")
-        return row
-
     # Tickets are the bakers' business: whoever may reach the route sees them all.
     serve_changes(app, bakery.context_app.feed(tickets), "/bakeries/stream", settings.stream_heartbeat_s,
                   lambda row, _principal: not row or has_ticket(Ticket.from_json(row)),  # (a deletion: {})
@@ -102,3 +92,16 @@ def build(settings: Settings) -> ContextApp:
     serve_rows(app, tickets, "/bakeries/{orderId}", "no bakery ticket for order {orderId}", shown,
                customers_own_rows=False)
     return bakery.context_app
+
+
+def shown(row: dict[str, Any], _: Request) -> dict[str, Any]:
+    """A ticket as the bakers see it; an order the bakery knows but nobody paid for yet has none."""
+    if not has_ticket(Ticket.from_json(row)):
+        raise JsonError(404, f"no bakery ticket for order {row['orderId']}: it is not paid yet")
+    return row
+
+
+def waiting_in(tickets: Rows, size: int) -> dict[str, Any]:
+    """The tickets of this worker's partitions waiting longest, and how many wait here (a worker's share)."""
+    rows, total = waiting_tickets(map(Ticket.from_json, tickets.values()), size)
+    return {"rows": [ticket.to_json() for ticket in rows], "total": total}

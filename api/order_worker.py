@@ -33,9 +33,23 @@ def build(settings: Settings, read_letters: ReadLetters | None = None) -> Contex
     tests)."""
     order = OrderAgents(settings)
     app = order.context_app.app
-    read = read_letters or (lambda: dead_letters.read_letters(settings.kafka_bootstrap))
     serve_rows(app, order.orders, "/orders/{orderId}", "order {orderId} not found",
                lambda row, _: public_view(OrderRecord.from_json(row)))
+
+    def placement_view(placed: dict, request: Request) -> dict:
+        return {"requestId": request.match_info["requestId"], **placed}
+    serve_rows(app, order.requests, "/order-requests/{requestId}", "no order placed for request {requestId}",
+               placement_view, key="requestId")
+    serve_rows(app, order.requests, "/placements/{requestId}", "no order placed for request {requestId}",
+               placement_view, key="requestId", wait_for=order.placement, waited=is_placed)
+    serve_sagas(order)
+    serve_dead_letters(order, read_letters or (lambda: dead_letters.read_letters(settings.kafka_bootstrap)))
+    return order.context_app
+
+
+def serve_sagas(order: OrderAgents) -> None:
+    """GET /sagas: the counts and a page of the unfinished sagas, gathered from every order worker."""
+    app = order.context_app.app
 
     @app.page("/sagas")
     class Sagas(GuardedView):
@@ -52,21 +66,26 @@ def build(settings: Settings, read_letters: ReadLetters | None = None) -> Contex
                 raise JsonError(503, f"an order worker is unavailable: {exc or 'timeout'}") from None
             return self.json(sagas.page_of([sagas.Share.from_json(share) for share in gathered], query, now))
 
+
+def serve_dead_letters(order: OrderAgents, read: ReadLetters) -> None:
+    """GET /dead-letters and POST /dead-letters/{id}/replay; every order worker answers for the whole topic."""
+    app = order.context_app.app
+
     async def letters() -> list[Message]:
         try:
             return await read()
         except KafkaError as exc:
             raise JsonError(503, f"the dead-letter topic cannot be read now: {exc}") from None
 
+    async def send(topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
+        sent = await app.producer.send_and_wait(topic, key, value, None, None, None)
+        return sent.partition, sent.offset
+
     @app.page("/dead-letters")
     class DeadLetters(GuardedView):
         async def get(self, request: Request) -> Response:
             page, size = deadletters.parse_page(request.query)
             return self.json(deadletters.page_of_letters(await letters(), page, size))
-
-    async def send(topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
-        sent = await app.producer.send_and_wait(topic, key, value, None, None, None)
-        return sent.partition, sent.offset
 
     @app.page("/dead-letters/{id}/replay")
     class Replay(GuardedView):
@@ -82,11 +101,3 @@ def build(settings: Settings, read_letters: ReadLetters | None = None) -> Contex
             except KafkaError as exc:
                 raise JsonError(503, f"the letter could not be replayed now: {exc}") from None
             return self.json(replayed)
-
-    def placement_view(placed: dict, request: Request) -> dict:
-        return {"requestId": request.match_info["requestId"], **placed}
-    serve_rows(app, order.requests, "/order-requests/{requestId}", "no order placed for request {requestId}",
-               placement_view, key="requestId")
-    serve_rows(app, order.requests, "/placements/{requestId}", "no order placed for request {requestId}",
-               placement_view, key="requestId", wait_for=order.placement, waited=is_placed)
-    return order.context_app
