@@ -115,7 +115,9 @@ def pod_template(w: Workload) -> dict:
     }
     if volumes:
         spec["volumes"] = volumes
-    return {"metadata": {"labels": labels(w)}, "spec": spec}
+    # How a Prometheus that discovers pods (kube-prometheus' kubernetes-pods job) finds each one's metrics.
+    scraped = {"prometheus.io/scrape": "true", "prometheus.io/port": str(w.port), "prometheus.io/path": "/metrics"}
+    return {"metadata": {"labels": labels(w), "annotations": scraped}, "spec": spec}
 
 
 def labels(w: Workload) -> dict:

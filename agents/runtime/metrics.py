@@ -42,6 +42,9 @@ REQUESTS_BEHIND = Gauge("bread_requests_behind_seconds", "How far behind the log
                         "how long the request waiting longest (or the last ones handled) waited", ["context"])
 CONSUMER_LAG = Gauge("bread_consumer_lag", "Messages on a partition not yet handled by the context",
                      ["context", "topic", "partition"])
+DEADLINES_PASSED = Counter("bread_saga_deadlines_passed_total", "Orders whose saga deadline passed: announced "
+                           "cancelled (then=cancel), or, still not ended after their cancel, stalled and repaired "
+                           "(then=repair)", ["then"])
 SAGA_SECONDS = Histogram(
     "bread_saga_seconds", "Time from an order's OrderPlaced to the event that ended it, by how it ended",
     ["outcome"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),

@@ -33,7 +33,7 @@ from agents.order import deadline, intake
 from agents.order.lifecycle import OrderRecord, OrderStatus, record_of, saga_seconds
 from agents.order.menu import OrderRequest, parse_order
 from agents.runtime.context_app import ContextApp
-from agents.runtime.metrics import SAGA_SECONDS
+from agents.runtime.metrics import DEADLINES_PASSED, SAGA_SECONDS
 from agents.runtime.pay_client import PayClient
 from agents.runtime.stalls import Stalls
 from agents.settings import Settings
@@ -177,6 +177,7 @@ class OrderAgents:
                 log.warning("could not announce %s for order %s: %s", reminder["type"], key, exc)
                 return
             self._reminded[key] = due
+            DEADLINES_PASSED.labels(due.then).inc()
 
     def _know_deadlines(self) -> None:
         """Gather the open orders' deadlines from the table once its partitions are recovered, again whenever the

@@ -58,7 +58,8 @@ def test_the_generated_manifests_are_what_their_generators_make():
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_kubernetes_resource_validates_strictly(overlay):
     for document in rendered(overlay):
-        if document["apiVersion"].startswith("kafka.strimzi.io/"):
+        # Strimzi's resources are held to its CRDs below; the alert rules to Prometheus itself (test_alerts.py).
+        if document["apiVersion"].startswith(("kafka.strimzi.io/", "monitoring.coreos.com/")):
             continue
         kubernetes_validate.validate(document, kubernetes_validate.latest_version(), strict=True)
 
@@ -139,6 +140,21 @@ def test_the_configmap_sets_only_known_settings_that_differ():
     (base,) = [d for d in of_kind("dev", "ConfigMap") if d["metadata"]["name"] == "bread-config"]
     assert all(value != known[key]["default"] for key, value in base["data"].items()), "a default set again"
     assert "GATEWAY_TIMEOUT_S" not in base["data"], "each route keeps its own timeout"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_tells_prometheus_where_its_metrics_are(overlay):
+    for w in of_kind(overlay, "Deployment", "StatefulSet"):
+        template = w["spec"]["template"]
+        (port,) = [p["containerPort"] for p in template["spec"]["containers"][0]["ports"] if p["name"] == "http"]
+        assert template["metadata"]["annotations"] == {"prometheus.io/scrape": "true",
+                                                       "prometheus.io/port": str(port),
+                                                       "prometheus.io/path": "/metrics"}, w["metadata"]["name"]
+
+
+def test_only_the_prod_overlay_carries_the_alert_rules():
+    assert [d["metadata"]["name"] for d in of_kind("prod", "PrometheusRule")] == ["bread"]
+    assert of_kind("dev", "PrometheusRule") == []
 
 
 def test_only_the_prod_overlay_is_hardened():
