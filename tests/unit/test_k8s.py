@@ -152,6 +152,14 @@ def test_every_pod_tells_prometheus_where_its_metrics_are(overlay):
                                                        "prometheus.io/path": "/metrics"}, w["metadata"]["name"]
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_brokers_export_their_metrics_where_prometheus_looks(overlay):
+    (kafka,) = of_kind(overlay, "Kafka")
+    assert kafka["spec"]["kafka"]["metricsConfig"]["type"] == "strimziMetricsReporter"
+    for pool in of_kind(overlay, "KafkaNodePool"):
+        assert pool["spec"]["template"]["pod"]["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+
+
 def test_only_the_prod_overlay_carries_the_alert_rules():
     assert [d["metadata"]["name"] for d in of_kind("prod", "PrometheusRule")] == ["bread"]
     assert of_kind("dev", "PrometheusRule") == []
