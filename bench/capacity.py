@@ -160,7 +160,10 @@ async def follow_dead_letters(bootstrap: str, seen_at: dict[str, float], ready: 
         ready.set()
         while not stop.is_set():
             for message in (m for batch in (await consumer.getmany(timeout_ms=200)).values() for m in batch):
-                _, key, _ = original(json.loads(message.value))
+                letter = json.loads(message.value)
+                if letter["type"] != "DeadLetter":  # a replay's note
+                    continue
+                _, key, _ = original(letter)
                 if key:
                     seen_at.setdefault(key.decode(), time.monotonic())
     finally:

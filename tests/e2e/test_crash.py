@@ -96,7 +96,7 @@ async def dead_lettered_requests(system: System) -> set[str]:
     """The request ids of the requests from outside bread that were dead-lettered."""
     topic = catalog().topic_of_event("RequestOrder").name
     return {original(letter)[1].decode() for letter in await events_on(system.broker.bootstrap, "dead-letters")
-            if letter["failedTopic"] == topic and original(letter)[1]}
+            if letter["type"] == "DeadLetter" and letter["failedTopic"] == topic and original(letter)[1]}
 
 
 async def baker(system: System, rng: random.Random, tickets: asyncio.Queue) -> None:
