@@ -52,25 +52,27 @@ async def test_a_message_whose_callback_need_not_wait_is_handed_on_without_a_tas
 
 
 async def test_a_callback_that_waits_finishes_once_the_suspension_allows(drain):
-    room = asyncio.get_running_loop().create_future()
+    room, began = asyncio.get_running_loop().create_future(), asyncio.Event()
 
     async def callback():
+        began.set()
         return await room  # a full stream buffer, say
     waiting = asyncio.ensure_future(drain.wait_first(callback(), drain.suspend_flow.wait()))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(began.wait(), 2)
     assert not waiting.done() and drain.slow_path_taken == 1
     room.set_result("delivered")
     assert (await waiting).results == ["delivered"]
 
 
 async def test_a_waiting_callback_is_cut_short_when_the_flow_is_suspended_as_faust_does(drain):
-    room = asyncio.get_running_loop().create_future()
+    room, began = asyncio.get_running_loop().create_future(), asyncio.Event()
     finished = []
 
     async def callback():
+        began.set()
         finished.append(await room)
     waiting = asyncio.ensure_future(drain.wait_first(callback(), drain.suspend_flow.wait()))
-    await asyncio.sleep(0)
+    await asyncio.wait_for(began.wait(), 2)
     drain.suspend_flow.set()  # a rebalance begins
     done = await waiting
     assert done.results == [True] and finished == []  # the suspension won; the callback was cancelled
@@ -110,17 +112,18 @@ async def test_the_flush_before_a_commit_waits_for_every_send():
     def expect(future):
         unacknowledged.add(future)
         future.add_done_callback(unacknowledged.discard)
-    held_back = []
+    held_back, sent_held = [], asyncio.Event()
 
     async def send_held():
         held_back.append("sent")
+        sent_held.set()
     faust_patches.flush_before_commit(producer, expect, unacknowledged, before=send_held)
     loop = asyncio.get_running_loop()
     buffered, sent = loop.create_future(), loop.create_future()
     producer.buffer.put(buffered)  # a send through Faust's buffer
     expect(sent)                   # a send of bread's own
     flushing = asyncio.ensure_future(producer.flush())
-    await asyncio.sleep(0)
+    await asyncio.wait_for(sent_held.wait(), 2)
     assert held_back == ["sent"] and not flushing.done()  # Faust's gave up after 0.1 s; this one waits
     buffered.set_result(None)
     sent.set_exception(ConnectionError("the broker went away"))
@@ -140,6 +143,7 @@ class Committing:
         self._acked = {tp: handled}
         self._committed_offset = {tp: committed}
         self.seeks = 0
+        self.sought = asyncio.Event()
 
     def _new_offset(self, tp):
         return max(self._acked[tp]) + 1
@@ -149,6 +153,7 @@ class Committing:
 
     async def perform_seek(self):
         self.seeks += 1
+        self.sought.set()
 
 
 
@@ -157,7 +162,7 @@ async def test_a_partition_whose_handled_offsets_begin_past_its_last_commit_is_r
     consumer = Committing(TP, handled=[13, 14], committed=10)  # 10, 11 and 12 were dropped by Faust, not handled
     faust_patches.commit_only_what_was_handled(consumer, own_topics={"bread.orders"})
     assert consumer._new_offset(TP) is None
-    await asyncio.sleep(0)
+    await asyncio.wait_for(consumer.sought.wait(), 2)
     assert consumer.seeks == 1
     assert consumer._new_offset(TP) is None and consumer.seeks == 1  # reading again already: one seek
 
@@ -169,7 +174,7 @@ async def test_skipped_offsets_on_bread_s_topics_are_read_again():
     await consumer._add_gap(OTHERS, 3, 5)  # a producer from outside bread wrote transaction markers
     assert consumer.gap == (3, 5) and consumer.seeks == 0
     await consumer._add_gap(TP, 3, 5)
-    await asyncio.sleep(0)
+    await asyncio.wait_for(consumer.sought.wait(), 2)
     assert consumer.seeks == 1
 
 

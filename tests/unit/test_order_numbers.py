@@ -12,7 +12,10 @@ class Sequence:
         self.reservations: list[dict] = []
 
     async def emit(self, event: dict) -> int:
-        await asyncio.sleep(0)  # the broker's acknowledgement takes a turn of the loop: others may ask meanwhile
+        # The broker's acknowledgement comes later, not at once: others may ask for numbers meanwhile.
+        acknowledged = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(acknowledged.set_result, None)
+        await acknowledged
         self.reservations.append(event)
         return len(self.reservations) - 1
 
