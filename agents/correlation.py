@@ -36,16 +36,13 @@ def event_type_of(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | N
 
 
 def install_log_tagging() -> None:
-    """Every log record written while a correlation id is current ends with it, whatever the handler's format
-    (Faust's workers configure their own)."""
+    """Every log record carries the correlation id current when it was written (`correlation_id`, None when
+    none is), for the log's formatter to write on its line."""
     make_record = logging.getLogRecordFactory()
 
     def tagged(*args, **kwargs) -> logging.LogRecord:
         record = make_record(*args, **kwargs)
-        correlation = current.get()
-        record.correlation_id = correlation or "-"
-        if correlation and isinstance(record.msg, str) and correlation not in record.msg:
-            record.msg = f"{record.msg} [correlation {correlation}]"
+        record.correlation_id = current.get()
         return record
 
     if not getattr(make_record, "bread_tagging", False):

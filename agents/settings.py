@@ -44,6 +44,7 @@ def maybe(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return lambda raw: parse(raw) if raw else None
 
 
+LOG_FORMATS = ("text", "json")
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -189,6 +190,9 @@ class Settings:
                                "throwaway run)", one_of("rocksdb://", "memory://"))
     bread_log_level: str = setting("BREAD_LOG_LEVEL", "info", "how much the services log",
                                    one_of("debug", "info", "warning", "error"))
+    bread_log_format: str = setting("BREAD_LOG_FORMAT", "text", "how the services write their log: `text` lines "
+                                    "for a terminal, or `json`, one JSON object per line for a log collector",
+                                    one_of(*LOG_FORMATS), cluster="json")
     bread_drain_s: float = setting("BREAD_DRAIN_S", "1", "on SIGTERM, how long a service stays up not-ready "
                                    "before it stops listening", not_negative, cluster="5", group="probes")
     liveness_stall_s: float = setting("LIVENESS_STALL_S", "60", "how long a consumer with lag may not move "

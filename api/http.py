@@ -18,7 +18,7 @@ from aiohttp import web
 from prometheus_client import Counter, Histogram
 
 from agents.bakery.tickets import NoTicket, TicketDecided
-from agents.correlation import HTTP_HEADER, carried, current, install_log_tagging
+from agents.correlation import HTTP_HEADER, carried, current
 from agents.deadletters import NoSuchLetter
 from agents.events import MAX_ORDER_ID, is_order_id, new_correlation_id
 from agents.idempotency import KeyUsedBefore
@@ -173,7 +173,6 @@ def service_app(service: str, settings: Settings, ready_check: ReadyCheck, resou
     """An aiohttp application with bread's middleware and probe pages (and /pipeline, given how far behind the
     service runs), its settings, and the `resources` it opens at start and closes at stop.
     `outer` middleware sees every answer as sent (errors already JSON); `inner` may raise JsonError."""
-    install_log_tagging()
     app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
     app[SERVICE], app[SETTINGS] = service, settings
     if resources is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import subprocess
 import sys
@@ -41,23 +40,19 @@ SERVICES = [*AIOHTTP_SERVICES, *FAUST_SERVICES]
 START_ORDER = ["pay", "order-worker", "bakery", "mypage", "order", "gateway"]
 
 
-def setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.bread_log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
 def run_service(service: str, settings: Settings) -> None:
-    setup_logging(settings)
+    from agents.runtime import logs
+
     if service in AIOHTTP_SERVICES:
         from api.http import serve
 
+        logs.setup(settings.bread_log_format, settings.bread_log_level, service)
         app = import_module(AIOHTTP_SERVICES[service]).init_app(settings)
         asyncio.run(serve(app, settings.bread_bind, settings.port(service), drain_s=settings.bread_drain_s,
                           grace_s=STOP_GRACE_S))
     else:
-        import_module(FAUST_SERVICES[service]).build(settings).run()
+        import_module(FAUST_SERVICES[service]).build(settings).run(
+            logs.logging_config(settings.bread_log_format, settings.bread_log_level, service))
 
 
 def run_kafka(settings: Settings) -> int:

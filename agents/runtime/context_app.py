@@ -277,11 +277,12 @@ class ContextApp:
         self._may_handle.clear()
         asyncio.get_running_loop().call_later(seconds, self._may_handle.set)
 
-    def run(self) -> None:
-        """Run the worker in the foreground until SIGINT/SIGTERM."""
+    def run(self, logging_config: dict[str, Any]) -> None:
+        """Run the worker in the foreground until SIGINT/SIGTERM, logging as `logging_config` says."""
         from faust.worker import Worker as FaustWorker
 
-        worker = FaustWorker(self.app, loglevel=self.settings.bread_log_level, quiet=True)
+        worker = FaustWorker(self.app, loglevel=self.settings.bread_log_level, logging_config=logging_config,
+                             quiet=True)
         # Faust's terminal spinner hangs a DEBUG handler on the root logger, so every debug call in Faust and
         # aiokafka would build a log record: a tenth of a busy worker's time, for a spinner nobody sees.
         worker.spinner = None

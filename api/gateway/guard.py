@@ -17,11 +17,11 @@ import math
 import time
 from typing import Awaitable, Callable
 
-import orjson
 from aiohttp import web
 
 from agents import principals
 from agents.correlation import current
+from agents.runtime.logs import FIELDS
 from agents.settings import Networks
 from api.gateway.pages import OPEN_PAGES
 from api.http import SETTINGS, JsonError
@@ -99,11 +99,11 @@ async def log_access(request: web.Request, handler: Callable[[web.Request], Awai
     response = await handler(request)
     if not access_log.isEnabledFor(logging.INFO):
         return response
-    access_log.info(orjson.dumps({
-        "method": request.method, "path": request.path, "status": response.status,
-        "durationMs": round((time.perf_counter() - started) * 1000, 1), "correlationId": current.get(),
-        "client": request[CLIENT], **principal_fields(request.get(PRINCIPAL)),
-    }).decode())
+    took_ms = round((time.perf_counter() - started) * 1000, 1)
+    access_log.info("%s %s %s %.1f ms", request.method, request.path, response.status, took_ms, extra={FIELDS: {
+        "method": request.method, "path": request.path, "status": response.status, "durationMs": took_ms,
+        "correlationId": current.get(), "client": request[CLIENT], **principal_fields(request.get(PRINCIPAL)),
+    }})
     return response
 
 

@@ -274,6 +274,19 @@ def row_of(order_id: int, status: str | None = None) -> Callable[[ServerSent], b
         and (status is None or e.data["status"] == status)
 
 
+def log_records(system: LocalSystem, name: str) -> list[dict]:
+    """Every record a service instance has logged so far, each line one JSON object (BREAD_LOG_FORMAT=json);
+    fails naming the first line that is not."""
+    path = system.log(name)
+    records = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines() if path.exists() else [], 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            pytest.fail(f"line {number} of {path.name} is not one JSON object: {line[:300]!r}")
+    return records
+
+
 async def bread(system: System, *args: str) -> str:
     """Run the `bread` command against the test system; its standard output."""
     result = await asyncio.to_thread(
@@ -293,6 +306,8 @@ SYSTEM_SETTINGS = {
     "PAY_TIMEOUT_S": str(PAY_TIMEOUT_S), "BREAD_LOG_LEVEL": "info", "SAGA_DEADLINE_S": str(SAGA_DEADLINE_S),
     "SAGA_REPAIR_S": str(SAGA_REPAIR_S), "PAY_LIMIT": str(PAY_LIMIT), "BAKERY_AUTO_CONFIRM": "false",
     "KAFKA_SESSION_TIMEOUT_S": "6", "GATEWAY_RATE_LIMIT_RPS": "0",
+    # As on Kubernetes: every line a service writes is one JSON object (log_records reads them).
+    "BREAD_LOG_FORMAT": "json",
 }
 
 
@@ -326,6 +341,8 @@ async def system(broker, tmp_path_factory) -> System:
     finally:
         system.stop_all(grace=20)
         await system.http.close()
+    for name in system.ports:  # to their last line, written as they stopped
+        log_records(system, name)
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 
 from agents.correlation import KAFKA_HEADER
-from tests.e2e.conftest import confirm, events_of, eventually, until_status
+from tests.e2e.conftest import confirm, events_of, eventually, log_records, until_status
 
 SAGA = {"OrderPlaced", "PayApproved", "BakeryTicketOpened", "BakeryConfirmed"}
 
@@ -39,13 +39,13 @@ async def test_a_caller_without_a_correlation_id_gets_a_new_one(system):
         assert status == 503
         assigned = headers["X-Correlation-ID"]
         assert assigned
-        log = await eventually(lambda: _logged(system, assigned), what="the edge's log line with the id")
-        assert f"order {body['orderId']} rejected" in log
+        record = await eventually(lambda: _logged(system, assigned), what="the edge's log record with the id")
+        assert f"order {body['orderId']} rejected" in record["message"]
     finally:
         system.start("pay")
         await system.wait_ready("pay")
 
 
-async def _logged(system, text):
-    lines = [line for line in system.log("order").read_text().splitlines() if text in line]
-    return lines[-1] if lines else None
+async def _logged(system, correlation_id):
+    records = [r for r in log_records(system, "order") if r.get("correlationId") == correlation_id]
+    return records[-1] if records else None

@@ -2,13 +2,12 @@
 limits, per-route timeouts, the JSON access log."""
 from __future__ import annotations
 
-import json
 import signal
 import time
 
 import pytest
 
-from tests.e2e.conftest import CAKE, eventually
+from tests.e2e.conftest import CAKE, eventually, log_records
 
 
 @pytest.fixture
@@ -99,12 +98,8 @@ async def test_each_route_has_its_own_timeout(system, gateway):
     status, _, _ = await system.request("GET", f"{gw}/mypages/999999", headers={"X-Correlation-ID": "missing-1"})
     assert status == 404
 
-    def logged() -> list[dict]:
-        lines = [line.split("INFO gateway.access: ", 1)[1] for line in system.log(name).read_text().splitlines()
-                 if "gateway.access" in line]
-        return [json.loads(line) for line in lines]
     async def both_logged() -> dict:  # a streamed answer is logged once it has been sent: just after
-        entries = {e["correlationId"]: e for e in logged()}
+        entries = {e["correlationId"]: e for e in log_records(system, name) if e["logger"] == "gateway.access"}
         return entries if {"slow-pay-1", "missing-1"} <= set(entries) else {}
     entries = await eventually(both_logged, timeout=5, what="both access log lines")
     assert entries["slow-pay-1"]["status"] == 504 and entries["slow-pay-1"]["method"] == "GET"
