@@ -147,6 +147,7 @@ async def serve(app: web.Application, host: str, port: int, drain_s: float, grac
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace_s)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
+    log.info("%s serving on http://%s:%s", app[SERVICE], host, port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from agents.catalog import InvalidEvent, catalog
 from agents.events import decode
@@ -63,6 +63,17 @@ async def read_all(kafka: str, names: list[str]) -> list:
         return messages
     finally:
         await consumer.stop()
+
+
+async def produce(kafka: str, topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
+    """(partition, offset) of one message sent with a plain producer, as any other system would."""
+    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
+    await producer.start()
+    try:
+        sent = await producer.send_and_wait(topic, key=key, value=value)
+        return sent.partition, sent.offset
+    finally:
+        await producer.stop()
 
 
 @dataclass

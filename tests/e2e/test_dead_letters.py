@@ -3,23 +3,10 @@ from __future__ import annotations
 
 import random
 
-from aiokafka import AIOKafkaProducer
-
 from agents.catalog import catalog
 from agents.deadletters import dead_letter
 from agents.events import encode, key_of, make_event
-from tests.e2e.conftest import bread, eventually, mypage, place, until_status
-
-
-async def produce(kafka: str, topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
-    """(partition, offset) of one message sent with a plain producer, as any other system would."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka, acks="all")
-    await producer.start()
-    try:
-        sent = await producer.send_and_wait(topic, key=key, value=value)
-        return sent.partition, sent.offset
-    finally:
-        await producer.stop()
+from tests.e2e.conftest import bread, eventually, mypage, place, produce, until_status
 
 
 async def test_poison_messages_are_dead_lettered_without_stopping_the_saga(system, kafka):
