@@ -49,6 +49,7 @@ $(KAFKA_LIB)/.fetched: kafka/pom.xml
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python bench/capacity.py
+	$(BIN)/python bench/traces.py
 
 # The README's pictures of the web page, taken by its browser tests against a system of their own.
 screenshots: setup

@@ -45,6 +45,7 @@ def maybe(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 LOG_FORMATS = ("text", "json")
+TRACE_EXPORTERS = ("none", "otlp", "console")
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -193,6 +194,16 @@ class Settings:
     bread_log_format: str = setting("BREAD_LOG_FORMAT", "text", "how the services write their log: `text` lines "
                                     "for a terminal, or `json`, one JSON object per line for a log collector",
                                     one_of(*LOG_FORMATS), cluster="json")
+    # Traces (OpenTelemetry's own variables; the SDK's others, like OTEL_BSP_SCHEDULE_DELAY, apply too)
+    otel_traces_exporter: str = setting("OTEL_TRACES_EXPORTER", "none", "where each service sends its spans: "
+                                        "`otlp` (to OTEL_EXPORTER_OTLP_ENDPOINT), `console` (its output), `none` "
+                                        "(no tracing, at no cost)", one_of(*TRACE_EXPORTERS), group="traces")
+    otel_exporter_otlp_endpoint: str = setting("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318",
+                                               "the OTLP/HTTP collector (spans go to its `/v1/traces`)", url,
+                                               group="traces")
+    otel_service_name: str | None = setting("OTEL_SERVICE_NAME", "", "the service's name in its spans (default: "
+                                            "`bread-<service>`, as `bread-order-worker`)", maybe(text),
+                                            cluster=NOT_IN_CLUSTER)
     bread_drain_s: float = setting("BREAD_DRAIN_S", "1", "on SIGTERM, how long a service stays up not-ready "
                                    "before it stops listening", not_negative, cluster="5", group="probes")
     liveness_stall_s: float = setting("LIVENESS_STALL_S", "60", "how long a consumer with lag may not move "

@@ -14,9 +14,10 @@ from yarl import URL
 from agents.principals import HEADERS as PRINCIPAL_HEADERS
 from agents.principals import Principal, may_see
 from agents.refusal import Refusal
+from agents.runtime import tracing
 from agents.runtime.feed import BadPosition, Change, ChangelogFeed, Position, parse_position, position_text, stream
 from agents.runtime.rows import Rows
-from api.http import JsonError, refusal
+from api.http import JsonError, refusal, route_of
 from api.routes import PRINCIPAL, checked_caller, principal_of
 
 
@@ -33,6 +34,10 @@ class GuardedView(View):
     do (api/http.py)."""
 
     async def dispatch(self, request: Any) -> Any:
+        with tracing.span(f"{request.method} {route_of(request)}", "server", request.headers):
+            return await self._dispatch(request)
+
+    async def _dispatch(self, request: Any) -> Any:
         try:
             request[PRINCIPAL] = checked_caller(request.method, request.path, request.headers)
             return await super().dispatch(request)

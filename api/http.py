@@ -25,7 +25,7 @@ from agents.idempotency import KeyUsedBefore
 from agents.order.lifecycle import CancelRefused
 from agents.pay.payments import NotAsThePaymentsStand, RefundNotYours
 from agents.refusal import Refusal
-from agents.runtime import probes
+from agents.runtime import probes, tracing
 from agents.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     started = time.perf_counter()
     correlation = carried(request.headers.get(HTTP_HEADER)) or new_correlation_id()
     current.set(correlation)
-    resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    route = route_of(request)
     try:
         response = await handler(request)
     except JsonError as exc:
@@ -132,6 +131,24 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     served.inc()
     took.observe(time.perf_counter() - started)
     return response
+
+
+def route_of(request: web.Request) -> str:
+    """The route a request matched, as declared (`/orders/{orderId}`): what its metrics and span are named by."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def traced(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """Each request a span of the caller's trace (its `traceparent`), around all else done for it (only while
+    tracing: otherwise no application has this middleware)."""
+    route = route_of(request)
+    with tracing.span(f"{request.method} {route}", "server", request.headers,
+                      **{"http.request.method": request.method, "http.route": route}) as span:
+        response = await handler(request)
+        tracing.answered(span, response.status)
+        return response
 
 
 @functools.lru_cache(maxsize=4096)
@@ -174,7 +191,8 @@ def service_app(service: str, settings: Settings, ready_check: ReadyCheck, resou
     """An aiohttp application with bread's middleware and probe pages (and /pipeline, given how far behind the
     service runs), its settings, and the `resources` it opens at start and closes at stop.
     `outer` middleware sees every answer as sent (errors already JSON); `inner` may raise JsonError."""
-    app = web.Application(middlewares=[*outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
+    tracing_on = [traced] if tracing.on() else []
+    app = web.Application(middlewares=[*tracing_on, *outer, errors_and_metrics, *inner], client_max_size=64 * 1024)
     app[SERVICE], app[SETTINGS] = service, settings
     if resources is not None:
         app.cleanup_ctx.append(resources)

@@ -26,7 +26,7 @@ from agents.events import new_correlation_id
 from agents.pay.ledger import Ledger
 from agents.pay.payments import DECLINE, parse_payment
 from agents.pay.saga import saga_handlers, take_time
-from agents.runtime import faust_patches
+from agents.runtime import faust_patches, tracing
 from agents.runtime.metrics import Progress
 from agents.runtime.pay import CONTEXT, follow_the_saga, relay_outbox
 from agents.runtime.publisher import Publisher
@@ -69,7 +69,7 @@ def front_app(settings: Settings) -> web.Application:
 async def ledger_resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     ledger = Ledger(settings.pay_ledger_path, lambda event_type: catalog().topic_of_event(event_type).name,
-                    limit=settings.pay_limit)
+                    limit=settings.pay_limit, trace_now=tracing.traceparent)
     await ledger.open()
     producer = AIOKafkaProducer(**settings.kafka_producer())
     await producer.start()
@@ -109,7 +109,8 @@ async def record_payment(request: web.Request) -> web.Response:
     payment_request = parse_payment(await read_json(request), request.headers.get(idempotency.HEADER),
                                     principal_of(request))
     await take_time(app[SETTINGS].pay_delay_ms)
-    payment = await app[LEDGER].record(payment_request, current.get() or new_correlation_id())
+    with tracing.span("ledger write", **{"order.id": payment_request.order_id}):
+        payment = await app[LEDGER].record(payment_request, current.get() or new_correlation_id())
     if payment.created:
         app[OUTBOX_WRITTEN].set()
     if payment.action == DECLINE:
@@ -163,6 +164,7 @@ async def at_the_ledger(request: web.Request, method: str, path: str, body: obje
     """The ledger's answer to a request this front checked, passed back as it is."""
     headers = {k: v for k, v in request.headers.items() if k in (HTTP_HEADER, idempotency.HEADER)}
     headers[HTTP_HEADER] = current.get() or new_correlation_id()
+    headers.update(tracing.http_headers())
     if principal_of(request):  # the ledger checks the caller again, and records who asked for a refund
         headers.update(principal_of(request).headers())
     try:

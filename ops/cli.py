@@ -41,18 +41,23 @@ START_ORDER = ["pay", "order-worker", "bakery", "mypage", "order", "gateway"]
 
 
 def run_service(service: str, settings: Settings) -> None:
-    from agents.runtime import logs
+    from agents.runtime import logs, tracing
 
-    if service in AIOHTTP_SERVICES:
-        from api.http import serve
+    tracing.start(settings.otel_traces_exporter, settings.otel_exporter_otlp_endpoint,
+                  settings.otel_service_name or f"bread-{service}")
+    try:
+        if service in AIOHTTP_SERVICES:
+            from api.http import serve
 
-        logs.setup(settings.bread_log_format, settings.bread_log_level, service)
-        app = import_module(AIOHTTP_SERVICES[service]).init_app(settings)
-        asyncio.run(serve(app, settings.bread_bind, settings.port(service), drain_s=settings.bread_drain_s,
-                          grace_s=STOP_GRACE_S))
-    else:
-        import_module(FAUST_SERVICES[service]).build(settings).run(
-            logs.logging_config(settings.bread_log_format, settings.bread_log_level, service))
+            logs.setup(settings.bread_log_format, settings.bread_log_level, service)
+            app = import_module(AIOHTTP_SERVICES[service]).init_app(settings)
+            asyncio.run(serve(app, settings.bread_bind, settings.port(service), drain_s=settings.bread_drain_s,
+                              grace_s=STOP_GRACE_S))
+        else:
+            import_module(FAUST_SERVICES[service]).build(settings).run(
+                logs.logging_config(settings.bread_log_format, settings.bread_log_level, service))
+    finally:
+        tracing.stop()  # the spans still held go out
 
 
 def run_kafka(settings: Settings) -> int:

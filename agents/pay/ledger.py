@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     topic TEXT NOT NULL,
     key BLOB,
     value BLOB NOT NULL,
-    published INTEGER NOT NULL DEFAULT 0
+    published INTEGER NOT NULL DEFAULT 0,
+    trace TEXT          -- the trace (W3C traceparent) of the request that wrote it, when tracing
 );
 CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (published, id);
 CREATE INDEX IF NOT EXISTS outbox_by_key ON outbox (key);
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS voided_orders (
 );
 """
 # Columns added since the first ledgers were written: added to an older ledger when it is opened.
-ADDED_COLUMNS = {"payments": ("reason TEXT", "requested_by TEXT")}
+ADDED_COLUMNS = {"payments": ("reason TEXT", "requested_by TEXT"), "outbox": ("trace TEXT",)}
 
 
 STATUS_OF_ACTION = {APPLY: "Approved", CANCEL: "Refunded", DECLINE: "Declined"}
@@ -101,11 +102,17 @@ class OutboxEntry:
     topic: str
     key: bytes | None
     value: bytes
+    trace: str | None = None  # the traceparent of what wrote it: its event continues that trace
 
 
 class Ledger:
-    def __init__(self, path: Path, topic_of: Callable[[str], str], limit: int) -> None:
+    def __init__(self, path: Path, topic_of: Callable[[str], str], limit: int,
+                 trace_now: Callable[[], str | None] = lambda: None) -> None:
+        """`trace_now` is the caller's current trace (a W3C traceparent), or None: the events a change puts in
+        the outbox carry it on, though the relay sends them later."""
         self._path = path
+        self._trace_now = trace_now
+        self._outbox_trace: str | None = None
         self._limit = limit
         self._topic_of = topic_of
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
@@ -144,7 +151,7 @@ class Ledger:
 
     async def record(self, request: PaymentRequest, correlation_id: str) -> Payment:
         """Charge or refund once per order and action; a repeat returns the payment already recorded."""
-        return await self._in_group(lambda db: self._record(db, request, correlation_id))
+        return await self._in_group(self._traced(lambda db: self._record(db, request, correlation_id)))
 
     async def _in_group(self, change: Callable[[sqlite3.Connection], T]) -> T:
         """Run `change` in the next group transaction: changes that arrive while a commit is on disk wait and
@@ -248,10 +255,24 @@ class Ledger:
         self._to_outbox(db, event)
         return Payment(payment_id, order_id, action, amount, created=True, reason=reason, requested_by=requested_by)
 
+    def _traced(self, change: Callable[[sqlite3.Connection], T]) -> Callable[[sqlite3.Connection], T]:
+        """`change`, run in the ledger's thread (one change at a time) as part of the caller's trace."""
+        trace = self._trace_now()
+        if trace is None:
+            return change
+
+        def traced(db: sqlite3.Connection) -> T:
+            self._outbox_trace = trace
+            try:
+                return change(db)
+            finally:
+                self._outbox_trace = None
+        return traced
+
     def _to_outbox(self, db: sqlite3.Connection, event: dict[str, Any]) -> None:
         db.execute(
-            "INSERT INTO outbox (topic, key, value) VALUES (?, ?, ?)",
-            (self._topic_of(event["type"]), key_of(event), encode(event)),
+            "INSERT INTO outbox (topic, key, value, trace) VALUES (?, ?, ?, ?)",
+            (self._topic_of(event["type"]), key_of(event), encode(event), self._outbox_trace),
         )
 
     async def void(self, order_id: int, reason: str, correlation_id: str) -> str | None:
@@ -260,7 +281,7 @@ class Ledger:
         Returns the event announcing it (PayCanceled for a refund, PayVoided when nothing was charged), or
         None when the order was voided before: voiding is idempotent.
         """
-        return await self._in_group(lambda db: self._void(db, order_id, reason, correlation_id))
+        return await self._in_group(self._traced(lambda db: self._void(db, order_id, reason, correlation_id)))
 
     def _void(self, db: sqlite3.Connection, order_id: int, reason: str, correlation_id: str) -> str | None:
         if not db.execute("INSERT OR IGNORE INTO voided_orders (order_id, reason) VALUES (?, ?)",
@@ -304,7 +325,8 @@ class Ledger:
 
     async def unpublished(self, limit: int = 500) -> list[OutboxEntry]:
         rows = await self._call(lambda db: db.execute(
-            "SELECT id, topic, key, value FROM outbox WHERE published = 0 ORDER BY id LIMIT ?", (limit,)).fetchall())
+            "SELECT id, topic, key, value, trace FROM outbox WHERE published = 0 ORDER BY id LIMIT ?",
+            (limit,)).fetchall())
         return [OutboxEntry(*row) for row in rows]
 
     async def mark_published(self, ids: list[int]) -> None:

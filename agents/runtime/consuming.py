@@ -15,7 +15,9 @@ from agents import correlation
 from agents.catalog import InvalidEvent
 from agents.deadletters import dead_letter
 from agents.events import Event, decode
+from agents.runtime import tracing
 from agents.runtime.metrics import EVENTS_CONSUMED, POISON_EVENTS, Progress
+from agents.runtime.tracing import Carrier
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ class Received:
     value: bytes | None
     sent_at: float | None = None  # its Kafka timestamp: seconds since the epoch, by the sender's clock
     event_type: str | None = None  # what its header says it is, when it has one
+    trace: Carrier | None = None  # the trace its headers carry on, while tracing
 
 
 def unwanted(context: str, received: Received, handlers: Mapping[str, Handler], progress: Progress) -> bool:
@@ -92,11 +95,13 @@ def decode_row(raw: bytes) -> Row:
 async def _handled(context: str, received: Received, handling: Callable[[], Awaitable[str]], send: Send,
                    progress: Progress) -> None:
     """Count what `handling` handled; when it fails, dead-letter the message with the reason and go on (a poison
-    message never stops a consumer); either way mark it handled."""
-    try:
-        EVENTS_CONSUMED.labels(context, received.topic, await handling()).inc()
-    except Exception as exc:  # noqa: BLE001 - a poison message must not stop the consumer
-        await send(poisoned(context, received, exc))
+    message never stops a consumer); either way mark it handled. While tracing, the handling is a span of the
+    trace that sent the message."""
+    with tracing.handling(context, received.topic, received.event_type, received.offset, received.trace):
+        try:
+            EVENTS_CONSUMED.labels(context, received.topic, await handling()).inc()
+        except Exception as exc:  # noqa: BLE001 - a poison message must not stop the consumer
+            await send(poisoned(context, received, exc))
     progress.handled(received.topic, received.partition, received.offset, received.sent_at)
 
 

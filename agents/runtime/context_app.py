@@ -20,7 +20,7 @@ from agents import correlation
 from agents.catalog import EXTERNAL, catalog
 from agents.correlation import event_type_of
 from agents.events import Event, encode, key_of
-from agents.runtime import faust_patches, probes
+from agents.runtime import faust_patches, probes, tracing
 from agents.runtime.consuming import ChangeHandler, Check, Handler, Received, handle, handle_change
 from agents.runtime.feed import ChangelogFeed
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
@@ -168,7 +168,7 @@ class ContextApp:
         topic = topic_for(self.context, event)
         try:
             sent = await self.app.producer.send(topic.name, key_of(event), encode(event), None, None,
-                                                correlation.kafka_headers(event))
+                                                tracing.event_headers(event))
         except ProducerSendError as exc:
             raise exc.__cause__ or exc from None
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
@@ -240,7 +240,7 @@ class ContextApp:
                     await self._may_handle.wait()
                 raw = message.message
                 received = Received(raw.topic, raw.partition, raw.offset, raw.key, raw.value, raw.timestamp,
-                                    event_type_of(raw.headers))
+                                    event_type_of(raw.headers), tracing.carried(raw.headers))
                 if request_log is None:
                     await handling(received)
                 else:

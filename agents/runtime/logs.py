@@ -10,6 +10,7 @@ on.
 """
 from __future__ import annotations
 
+import json
 import logging
 import logging.config
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from typing import Any
 import orjson
 
 from agents import correlation
+from agents.runtime import tracing
 
 FIELDS = "fields"  # the `extra` key of a record's structured fields
 TEXT_LAYOUT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -45,13 +47,8 @@ def setup(log_format: str, level: str, service: str) -> None:
 
 def known_ids(record: logging.LogRecord) -> dict[str, str]:
     """The ids of what was being handled when the record was written: its saga's correlation id, its trace."""
-    ids = {}
-    if getattr(record, "correlation_id", None):
-        ids["correlationId"] = record.correlation_id
-    for name in ("traceId", "spanId"):
-        if getattr(record, name, None):
-            ids[name] = getattr(record, name)
-    return ids
+    ids = {"correlationId": record.correlation_id} if getattr(record, "correlation_id", None) else {}
+    return {**ids, **tracing.log_ids()}
 
 
 class TextLines(logging.Formatter):
@@ -85,4 +82,7 @@ class JsonLines(logging.Formatter):
             entry["error"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=str).decode()
+        try:
+            return orjson.dumps(entry, default=str).decode()
+        except TypeError:  # text orjson refuses, as a lone surrogate from a client's undecodable path: escaped
+            return json.dumps(entry, default=str)

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 
 from agents.correlation import event_type_of, kafka_headers
 from agents.pay.ledger import Ledger
+from agents.runtime import tracing
 from agents.runtime.consuming import Handler, Received, Send, handle, unwanted
 from agents.runtime.metrics import EVENTS_EMITTED, Progress
 
@@ -30,7 +31,8 @@ async def follow_the_saga(consumer: AIOKafkaConsumer, handlers: dict[str, Handle
         try:
             batches = await consumer.getmany(timeout_ms=500, max_records=500)
             received = [Received(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp / 1000,
-                                 event_type_of(m.headers)) for batch in batches.values() for m in batch]
+                                 event_type_of(m.headers), tracing.carried(m.headers))
+                        for batch in batches.values() for m in batch]
             # A batch at once: with PAY_DELAY_MS each charge takes its time, and they do not wait for each other;
             # the ledger's changes join one group transaction.
             await asyncio.gather(*(handle(CONTEXT, r, handlers, dead_letters, progress) for r in received
@@ -59,7 +61,8 @@ async def relay_outbox(ledger: Ledger, producer: AIOKafkaProducer, outbox_writte
         try:
             while entries := await ledger.unpublished():
                 events = [orjson.loads(e.value) for e in entries]
-                sent = [await producer.send(e.topic, key=e.key, value=e.value, headers=kafka_headers(event))
+                sent = [await producer.send(e.topic, key=e.key, value=e.value,
+                                            headers=kafka_headers(event) + tracing.headers_of(e.trace))
                         for e, event in zip(entries, events)]
                 await asyncio.gather(*sent)
                 await ledger.mark_published([e.id for e in entries])

@@ -13,6 +13,7 @@ from agents.bulkhead import AdaptiveLimit, Bulkhead, BulkheadFull, LimitSettings
 from agents.correlation import HTTP_HEADER
 from agents.order.intake import Fallback, PaymentDeclined, PaymentUnavailable
 from agents.order.menu import OrderRequest
+from agents.runtime import tracing
 from agents.runtime.stalls import Stalls
 from agents.settings import Settings
 
@@ -72,10 +73,11 @@ class PayClient:
         timeout while this process itself stalled. The bulkhead's limit follows how long the calls take."""
         self.breaker.refuse_if_open()
         try:
-            return await self.calls.call(
-                lambda: self.breaker.call(lambda: self._charge(order_id, order, correlation),
-                                          is_failure=pays_failure, says_nothing=our_stall),
-                wait_s=self.wait_s, made=lambda exc: not isinstance(exc, CircuitOpen))
+            with tracing.span("charge at pay", "client", **{"order.id": order_id}):
+                return await self.calls.call(
+                    lambda: self.breaker.call(lambda: self._charge(order_id, order, correlation),
+                                              is_failure=pays_failure, says_nothing=our_stall),
+                    wait_s=self.wait_s, made=lambda exc: not isinstance(exc, CircuitOpen))
         except BulkheadFull as exc:
             raise PaymentUnavailable(f"pay is busy: {exc}", retry_after=exc.retry_after) from None
 
@@ -85,7 +87,7 @@ class PayClient:
             async with self.http.post(
                 f"{self.url}/payments",
                 data=orjson.dumps({"orderId": order_id, "price": order.price, "action": "apply"}),
-                headers={HTTP_HEADER: correlation, "Content-Type": "application/json"},
+                headers={HTTP_HEADER: correlation, "Content-Type": "application/json", **tracing.http_headers()},
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as response:
                 if response.status == 402:

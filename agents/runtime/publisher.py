@@ -6,9 +6,9 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 
 from agents.catalog import InvalidEvent, TopicSpec, catalog
-from agents.correlation import kafka_headers
 from agents.events import Event, encode, key_of
 from agents.runtime.metrics import EVENTS_EMITTED
+from agents.runtime.tracing import event_headers
 
 
 def topic_for(context: str, event: Event) -> TopicSpec:
@@ -27,6 +27,6 @@ class Publisher:
         """Send the event and return its offset once the broker has it."""
         topic = topic_for(self.context, event)
         sent = await self.producer.send_and_wait(topic.name, key=key_of(event), value=encode(event),
-                                                 headers=kafka_headers(event))
+                                                 headers=event_headers(event))
         EVENTS_EMITTED.labels(self.context, topic.name, event["type"]).inc()
         return sent.offset

@@ -19,11 +19,14 @@ import orjson
 from faust.streams import current_event
 from faust.types import TP
 
+from agents.runtime import tracing
+from agents.runtime.tracing import KafkaHeaders
+
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 # Faust's producer's send: (topic, key, value, partition, timestamp, headers) -> the broker's acknowledgement.
-Send = Callable[[str, bytes, bytes | None, int, None, None], Awaitable[asyncio.Future]]
+Send = Callable[[str, bytes, bytes | None, int, None, KafkaHeaders | None], Awaitable[asyncio.Future]]
 RECENT_ROWS = 10_000  # rows kept decoded in memory after they are stored: an order's saga reads its row often
 HOLD_AT_MOST_S = 0.05  # a row is held no longer than this, even while the agent always has more in hand
 
@@ -60,7 +63,8 @@ class Rows:
         self.table = table
         self._topic = table.changelog_topic.get_topic_name()
         self._send, self._expect, self._on_failure = send, expect_acknowledgement, on_failure
-        self._held: dict[str, tuple[Row | None, int]] = {}          # key -> (row, partition), not sent yet
+        # key -> (row, partition, the trace of the handling that wrote it), not sent yet
+        self._held: dict[str, tuple[Row | None, int, KafkaHeaders | None]] = {}
         self._unstored: dict[str, tuple[Row | None, asyncio.Future]] = {}  # sent, not acknowledged yet
         self._recent: OrderedDict[str, Row] = OrderedDict()
         self._recent_rows = recent_rows
@@ -96,7 +100,7 @@ class Rows:
     def items(self) -> Iterator[tuple[str, Row]]:
         """Every row of the partitions this worker holds, its own latest writes included."""
         latest = {key: row for key, (row, _) in self._unstored.items()}
-        latest.update({key: row for key, (row, _) in self._held.items()})
+        latest.update({key: row for key, (row, *_) in self._held.items()})
         for key, row in self.table.items():
             if key not in latest:
                 yield key, row
@@ -119,7 +123,7 @@ class Rows:
         event = current_event()
         if event is None:
             raise RuntimeError(f"{self.table.name}: a row is written only while an agent handles an event")
-        self._held[key] = (row, event.message.partition)
+        self._held[key] = (row, event.message.partition, tracing.trace_headers() or None)
         if self._sending is None:  # the agent sends its held rows once it has nothing in hand; this, at the latest
             self._sending = asyncio.get_running_loop().call_later(HOLD_AT_MOST_S, self._send_late)
 
@@ -141,10 +145,10 @@ class Rows:
         while self._held:
             # A held change stays readable until it is sent, and one made meanwhile replaces it, to be sent next.
             key, entry = next(iter(self._held.items()))
-            row, partition = entry
+            row, partition, trace = entry
             value = None if row is None else orjson.dumps(row)
             try:
-                sent = await self._send(self._topic, key.encode(), value, partition, None, None)
+                sent = await self._send(self._topic, key.encode(), value, partition, None, trace)
             except Exception as exc:  # noqa: BLE001 - the producer refused it: as a send that failed
                 self._fail(exc)
                 raise SendFailed(f"{self._topic}: {exc}") from exc

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from agents import principals
 from agents.correlation import HTTP_HEADER, current
+from agents.runtime import tracing
 from api.admission import ADMITTED, ADMITTED_HEADER
 from api.gateway.guard import PRINCIPAL
 from api.http import SETTINGS, STOPPING, AnswerBroken, JsonError
@@ -102,6 +103,7 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
 def forward_headers(request: web.Request) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in STRIPPED}
     headers[HTTP_HEADER] = current.get()  # the caller's, or the one the gateway assigned
+    headers.update(tracing.http_headers())  # while tracing, the target's span is a child of the gateway's
     if request.get(PRINCIPAL):
         headers.update(request[PRINCIPAL].headers())
     if request.get(ADMITTED):
@@ -117,6 +119,7 @@ async def pass_through(request: web.Request) -> web.StreamResponse:
     route = route_of(request.path)
     if route is None:
         raise JsonError(404, f"no route for {request.path}; routes: {', '.join(r.prefix for r in ROUTES)}")
+    tracing.name_route(f"{request.method} {route.prefix}", route.prefix)
     hook = request.app[HOOKS].get((request.method, request.path))
     if hook is None:
         return await pass_on(request, route)

@@ -28,6 +28,7 @@ from agents.settings import PROJECT_ROOT
 from ops.cli import FAUST_SERVICES, SERVICES
 from ops.localkafka import LocalKafka
 from ops.localsystem import LocalSystem, NotReady, start_broker
+from ops.trace_sink import TraceSink
 
 PAY_TIMEOUT_S = 1.0
 # Short enough for a test to watch an abandoned order be cancelled; long enough for every other test's saga.
@@ -290,7 +291,9 @@ def log_records(system: LocalSystem, name: str) -> list[dict]:
     fails naming the first line that is not."""
     path = system.log(name)
     records = []
-    for number, line in enumerate(path.read_text(errors="replace").splitlines() if path.exists() else [], 1):
+    # Lines end at "\n" only, as a log collector reads them: a JSON string may hold U+2028 and the like.
+    lines = path.read_text(errors="replace").split("\n")[:-1] if path.exists() else []
+    for number, line in enumerate(lines, 1):
         try:
             records.append(json.loads(line))
         except ValueError:
@@ -340,9 +343,20 @@ async def kafka(broker) -> str:
 
 
 @pytest.fixture(scope="session")
-async def system(broker, tmp_path_factory) -> System:
-    system = System(root=tmp_path_factory.mktemp("bread"), bootstrap=broker.bootstrap, settings=SYSTEM_SETTINGS,
-                    broker=broker, http=aiohttp.ClientSession())
+def traces() -> TraceSink:
+    """Where the shared system's services send their spans (OTLP), kept for the tests to look at."""
+    sink = TraceSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture(scope="session")
+async def system(broker, traces, tmp_path_factory) -> System:
+    # Traced, as someone who turned tracing on runs it: every test then runs with it on.
+    tracing = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint,
+               "OTEL_BSP_SCHEDULE_DELAY": "200"}  # the SDK's own: spans go out within 0.2 s, not 5
+    system = System(root=tmp_path_factory.mktemp("bread"), bootstrap=broker.bootstrap,
+                    settings={**SYSTEM_SETTINGS, **tracing}, broker=broker, http=aiohttp.ClientSession())
     try:
         await system.start_all(system.http)
     except NotReady as exc:

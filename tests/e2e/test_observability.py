@@ -1,6 +1,7 @@
 """What someone running bread sees of it: a real Prometheus scraping it answers every query of the dashboard and
 runs every alert rule without error, and the queries about orders return data; every service's log is one JSON
-object per line (the shared system runs with BREAD_LOG_FORMAT=json, as Kubernetes does)."""
+object per line (the shared system runs with BREAD_LOG_FORMAT=json, as Kubernetes does); one order is one trace
+across every service (the shared system sends its spans to the tests' collector)."""
 from __future__ import annotations
 
 import json
@@ -156,3 +157,34 @@ async def test_prometheus_answers_every_dashboard_query_and_runs_every_alert_rul
     exported = {family for name in scraped for family in families(name)}
     charted = {family for _, expr in queries for family in families(expr)}
     assert exported - charted == set(), "a metric bread exports without a panel: add one to bread-dashboard.json"
+
+
+async def test_one_order_is_one_trace_across_the_gateway_order_pay_and_every_context(system, traces):
+    status, order, headers = await system.request("POST", f"{system.url('gateway')}/orders", json=CAKE)
+    assert status == 201, order
+    await mypage_row(system, order["id"], "Confirming")
+
+    async def access_record() -> dict | None:  # the log line of the request names its trace
+        return next((r for r in log_records(system, "gateway") if r["logger"] == "gateway.access"
+                     and r.get("correlationId") == headers["X-Correlation-ID"] and r["path"] == "/orders"), None)
+    trace_id = (await eventually(access_record, timeout=5, what="the order's access record"))["traceId"]
+
+    wanted = {"bread-gateway": "POST /orders", "bread-order": "charge at pay", "bread-pay": "ledger write",
+              "bread-order-worker": "order handles OrderPlaced", "bread-bakery": "bakery handles PayApproved",
+              "bread-mypage": "mypage handles bread-order-orders-changelog"}
+
+    async def whole_trace() -> list | None:
+        spans = [span for span in traces.spans() if span.trace_id == trace_id]
+        named = {(span.service, span.name) for span in spans}
+        print(f"spans of the trace so far: {sorted(named)}")  # shown if the wait fails
+        return spans if all(any(s == service and n.startswith(name) for s, n in named)
+                            for service, name in wanted.items()) else None
+    spans = await eventually(whole_trace, timeout=30, what=f"the spans of trace {trace_id} from every service")
+    ids = {span.span_id for span in spans}
+    roots = [span for span in spans if span.parent_id not in ids]
+    assert [(root.service, root.name, root.parent_id) for root in roots] == [("bread-gateway", "POST /orders", "")]
+    by_id = {span.span_id: span for span in spans}
+    ledger_write = next(span for span in spans if span.name == "ledger write")
+    assert by_id[ledger_write.parent_id].service == "bread-pay"  # pay's server span, the order edge's call's child
+    assert by_id[by_id[ledger_write.parent_id].parent_id].name == "charge at pay"
+    assert ledger_write.attributes["order.id"] == order["id"]

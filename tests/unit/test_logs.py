@@ -41,6 +41,11 @@ def test_a_json_line_keeps_a_failures_traceback_on_one_line():
     assert "\n" not in line
 
 
+def test_a_json_line_holds_text_orjson_refuses():
+    line = JsonLines("gateway").format(record("GET %s", ("/mypages/\udcff",)))
+    assert json.loads(line)["message"] == "GET /mypages/\udcff"
+
+
 def test_a_text_line_ends_with_the_fields_and_the_correlation_id():
     line = TextLines().format(record(correlation_id="c-2", **{FIELDS: {"status": 201}}))
     assert line.endswith(' WARNING api.order: order 7 placed {"status":201} [correlation c-2]')

@@ -194,13 +194,16 @@ async def test_an_admin_s_refund_is_written_with_who_asked_why(ledger):
         ("apply", None, None), ("cancel", "stale bread", "root")]
 
 
-async def test_a_ledger_written_before_refund_reasons_gains_their_columns(tmp_path):
+async def test_a_ledger_written_before_refund_reasons_and_traces_gains_their_columns(tmp_path):
     path = tmp_path / "old.sqlite3"
     old = sqlite3.connect(path)
     old.executescript("CREATE TABLE payments (id INTEGER PRIMARY KEY AUTOINCREMENT, order_id INTEGER NOT NULL, "
                       "action TEXT NOT NULL, amount INTEGER NOT NULL, correlation_id TEXT NOT NULL, created_at TEXT "
                       "NOT NULL DEFAULT 'then', UNIQUE (order_id, action)); "
-                      "INSERT INTO payments (order_id, action, amount, correlation_id) VALUES (1, 'apply', 5, 'c');")
+                      "INSERT INTO payments (order_id, action, amount, correlation_id) VALUES (1, 'apply', 5, 'c');"
+                      "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, key BLOB, "
+                      "value BLOB NOT NULL, published INTEGER NOT NULL DEFAULT 0);"
+                      "INSERT INTO outbox (topic, key, value) VALUES ('bread.payments', '1', X'7B7D');")
     old.close()
     ledger = Ledger(path, lambda t: catalog().topic_of_event(t).name, LIMIT)
     await ledger.open()
@@ -209,6 +212,21 @@ async def test_a_ledger_written_before_refund_reasons_gains_their_columns(tmp_pa
         await ledger.record(refund(1, "wrong cake", Principal("root", ADMIN)), "c")
         assert [(p.action, p.amount, p.reason) for p in await ledger.find(1)] == [
             ("apply", 5, None), ("cancel", 5, "wrong cake")]
+        assert [(e.value, e.trace) for e in await ledger.unpublished()][0] == (b"{}", None)
+    finally:
+        await ledger.close()
+
+
+async def test_an_event_in_the_outbox_keeps_the_trace_of_the_request_that_wrote_it(tmp_path):
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    ledger = Ledger(tmp_path / "l.sqlite3", lambda t: catalog().topic_of_event(t).name, LIMIT,
+                    trace_now=lambda: trace)
+    await ledger.open()
+    try:
+        await ledger.record(apply(6), "c")
+        await ledger.void(6, "cancelled", "c")
+        assert [(json.loads(e.value)["type"], e.trace) for e in await ledger.unpublished()] == [
+            ("PayApproved", trace), ("PayCanceled", trace)]
     finally:
         await ledger.close()
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from faust.streams import _current_event  # the event an agent is handling: here, a stand-in
 
+from agents.runtime import tracing
 from agents.runtime.context_app import ContextApp
 from agents.runtime.rows import HOLD_AT_MOST_S, SendFailed
 from agents.settings import Settings
@@ -18,10 +19,12 @@ class Changelog:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes | None, int]] = []
+        self.headers: list[list[tuple[str, bytes]] | None] = []
         self.answers: list[asyncio.Future] = []
 
     async def send(self, topic, key, value, partition, timestamp, headers) -> asyncio.Future:
         self.sent.append((topic, key, value, partition))
+        self.headers.append(headers)
         self.answers.append(asyncio.get_running_loop().create_future())
         return self.answers[-1]
 
@@ -241,4 +244,21 @@ async def test_a_row_waited_for_is_on_the_changelog_when_the_wait_ends(rows):
     changelog.acknowledge(failed=RuntimeError("the broker refused it"))
     with pytest.raises(RuntimeError, match="refused"):
         await failing
+    del event
+
+
+async def test_a_row_goes_to_the_changelog_with_the_trace_of_the_handling_that_wrote_it(rows):
+    table_rows, changelog = rows
+    event = handling(1)
+    table_rows["6"] = {"orderId": 6}  # tracing off: no header
+    await table_rows.send_held()
+    tracing.start("console", "http://localhost:4318", "bread-test")
+    try:
+        with tracing.span("mypage handles a row"):
+            table_rows["7"] = {"orderId": 7}
+            traceparent = tracing.traceparent()
+        await table_rows.send_held()
+    finally:
+        tracing.stop()
+    assert changelog.headers == [None, [("traceparent", traceparent.encode())]]
     del event
