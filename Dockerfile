@@ -6,7 +6,7 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/bread
 WORKDIR /src
-COPY pyproject.toml README.md topics.yaml ./
+COPY pyproject.toml README.md LICENSE topics.yaml ./
 COPY agents ./agents
 COPY api ./api
 COPY ops ./ops

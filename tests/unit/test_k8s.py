@@ -32,7 +32,7 @@ def kustomize_command() -> list[str]:
             return [str(candidate), "build"]
     if shutil.which("kubectl"):
         return ["kubectl", "kustomize"]
-    pytest.fail("no kustomize: `make setup` installs it into .tools/ with `go install`")
+    pytest.fail("no kustomize: `make test` puts one in .tools/ (Makefile: .tools/.kustomize)")
 
 
 @lru_cache(maxsize=None)
