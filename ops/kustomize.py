@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -33,14 +34,15 @@ def this_platform() -> str:
     return f"{platform.system().lower()}-{machine}"
 
 
-def toolchain_url(where: str) -> str:
-    return f"{PROXY}/golang.org/toolchain/@v/v0.0.1-go{GO}.{where}.zip"
+def toolchain_url(where: str, proxy: str = PROXY) -> str:
+    return f"{proxy}/golang.org/toolchain/@v/v0.0.1-go{GO}.{where}.zip"
 
 
-def unpacked_go(tools: Path, where: str | None = None) -> Path:
+def unpacked_go(tools: Path, where: str | None = None, proxy: str = PROXY,
+                pinned: dict[str, str] = TOOLCHAINS) -> Path:
     """Go's toolchain under `tools/go` (fetched and checked once); the path of its `go`."""
     where = where or this_platform()
-    if where not in TOOLCHAINS:
+    if where not in pinned:
         raise NoToolchain(f"no Go toolchain is pinned for {where or platform.machine()}")
     root = tools / "go"
     go = root / "bin" / "go"
@@ -48,12 +50,13 @@ def unpacked_go(tools: Path, where: str | None = None) -> Path:
         return go
     tools.mkdir(parents=True, exist_ok=True)
     archive = tools / f"go{GO}.{where}.zip"
-    print(f"fetching Go {GO} from {PROXY} to build kustomize ...", file=sys.stderr, flush=True)
-    urllib.request.urlretrieve(toolchain_url(where), archive)
+    url = toolchain_url(where, proxy)
+    print(f"fetching Go {GO} from {proxy} to build kustomize ...", file=sys.stderr, flush=True)
+    urllib.request.urlretrieve(url, archive)
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    if digest != TOOLCHAINS[where]:
+    if digest != pinned[where]:
         archive.unlink()
-        raise NoToolchain(f"{toolchain_url(where)} has SHA-256 {digest}, not {TOOLCHAINS[where]} as pinned; refused")
+        raise NoToolchain(f"{url} has SHA-256 {digest}, not {pinned[where]} as pinned; refused")
     prefix = f"golang.org/toolchain@v0.0.1-go{GO}.{where}/"
     with zipfile.ZipFile(archive) as packed:
         for entry in packed.infolist():
@@ -73,6 +76,8 @@ def install(tools: Path, version: str) -> Path:
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOBIN": str(tools), "GOPATH": str(tools / "gopath"),
            "GOFLAGS": "-modcacherw"}
     subprocess.run([str(go), "install", f"sigs.k8s.io/kustomize/kustomize/v5@{version}"], env=env, check=True)
+    for built_with in ("go", "gopath"):  # a few hundred MB that only building needed
+        shutil.rmtree(tools / built_with)
     return tools / "kustomize"
 
 

@@ -1,5 +1,6 @@
-"""Kafka's jars without Maven (ops/kafka_jars.py), from a Maven repository laid out in a folder (a file:// URL, as
-urllib opens Maven Central's https:// ones), and the Java that runs the broker (ops/java.py)."""
+"""What `make setup` and `make test` bring to a machine that has only Python: Kafka's jars without Maven
+(ops/kafka_jars.py), from a Maven repository laid out in a folder (a file:// URL, as urllib opens Maven Central's
+https:// ones); the Java that runs the broker (ops/java.py); Go's toolchain to build kustomize (ops/kustomize.py)."""
 import hashlib
 import shutil
 import stat
@@ -111,3 +112,23 @@ def test_a_javas_version_is_what_it_says(tmp_path, says, major):
     java.chmod(java.stat().st_mode | stat.S_IXUSR)
     assert major_version(str(java)) == major
     assert major_version(str(tmp_path / "absent")) is None
+
+
+def test_gos_toolchain_is_unpacked_only_as_pinned(tmp_path):
+    import zipfile
+
+    from ops import kustomize
+
+    proxy = tmp_path / "proxy"
+    archive = proxy / "golang.org/toolchain/@v" / f"v0.0.1-go{kustomize.GO}.linux-amd64.zip"
+    archive.parent.mkdir(parents=True)
+    with zipfile.ZipFile(archive, "w") as packed:
+        packed.writestr(f"golang.org/toolchain@v0.0.1-go{kustomize.GO}.linux-amd64/bin/go", "#!/bin/sh\n")
+    with pytest.raises(kustomize.NoToolchain, match="has SHA-256 [0-9a-f]{64}, not 0+ as pinned; refused"):
+        kustomize.unpacked_go(tmp_path / "tools", "linux-amd64", proxy.as_uri(), {"linux-amd64": "0" * 64})
+    assert not (tmp_path / "tools" / "go").exists()
+    pinned = {"linux-amd64": hashlib.sha256(archive.read_bytes()).hexdigest()}
+    go = kustomize.unpacked_go(tmp_path / "tools", "linux-amd64", proxy.as_uri(), pinned)
+    assert go == tmp_path / "tools" / "go" / "bin" / "go" and go.stat().st_mode & stat.S_IXUSR
+    with pytest.raises(kustomize.NoToolchain, match="no Go toolchain is pinned for plan9-386"):
+        kustomize.unpacked_go(tmp_path / "other", "plan9-386")
