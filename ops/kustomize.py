@@ -74,9 +74,9 @@ def unpacked_go(tools: Path, where: str | None = None, proxy: str = PROXY,
 def install(tools: Path, version: str) -> Path:
     go = unpacked_go(tools)
     env = {**os.environ, "GOTOOLCHAIN": "local", "GOBIN": str(tools), "GOPATH": str(tools / "gopath"),
-           "GOFLAGS": "-modcacherw"}
+           "GOCACHE": str(tools / "gocache"), "GOFLAGS": "-modcacherw"}
     subprocess.run([str(go), "install", f"sigs.k8s.io/kustomize/kustomize/v5@{version}"], env=env, check=True)
-    for built_with in ("go", "gopath"):  # a few hundred MB that only building needed
+    for built_with in ("go", "gopath", "gocache"):  # a few hundred MB that only building needed
         shutil.rmtree(tools / built_with)
     return tools / "kustomize"
 
