@@ -35,17 +35,14 @@ class GuardedView(View):
 
     async def dispatch(self, request: Any) -> Any:
         with tracing.span(f"{request.method} {route_of(request)}", "server", request.headers):
-            return await self._dispatch(request)
-
-    async def _dispatch(self, request: Any) -> Any:
-        try:
-            request[PRINCIPAL] = checked_caller(request.method, request.path, request.headers)
-            return await super().dispatch(request)
-        except JsonError as exc:
-            return self.json(exc.body, status=exc.http_status, headers=exc.headers)
-        except Refusal as refused:
-            answer = refusal(refused)
-            return self.json(answer.body, status=answer.http_status)
+            try:
+                request[PRINCIPAL] = checked_caller(request.method, request.path, request.headers)
+                return await super().dispatch(request)
+            except JsonError as exc:
+                return self.json(exc.body, status=exc.http_status, headers=exc.headers)
+            except Refusal as refused:
+                answer = refusal(refused)
+                return self.json(answer.body, status=answer.http_status)
 
 
 MAX_WAIT_S = 30.0
