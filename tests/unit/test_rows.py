@@ -4,6 +4,7 @@ meanwhile, and reaches the store only once the broker has it — so the store is
 import asyncio
 import weakref
 from types import SimpleNamespace
+from typing import Callable
 
 import pytest
 from faust.streams import _current_event  # the event an agent is handling: here, a stand-in
@@ -66,18 +67,21 @@ def stored(rows) -> dict:
     return dict(rows.table.data.items())
 
 
-async def turns(n: int = 3) -> None:
-    """Let the loop run the callbacks the acknowledgements scheduled (a few turns, no time)."""
-    for _ in range(n):
+async def until(done: Callable[[], bool], turns: int = 100) -> None:
+    """Let the loop run what the acknowledgements scheduled until `done()` holds (turns of the loop, no time)."""
+    for _ in range(turns):
+        if done():
+            return
         await asyncio.sleep(0)
+    pytest.fail(f"not so after {turns} turns of the loop")
 
 
-async def acknowledged(rows, changelog, key: str, row: dict, then_turns: int = 3) -> None:
-    """Write a row as the agent does, send it, and have the broker acknowledge it."""
+async def acknowledged(rows, changelog, key: str, row: dict) -> None:
+    """Write a row as the agent does, send it, have the broker acknowledge it, and see it stored."""
     rows[key] = row
     await rows.send_held()
     changelog.acknowledge()
-    await turns(then_turns)
+    await until(lambda: key in stored(rows))
 
 
 async def test_a_row_is_stored_only_once_the_broker_has_it(rows):
@@ -90,7 +94,7 @@ async def test_a_row_is_stored_only_once_the_broker_has_it(rows):
     assert changelog.sent == [(changelog_topic, b"7", b'{"orderId":7,"status":"Ordered"}', 2)]
     assert rows.get("7")["status"] == "Ordered" and stored(rows) == {}
     changelog.acknowledge()
-    await turns()
+    await until(lambda: stored(rows) != {})
     assert stored(rows) == {"7": {"orderId": 7, "status": "Ordered"}}
     assert [row["orderId"] for row in rows.values()] == [7]
     del event
@@ -102,7 +106,7 @@ async def test_changes_made_while_the_agent_handles_what_it_has_in_hand_reach_th
     for status in ("Ordered", "Paid", "Confirming"):
         rows["7"] = {"orderId": 7, "status": status}
     rows["8"] = {"orderId": 8, "status": "Ordered"}
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # a turn of the loop, in which a write not held would have been sent
     assert changelog.sent == []  # held while the agent has more in hand
     await rows.send_held()       # it has none: what it changed goes out together
     assert [(key, value) for _, key, value, _ in changelog.sent] == [
@@ -127,8 +131,9 @@ async def test_a_row_that_never_reached_the_changelog_stops_the_worker(rows):
     rows.table.data["7"] = {"orderId": 7, "status": "Ordered"}  # as the changelog has it
     rows["7"] = {"orderId": 7, "status": "Paid"}
     await rows.send_held()
+    failed_before = len(failures)
     changelog.acknowledge(failed=ConnectionError("the broker went away"))
-    await turns()
+    await until(lambda: len(failures) > failed_before)
     assert stored(rows)["7"]["status"] == "Ordered"
     assert isinstance(failures[-1], ConnectionError)  # the worker is told to stop: it handles nothing more
     with pytest.raises(SendFailed):
@@ -145,8 +150,8 @@ async def test_a_deleted_row_leaves_the_store_once_its_tombstone_is_acknowledged
     await rows.send_held()
     assert changelog.sent[-1][2] is None
     changelog.acknowledge()
-    await turns()
-    assert stored(rows) == {}
+    await until(lambda: stored(rows) == {})
+    assert rows.get("7") is None
     del event
 
 
@@ -182,10 +187,10 @@ async def test_a_change_sent_later_never_lands_before_one_sent_earlier(rows):
     rows._send = slow_first
     rows["7"] = {"orderId": 7, "status": "Paid"}
     first = asyncio.ensure_future(rows.send_held())
-    await asyncio.sleep(0)
+    await until(lambda: len(calls) == 1)  # the first send waits for room
     rows["7"] = {"orderId": 7, "status": "Confirmed"}
     second = asyncio.ensure_future(rows.send_held())
-    await asyncio.sleep(0)
+    await asyncio.sleep(0)  # a turn of the loop: the second send begins, and waits behind the first
     gate.set_result(None)
     await asyncio.gather(first, second)
     assert [value for _, _, value, _ in changelog.sent] == [b'{"orderId":7,"status":"Paid"}',
@@ -200,14 +205,17 @@ async def test_a_row_being_sent_is_read_as_it_is_until_it_is_on_its_way(rows):
     gate = asyncio.get_running_loop().create_future()
     send = changelog.send
 
+    waiting = asyncio.Event()
+
     async def waits_for_room(*args):  # the producer's buffer is full: sending takes a while
+        waiting.set()
         await gate
         return await send(*args)
     rows._send = waits_for_room
     rows["6"] = {"orderId": 6, "status": "Ordered"}
     rows["7"] = {"orderId": 7, "status": "Confirming"}
     sending = asyncio.ensure_future(rows.send_held())
-    await asyncio.sleep(0)
+    await waiting.wait()
     # The agent goes on meanwhile: the next event of order 7 finds the row that is being sent.
     assert rows.get("6")["status"] == "Ordered" and rows.get("7")["status"] == "Confirming"
     rows["7"] = {"orderId": 7, "status": "Confirmed"}
@@ -222,7 +230,11 @@ async def test_rows_acknowledged_but_not_yet_stored_are_stored_before_the_recent
     rows, changelog = rows
     event = handling(0)
     # The acknowledgement came; the store is written at the next turn of the loop, and a rebalance began first.
-    await acknowledged(rows, changelog, "7", {"orderId": 7, "status": "Paid"}, then_turns=1)
+    rows["7"] = {"orderId": 7, "status": "Paid"}
+    await rows.send_held()
+    changelog.acknowledge()
+    await until(lambda: "7" not in rows._unstored)  # acknowledged, its store write queued for the next turn
+    assert "7" not in stored(rows)
     rows.forget_recent()
     assert rows.get("7")["status"] == "Paid"
     del event
@@ -233,14 +245,14 @@ async def test_a_row_waited_for_is_on_the_changelog_when_the_wait_ends(rows):
     event = handling(1)
     rows["9"] = {"orderId": 9, "status": "Ordered"}
     waiting = asyncio.create_task(rows.written("9"))
-    await turns()
-    assert len(changelog.sent) == 1 and not waiting.done()  # sent at once, not held: someone waits for it
+    await until(lambda: len(changelog.sent) == 1)  # sent at once, not held: someone waits for it
+    assert not waiting.done()
     changelog.acknowledge()
     await waiting
     await rows.written("9")  # on the changelog already: no wait
     rows["10"] = {"orderId": 10, "status": "Ordered"}
     failing = asyncio.create_task(rows.written("10"))
-    await turns()
+    await until(lambda: len(changelog.sent) == 2)
     changelog.acknowledge(failed=RuntimeError("the broker refused it"))
     with pytest.raises(RuntimeError, match="refused"):
         await failing
