@@ -17,7 +17,7 @@ from agents.refusal import Refusal
 from agents.runtime import tracing
 from agents.runtime.feed import BadPosition, Change, ChangelogFeed, Position, parse_position, position_text, stream
 from agents.runtime.rows import Rows
-from api.http import JsonError, refusal, route_of
+from api.http import JsonError, matched_route, refusal
 from api.routes import PRINCIPAL, checked_caller, principal_of
 
 
@@ -34,7 +34,7 @@ class GuardedView(View):
     do (api/http.py)."""
 
     async def dispatch(self, request: Any) -> Any:
-        with tracing.span(f"{request.method} {route_of(request)}", "server", request.headers):
+        with tracing.span(f"{request.method} {matched_route(request)}", "server", request.headers):
             try:
                 request[PRINCIPAL] = checked_caller(request.method, request.path, request.headers)
                 return await super().dispatch(request)

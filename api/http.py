@@ -106,7 +106,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     started = time.perf_counter()
     correlation = carried(request.headers.get(HTTP_HEADER)) or new_correlation_id()
     current.set(correlation)
-    route = route_of(request)
+    route = matched_route(request)
     try:
         response = await handler(request)
     except JsonError as exc:
@@ -133,7 +133,7 @@ async def errors_and_metrics(request: web.Request, handler: Callable[[web.Reques
     return response
 
 
-def route_of(request: web.Request) -> str:
+def matched_route(request: web.Request) -> str:
     """The route a request matched, as declared (`/orders/{orderId}`): what its metrics and span are named by."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
@@ -143,7 +143,7 @@ def route_of(request: web.Request) -> str:
 async def traced(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     """Each request a span of the caller's trace (its `traceparent`), around all else done for it (only while
     tracing: otherwise no application has this middleware)."""
-    route = route_of(request)
+    route = matched_route(request)
     with tracing.span(f"{request.method} {route}", "server", request.headers,
                       **{"http.request.method": request.method, "http.route": route}) as span:
         response = await handler(request)

@@ -6,15 +6,15 @@ the same proxy (its modules checked against Go's checksum database, as every `go
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import sys
-import urllib.request
 import zipfile
 from pathlib import Path
+
+from ops.kafka_jars import digest_of, download
 
 GO = "1.26.8"
 PROXY = "https://proxy.golang.org"
@@ -52,8 +52,8 @@ def unpacked_go(tools: Path, where: str | None = None, proxy: str = PROXY,
     archive = tools / f"go{GO}.{where}.zip"
     url = toolchain_url(where, proxy)
     print(f"fetching Go {GO} from {proxy} to build kustomize ...", file=sys.stderr, flush=True)
-    urllib.request.urlretrieve(url, archive)
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    download(url, archive)
+    digest = digest_of(archive)
     if digest != pinned[where]:
         archive.unlink()
         raise NoToolchain(f"{url} has SHA-256 {digest}, not {pinned[where]} as pinned; refused")

@@ -24,8 +24,6 @@ from agents.settings import Settings
 from ops.java import Java, NoJava, choose
 from ops.kafka_jars import LIBS, LOCK, JarRefused, fetch, read_lock
 
-MAVEN_CENTRAL = Settings.__dataclass_fields__["kafka_maven_repository"].metadata["default"]
-
 
 class KafkaSetupError(RuntimeError):
     """The local broker cannot be fetched or started; the message says why and what to do."""
@@ -75,7 +73,8 @@ class LocalKafka:
     data: Path
     heap: str
     libs: Path = LIBS
-    repository: str = MAVEN_CENTRAL
+    # Where missing jars come from: KAFKA_MAVEN_REPOSITORY, read when a broker is made without the settings.
+    repository: str = field(default_factory=lambda: Settings.from_env().kafka_maven_repository)
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     @classmethod

@@ -99,6 +99,8 @@ def http_headers() -> Carrier:
 
 def event_headers(event: Event) -> KafkaHeaders:
     """The Kafka headers of an event bread sends: its correlation id and type, and the current trace."""
+    if _tracer is None:
+        return correlation.kafka_headers(event)
     return correlation.kafka_headers(event) + trace_headers()
 
 

@@ -221,11 +221,16 @@ async def test_a_fetch_waiting_its_pace_when_the_consumer_closes_ends_as_aiokafk
         return True
     Fetcher._proc_fetch_request = fetch
     try:
-        faust_patches.pace_fetches(60.0)
+        waiting = asyncio.Event()
+
+        async def pace(seconds: float) -> None:
+            waiting.set()
+            await asyncio.sleep(seconds)  # ok-sleep: the pace under test, cancelled below
+        faust_patches.pace_fetches(60.0, sleep=pace)
         fetcher = object.__new__(Fetcher)
         await Fetcher._proc_fetch_request(fetcher, None, 1, None)
         pacing = asyncio.ensure_future(Fetcher._proc_fetch_request(fetcher, None, 1, None))
-        await asyncio.sleep(0)
+        await waiting.wait()
         pacing.cancel()  # the consumer stops: aiokafka cancels its fetches, then awaits them
         assert await pacing is False
     finally:
