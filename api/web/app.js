@@ -129,27 +129,53 @@ class LiveStream {
 }
 
 // Rows by key; a row seen again replaces the one shown unless it is older (its story is shorter). The stream and
-// a reload may deliver the same change twice, in either order. Only the rows `keep` picks are kept and drawn
-// (a busy bread streams many), at most once per batch of events.
+// a reload may deliver the same change twice, in either order, and a row the stream brings while the list loads
+// stays. Of the rows `wanted`, the first `shown` in `order` are kept and drawn (a busy bread streams many), at
+// most once per batch of events. When rows have left and the server holds more than the page kept (the list was
+// cut, or rows went past `shown`), `refill` loads the list again, so what was let go comes back into view.
 class Rows {
-  constructor(draw, story, keep) {
+  constructor(draw, story, order, shown, wanted = () => true) {
     this.rows = new Map();
     this.draw = draw;
     this.story = story;
-    this.keep = keep;
+    this.order = order;
+    this.shown = shown;
+    this.wanted = wanted;
     this.drawing = false;
+    this.arrived = null; // while a list loads: the rows the stream brought meanwhile
+    this.more = false;
+    this.most = 0; // the most rows drawn since the list was loaded
+    this.refill = () => {};
   }
 
-  replaceAll(rows) {
+  loading() {
+    this.arrived = new Map();
+  }
+
+  replaceAll(rows, more) {
+    const arrived = [...(this.arrived ?? new Map()).values()];
+    this.arrived = null;
     this.rows = new Map(rows.map((row) => [String(row.orderId), row]));
+    this.more = more;
+    this.most = 0;
+    arrived.forEach((row) => this.upsert(row));
     this.changed();
+  }
+
+  notLoaded() {
+    this.arrived = null;
   }
 
   upsert(row) {
-    const shown = this.rows.get(String(row.orderId));
-    if (shown && this.story(shown) > this.story(row)) return;
-    this.rows.set(String(row.orderId), row);
+    const key = String(row.orderId);
+    if (this.arrived && !this.isOlder(row, this.arrived.get(key))) this.arrived.set(key, row);
+    if (this.isOlder(row, this.rows.get(key))) return;
+    this.rows.set(key, row);
     this.changed();
+  }
+
+  isOlder(row, than) {
+    return than !== undefined && this.story(than) > this.story(row);
   }
 
   changed() {
@@ -157,9 +183,13 @@ class Rows {
     this.drawing = true;
     queueMicrotask(() => {
       this.drawing = false;
-      const kept = this.keep([...this.rows.values()]);
+      const wanted = [...this.rows.values()].filter(this.wanted).sort(this.order);
+      const kept = wanted.slice(0, this.shown);
+      this.more ||= wanted.length > kept.length;
+      this.most = Math.max(this.most, kept.length);
       this.rows = new Map(kept.map((row) => [String(row.orderId), row]));
       this.draw(kept);
+      if (this.more && kept.length < this.most && !this.arrived) this.refill();
     });
   }
 }
@@ -171,14 +201,34 @@ const byTime = (a, b) => (a ?? "").localeCompare(b ?? "");
 const TICKETS_SHOWN = 200;
 
 // Rows kept current by a stream of their changes: loaded from `list` whenever the stream says to (at first, and
-// after a break longer than the server remembers), then changed by each event.
+// after a break longer than the server remembers) or the rows ask to be refilled, then changed by each event.
+// `rowsIn` reads a list's answer as {rows, more}: `more` when the server holds rows the answer left out.
 function followLive(path, list, rowsIn, rows, what) {
-  const stream = new LiveStream(path, {
-    reload: async () => {
+  let loading = false;
+  let again = false;
+  const load = async () => {
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    do {
+      again = false;
+      rows.loading();
       const answer = await call("GET", list);
-      if (!answer.ok) return showProblem(`Loading ${what} failed`, answer);
-      rows.replaceAll(rowsIn(answer.data));
-    },
+      if (!answer.ok) {
+        rows.notLoaded();
+        showProblem(`Loading ${what} failed`, answer);
+        break;
+      }
+      const loaded = rowsIn(answer.data);
+      rows.replaceAll(loaded.rows, loaded.more);
+    } while (again);
+    loading = false;
+  };
+  rows.refill = load;
+  const stream = new LiveStream(path, {
+    reload: load,
     row: (row) => rows.upsert(row),
     live: (on) => setLive(path, on),
     problem: (answer) => showProblem(`Live updates of ${what} stopped`, answer),
@@ -190,8 +240,7 @@ function followLive(path, list, rowsIn, rows, what) {
 // The customer's view: the menu, the order form, and every own order with its story.
 const customer = {
   orders: new Rows(renderOrders, (row) => row.history?.length ?? 0,
-                   (rows) => rows.sort((a, b) => byTime(b.placedAt, a.placedAt) || b.orderId - a.orderId)
-                     .slice(0, ORDERS_SHOWN)),
+                   (a, b) => byTime(b.placedAt, a.placedAt) || b.orderId - a.orderId, ORDERS_SHOWN),
   stream: null,
 
   async start() {
@@ -202,8 +251,9 @@ const customer = {
                                  ...(index === 0 ? { checked: "" } : {}) })),
       el("td", {}, el("label", { for: `item-${item}`, text: item })),
       el("td", { class: "price", text: money(price) }))));
-    this.stream = followLive("/mypages/stream", `/mypages?size=${ORDERS_SHOWN}`, (page) => page._embedded.mypages, this.orders,
-                             "your orders");
+    const ordersIn = (page) => ({ rows: page._embedded.mypages,
+                                  more: page.page.totalElements > page._embedded.mypages.length });
+    this.stream = followLive("/mypages/stream", `/mypages?size=${ORDERS_SHOWN}`, ordersIn, this.orders, "your orders");
   },
 
   async place(event) {
@@ -277,13 +327,13 @@ function orderCard(row) {
 // The baker's view: the tickets waiting for a decision, oldest first.
 const baker = {
   tickets: new Rows(renderTickets, (ticket) => (ticket.status === "Confirming" ? 0 : 1),
-                    (tickets) => tickets.filter((t) => t.status === "Confirming")
-                      .sort((a, b) => byTime(a.openedAt, b.openedAt) || a.orderId - b.orderId)
-                      .slice(0, TICKETS_SHOWN)),
+                    (a, b) => byTime(a.openedAt, b.openedAt) || a.orderId - b.orderId, TICKETS_SHOWN,
+                    (ticket) => ticket.status === "Confirming"),
   stream: null,
 
   start() {
-    this.stream = followLive("/bakeries/stream", `/bakeries?size=${TICKETS_SHOWN}`, (waiting) => waiting.tickets, this.tickets,
+    const ticketsIn = (waiting) => ({ rows: waiting.tickets, more: waiting.total > waiting.tickets.length });
+    this.stream = followLive("/bakeries/stream", `/bakeries?size=${TICKETS_SHOWN}`, ticketsIn, this.tickets,
                              "the tickets");
   },
 

@@ -1,7 +1,8 @@
 """bread's web page in a real browser (Debian's headless Chromium, driven by Selenium through chromedriver)
 against the running system, with the browser's network to anywhere but this machine cut: a customer watches
-an order reach Confirmed without reloading and cancels one, a baker confirms and rejects, pay stopped shows its
-503, each role sees its own view with authentication on, and /docs renders offline.
+an order reach Confirmed without reloading and cancels one, a baker confirms and rejects (and, with more tickets
+waiting than the page shows, sees the next come into view), pay stopped shows its 503, each role sees its own view
+with authentication on, and /docs renders offline.
 
 The screenshots in the README are taken here: `make screenshots` runs this module with BREAD_SCREENSHOTS=docs.
 """
@@ -27,7 +28,17 @@ from selenium.webdriver.support.ui import WebDriverWait
 from agents.catalog import catalog
 from agents.deadletters import dead_letter
 from agents.events import encode, key_of, make_event
-from tests.e2e.conftest import CAKE, System, confirm, eventually, mypage, mypage_row, place, until_status
+from tests.e2e.conftest import (
+    CAKE,
+    SAGA_DEADLINE_S,
+    System,
+    confirm,
+    eventually,
+    mypage,
+    mypage_row,
+    place,
+    until_status,
+)
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 WAIT_S = 30
@@ -213,6 +224,45 @@ async def test_a_baker_decides_tickets_on_the_page(system: System, browser: Brow
     row = await mypage_row(system, rejected, "Cancelled")
     assert "out of flour" in row["reason"]
     assert await browser.run(browser.js, "return window.notReloaded") is True
+
+
+TICKETS_SHOWN = 200  # app.js shows the baker this many tickets, the longest waiting
+
+
+async def waiting_tickets(system: System) -> int:
+    _, waiting, _ = await system.request("GET", f"{system.url('gateway')}/bakeries", params={"size": "1"})
+    return waiting["total"]
+
+
+async def test_a_baker_with_more_tickets_than_the_page_shows_sees_the_next_once_one_is_decided(
+        system: System, browser: Browser):
+    # Tickets left by earlier tests leave by the saga's deadline; this test counts on its own being the oldest.
+    await eventually(lambda: _none_waiting(system), timeout=SAGA_DEADLINE_S * 4, what="no ticket waiting")
+    shown = [order["id"] for order in await asyncio.gather(*(place(system, via="gateway")
+                                                             for _ in range(TICKETS_SHOWN)))]
+    await eventually(lambda: _waiting(system, TICKETS_SHOWN), what="every ticket of the first ones open")
+    beyond = (await place(system, via="gateway"))["id"]
+    await eventually(lambda: _waiting(system, TICKETS_SHOWN + 1), what="the ticket beyond the page open")
+    await open_page(browser, system.url("gateway"))
+    await browser.run(browser.click, "#views button[data-view='baker']")
+    await browser.run(browser.wait, lambda _: browser.js("return document.querySelectorAll('#tickets li').length")
+                      == TICKETS_SHOWN, "the page full of tickets")
+    on_page = await browser.run(browser.js, "return [...document.querySelectorAll('#tickets li')]"
+                                            ".map((li) => Number(li.dataset.ticket))")
+    assert sorted(on_page) == sorted(shown) and beyond not in on_page  # the longest waiting, not the newest
+    oldest = on_page[0]
+    await browser.run(browser.click, f"[data-ticket='{oldest}'] button.confirm")
+    await browser.run(browser.shown, f"[data-ticket='{beyond}']", "the ticket beyond the page coming into view")
+    await browser.run(browser.gone, f"[data-ticket='{oldest}']", "the confirmed ticket leaving the list")
+    await until_status(system, oldest, "Confirmed")
+
+
+async def _none_waiting(system: System) -> bool:
+    return await waiting_tickets(system) == 0
+
+
+async def _waiting(system: System, count: int) -> bool:
+    return await waiting_tickets(system) >= count
 
 
 async def open_operator_view(browser: Browser, system: System) -> None:
