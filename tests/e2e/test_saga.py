@@ -7,6 +7,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.catalog import catalog
+from agents.order.intake import NUMBERS_PER_RESERVATION
 from tests.e2e.conftest import CAKE, confirm, confirmed_row, eventually, mypage, mypage_row, place, until_status
 
 
@@ -70,11 +71,33 @@ async def test_the_same_flow_through_the_gateway(system):
 )
 async def test_a_bad_order_gets_400_with_a_json_reason(system, body, problem):
     before = await place(system)
+    await _refused(system, body, problem)
+    after = await place(system)
+    assert _follows(before["id"], after["id"]), f"the bad request took a number: {before['id']}, then {after['id']}"
+
+
+async def test_a_bad_order_after_the_last_number_of_a_block_takes_none_of_the_next(system):
+    placed = [await place(system)]
+    while placed[-1]["id"] % NUMBERS_PER_RESERVATION and len(placed) <= NUMBERS_PER_RESERVATION:
+        placed.append(await place(system))
+    assert placed[-1]["id"] % NUMBERS_PER_RESERVATION == 0, "a block's worth of orders never reached its last number"
+    await _refused(system, b'{"item": "cake", "qty": 0}', "qty")
+    after = await place(system)
+    assert after["id"] % NUMBERS_PER_RESERVATION == 1, f"the bad request took a number of {after['id']}'s block"
+
+
+async def _refused(system, body: bytes, problem: str) -> None:
     status, error, _ = await system.request(
         "POST", f"{system.url('gateway')}/orders", data=body, headers={"Content-Type": "application/json"})
     assert status == 400 and problem in error["error"]
-    after = await place(system)
-    assert after["id"] == before["id"] + 1, "the bad request took an order number"
+
+
+def _follows(taken: int, seen: int) -> bool:
+    """Whether `seen` is the number an edge hands out right after `taken`: the next in its block, or past the
+    block's last, the first of whichever block it reserves next (a bad request given a number would take that)."""
+    if taken % NUMBERS_PER_RESERVATION:
+        return seen == taken + 1
+    return seen > taken and seen % NUMBERS_PER_RESERVATION == 1
 
 
 async def test_unknown_or_malformed_ids_get_json_errors(system):
