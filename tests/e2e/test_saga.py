@@ -8,7 +8,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from agents.catalog import catalog
 from agents.order.intake import NUMBERS_PER_RESERVATION
-from tests.e2e.conftest import CAKE, confirm, confirmed_row, eventually, mypage, mypage_row, place, until_status
+from tests.e2e.conftest import CAKE, System, confirm, confirmed_row, eventually, mypage, mypage_row, place, until_status
 
 
 async def test_an_order_runs_the_saga_to_confirmed_on_mypage(system):
@@ -86,7 +86,7 @@ async def test_a_bad_order_after_the_last_number_of_a_block_takes_none_of_the_ne
     assert after["id"] % NUMBERS_PER_RESERVATION == 1, f"the bad request took a number of {after['id']}'s block"
 
 
-async def _refused(system, body: bytes, problem: str) -> None:
+async def _refused(system: System, body: bytes, problem: str) -> None:
     status, error, _ = await system.request(
         "POST", f"{system.url('gateway')}/orders", data=body, headers={"Content-Type": "application/json"})
     assert status == 400 and problem in error["error"]
